@@ -1,0 +1,588 @@
+"""Pure validation core: counts categorical indices against their bounds.
+
+Nothing here imports TensorFlow or TFX. The executor, the CLI and the benchmark
+feed it numpy arrays, one batch at a time, and combine the partial results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+# How many distinct offending values each accumulator tracks. Beyond this the
+# least frequent are dropped, and the report says its sample counts are partial.
+OFFENDING_VALUES_CAPACITY = 1000
+TOP_OFFENDING_VALUES = 10
+
+
+class Reason(str, enum.Enum):
+    """Stable reason codes; they appear in reports and must never be renamed."""
+
+    NEGATIVE_INDEX = "NEGATIVE_INDEX"
+    INDEX_OUT_OF_RANGE = "INDEX_OUT_OF_RANGE"
+    INDEX_OVER_EMBEDDING_DIM = "INDEX_OVER_EMBEDDING_DIM"
+    NON_INTEGER_VALUES = "NON_INTEGER_VALUES"
+    FEATURE_MISSING_FROM_SPLIT = "FEATURE_MISSING_FROM_SPLIT"
+    EMPTY_SPLIT = "EMPTY_SPLIT"
+    OOV_BUCKET_HITS = "OOV_BUCKET_HITS"
+
+
+class Severity(str, enum.Enum):
+    """How a finding affects the verdict: any ERROR blocks the Trainer."""
+
+    ERROR = "ERROR"
+    WARNING = "WARNING"
+    INFO = "INFO"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureBounds:
+    """The valid index range of one transformed feature and where it came from.
+
+    Attributes:
+      feature: Transformed feature name.
+      upper_bound: Exclusive upper bound of valid indices, [0, upper_bound):
+        vocab_size + num_oov_buckets, or int_domain.max + 1.
+      embedding_input_dim: The Trainer's Embedding(input_dim=...); indices at or
+        above it fail the lookup even when they are inside upper_bound.
+      vocab_size: Entries in the linked vocabulary, without OOV buckets; None
+        when the feature has no vocabulary (bucketized or identity features).
+      num_oov_buckets: OOV buckets after the vocabulary; 0 without vocabulary.
+      vocabulary: Name of the linked vocabulary, if any.
+      bound_source: Human-readable origin of upper_bound.
+      embedding_dim_source: Human-readable origin of embedding_input_dim.
+    """
+
+    feature: str
+    upper_bound: int
+    embedding_input_dim: int
+    vocab_size: int | None = None
+    num_oov_buckets: int = 0
+    vocabulary: str | None = None
+    bound_source: str = ""
+    embedding_dim_source: str = ""
+
+    def __post_init__(self):
+        if self.upper_bound <= 0:
+            raise ValueError(
+                f"upper_bound of feature {self.feature!r} must be positive, "
+                f"got {self.upper_bound!r}"
+            )
+        if self.embedding_input_dim <= 0:
+            raise ValueError(
+                f"embedding_input_dim of feature {self.feature!r} must be positive, "
+                f"got {self.embedding_input_dim!r}"
+            )
+
+    @property
+    def in_vocab_bound(self) -> int:
+        """Exclusive end of the vocabulary part of the range."""
+        return self.upper_bound if self.vocab_size is None else self.vocab_size
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureStats:
+    """Exact counts for one feature over one split.
+
+    Value counts are over every element, so a multivalent feature contributes
+    each of its values. top_offending_values holds the most frequent values that
+    are negative, out of range or over the embedding dim, as (value, count), most
+    frequent first; top_non_integer_values holds float or bytes values as text.
+    """
+
+    num_examples: int
+    num_values: int
+    missing: int
+    negative: int
+    in_vocab: int
+    oov_bucket: int
+    out_of_range: int
+    over_embedding_dim: int
+    non_integer: int
+    min: int | None
+    max: int | None
+    top_offending_values: tuple[tuple[int, int], ...]
+    top_non_integer_values: tuple[tuple[str, int], ...]
+    offending_values_complete: bool
+
+    def to_json(self) -> dict:
+        result = dataclasses.asdict(self)
+        result["top_offending_values"] = [
+            {"value": value, "count": count} for value, count in self.top_offending_values
+        ]
+        result["top_non_integer_values"] = [
+            {"value": value, "count": count} for value, count in self.top_non_integer_values
+        ]
+        return result
+
+
+def _add_counts(target: dict, values: np.ndarray, keys=None) -> None:
+    uniques, counts = np.unique(values, return_counts=True)
+    for value, count in zip(uniques.tolist() if keys is None else keys(uniques), counts.tolist()):
+        target[value] = target.get(value, 0) + count
+
+
+def _bounded(counts: dict) -> tuple[dict, bool]:
+    if len(counts) <= OFFENDING_VALUES_CAPACITY:
+        return counts, True
+    kept = sorted(counts.items(), key=_rank)[:OFFENDING_VALUES_CAPACITY]
+    return dict(kept), False
+
+
+def _rank(item):
+    value, count = item
+    return (-count, value)
+
+
+def _top(counts: dict) -> tuple:
+    return tuple(sorted(counts.items(), key=_rank)[:TOP_OFFENDING_VALUES])
+
+
+def _non_integer_text(uniques: np.ndarray) -> list[str]:
+    texts = []
+    for value in uniques.tolist():
+        if isinstance(value, bytes):
+            texts.append(value.decode("utf-8", errors="backslashreplace"))
+        else:
+            texts.append(repr(value))
+    return texts
+
+
+class FeatureAccumulator:
+    """Mutable partial counts for one feature; merge() makes it a Beam combiner.
+
+    Args:
+      bounds: The bounds the values are checked against.
+    """
+
+    __slots__ = (
+        "bounds",
+        "num_examples",
+        "num_values",
+        "missing",
+        "negative",
+        "in_vocab",
+        "oov_bucket",
+        "out_of_range",
+        "over_embedding_dim",
+        "non_integer",
+        "min",
+        "max",
+        "offending",
+        "non_integer_values",
+        "complete",
+    )
+
+    def __init__(self, bounds: FeatureBounds):
+        self.bounds = bounds
+        self.num_examples = 0
+        self.num_values = 0
+        self.missing = 0
+        self.negative = 0
+        self.in_vocab = 0
+        self.oov_bucket = 0
+        self.out_of_range = 0
+        self.over_embedding_dim = 0
+        self.non_integer = 0
+        self.min: int | None = None
+        self.max: int | None = None
+        self.offending: dict[int, int] = {}
+        self.non_integer_values: dict[str, int] = {}
+        self.complete = True
+
+    def __getstate__(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state):
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def add_missing(self, num_examples: int) -> None:
+        """Counts examples in which the feature does not occur at all."""
+        self.num_examples += num_examples
+        self.missing += num_examples
+
+    def add_batch(self, values: np.ndarray, row_lengths: np.ndarray) -> None:
+        """Counts one batch of a feature.
+
+        Args:
+          values: Every value of the batch, flattened across examples. Integer
+            dtypes are checked against the bounds; any other dtype (float,
+            bytes, object) counts as non-integer.
+          row_lengths: Number of values of each example in the batch; 0 means
+            the example has no value.
+        """
+        row_lengths = np.asarray(row_lengths)
+        self.num_examples += int(row_lengths.size)
+        self.missing += int(np.count_nonzero(row_lengths == 0))
+        values = np.asarray(values)
+        if values.size == 0:
+            return
+        self.num_values += int(values.size)
+        if not np.issubdtype(values.dtype, np.integer):
+            self.non_integer += int(values.size)
+            _add_counts(self.non_integer_values, values, _non_integer_text)
+            self.non_integer_values, complete = _bounded(self.non_integer_values)
+            self.complete &= complete
+            return
+        if values.dtype != np.int64:
+            values = values.astype(np.int64)
+        bounds = self.bounds
+        below_zero = int(np.count_nonzero(values < 0))
+        below_vocab_end = int(np.count_nonzero(values < bounds.in_vocab_bound))
+        below_upper = int(np.count_nonzero(values < bounds.upper_bound))
+        over_dim = int(np.count_nonzero(values >= bounds.embedding_input_dim))
+        self.negative += below_zero
+        self.in_vocab += below_vocab_end - below_zero
+        self.oov_bucket += below_upper - below_vocab_end
+        out_of_range = int(values.size) - below_upper
+        self.out_of_range += out_of_range
+        self.over_embedding_dim += over_dim
+        batch_min, batch_max = int(values.min()), int(values.max())
+        self.min = batch_min if self.min is None else min(self.min, batch_min)
+        self.max = batch_max if self.max is None else max(self.max, batch_max)
+        if below_zero or out_of_range or over_dim:
+            lowest_bad = min(bounds.upper_bound, bounds.embedding_input_dim)
+            bad = values[(values < 0) | (values >= lowest_bad)]
+            _add_counts(self.offending, bad)
+            self.offending, complete = _bounded(self.offending)
+            self.complete &= complete
+
+    def merge(self, other: FeatureAccumulator) -> FeatureAccumulator:
+        """Adds other's counts into self and returns self."""
+        for name in (
+            "num_examples",
+            "num_values",
+            "missing",
+            "negative",
+            "in_vocab",
+            "oov_bucket",
+            "out_of_range",
+            "over_embedding_dim",
+            "non_integer",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.min is not None:
+            self.min = other.min if self.min is None else min(self.min, other.min)
+            self.max = other.max if self.max is None else max(self.max, other.max)
+        for mine, theirs in (
+            (self.offending, other.offending),
+            (self.non_integer_values, other.non_integer_values),
+        ):
+            for value, count in theirs.items():
+                mine[value] = mine.get(value, 0) + count
+        self.offending, complete_offending = _bounded(self.offending)
+        self.non_integer_values, complete_non_integer = _bounded(self.non_integer_values)
+        self.complete = (
+            self.complete and other.complete and complete_offending and complete_non_integer
+        )
+        return self
+
+    def result(self) -> FeatureStats:
+        return FeatureStats(
+            num_examples=self.num_examples,
+            num_values=self.num_values,
+            missing=self.missing,
+            negative=self.negative,
+            in_vocab=self.in_vocab,
+            oov_bucket=self.oov_bucket,
+            out_of_range=self.out_of_range,
+            over_embedding_dim=self.over_embedding_dim,
+            non_integer=self.non_integer,
+            min=self.min,
+            max=self.max,
+            top_offending_values=_top(self.offending),
+            top_non_integer_values=_top(self.non_integer_values),
+            offending_values_complete=self.complete,
+        )
+
+
+class SplitAccumulator:
+    """Partial counts of every checked feature of one split.
+
+    Args:
+      bounds: The checked features' bounds.
+    """
+
+    def __init__(self, bounds: Iterable[FeatureBounds]):
+        self.features = {b.feature: FeatureAccumulator(b) for b in bounds}
+        self.num_examples = 0
+
+    def add_examples(self, num_examples: int) -> None:
+        self.num_examples += num_examples
+
+    def merge(self, other: SplitAccumulator) -> SplitAccumulator:
+        self.num_examples += other.num_examples
+        for name, accumulator in other.features.items():
+            self.features[name].merge(accumulator)
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One reason a split's feature passes, warns or blocks.
+
+    Attributes:
+      split: Split name.
+      feature: Transformed feature name; empty for split-level findings.
+      reason: Stable reason code.
+      severity: ERROR blocks the Trainer; WARNING and INFO only report.
+      count: Number of values (or examples, for missing features) concerned.
+      rate: count over the values (or examples) of the split, in [0, 1].
+      description: Sentence with the counts and the fix.
+      sample_values: The most frequent values behind the finding, with counts.
+    """
+
+    split: str
+    feature: str
+    reason: Reason
+    severity: Severity
+    count: int
+    rate: float
+    description: str
+    sample_values: tuple[tuple[int | str, int], ...] = ()
+
+    def to_json(self) -> dict:
+        return {
+            "split": self.split,
+            "feature": self.feature,
+            "reason": self.reason.value,
+            "severity": self.severity.value,
+            "count": self.count,
+            "rate": self.rate,
+            "description": self.description,
+            "sample_values": [{"value": v, "count": c} for v, c in self.sample_values],
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureReport:
+    bounds: FeatureBounds
+    stats: FeatureStats
+    findings: tuple[Finding, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "feature": self.bounds.feature,
+            "bounds": self.bounds.to_json(),
+            "counts": self.stats.to_json(),
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitReport:
+    """Everything the validator found in one split."""
+
+    split: str
+    num_examples: int
+    features: tuple[FeatureReport, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def blessed(self) -> bool:
+        return not any(f.severity is Severity.ERROR for f in self.findings)
+
+    def to_json(self) -> dict:
+        return {
+            "split": self.split,
+            "num_examples": self.num_examples,
+            "blessed": self.blessed,
+            "num_errors": sum(f.severity is Severity.ERROR for f in self.findings),
+            "num_warnings": sum(f.severity is Severity.WARNING for f in self.findings),
+            "features": [f.to_json() for f in self.features],
+        }
+
+
+def _samples(items, limit=TOP_OFFENDING_VALUES):
+    return tuple(items[:limit])
+
+
+def _describe_samples(samples) -> str:
+    if not samples:
+        return ""
+    shown = ", ".join(f"{value!r} x{count}" for value, count in samples)
+    return f" Most frequent: {shown}."
+
+
+def _rate(count: int, total: int) -> float:
+    return count / total if total else 0.0
+
+
+def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> tuple[Finding, ...]:
+    """Turns one feature's counts into findings.
+
+    Args:
+      split: Split name, for the findings.
+      bounds: The bounds the counts were made against.
+      stats: The feature's counts over the split.
+
+    Returns:
+      Findings in a fixed order: ERRORs first, then INFO.
+    """
+    feature = bounds.feature
+    findings = []
+    if stats.num_examples and stats.missing == stats.num_examples:
+        findings.append(
+            Finding(
+                split,
+                feature,
+                Reason.FEATURE_MISSING_FROM_SPLIT,
+                Severity.ERROR,
+                stats.missing,
+                1.0,
+                f"Feature {feature!r} has no value in any of the {stats.num_examples} "
+                f"examples of split {split!r}. Check that the examples were produced by "
+                "this transform graph, or remove the feature from `features` / "
+                "`embedding_input_dims`.",
+            )
+        )
+    total = stats.num_values
+    offending = stats.top_offending_values
+    if stats.negative:
+        findings.append(
+            Finding(
+                split,
+                feature,
+                Reason.NEGATIVE_INDEX,
+                Severity.ERROR,
+                stats.negative,
+                _rate(stats.negative, total),
+                f"{stats.negative} of {total} values of {feature!r} in split {split!r} are "
+                "negative; an embedding lookup fails on CPU, returns zeros on GPU and "
+                "Keras 3 wraps -1 to the last row. A -1 usually is "
+                "compute_and_apply_vocabulary's default_value for values missing from "
+                "the vocabulary: set num_oov_buckets >= 1 and size the Embedding with "
+                "embedding_guard.embedding_input_dim()."
+                + _describe_samples(_samples([s for s in offending if s[0] < 0])),
+                _samples([s for s in offending if s[0] < 0]),
+            )
+        )
+    if stats.out_of_range:
+        too_large = _samples([s for s in offending if s[0] >= bounds.upper_bound])
+        findings.append(
+            Finding(
+                split,
+                feature,
+                Reason.INDEX_OUT_OF_RANGE,
+                Severity.ERROR,
+                stats.out_of_range,
+                _rate(stats.out_of_range, total),
+                f"{stats.out_of_range} of {total} values of {feature!r} in split {split!r} "
+                f"are >= {bounds.upper_bound} ({bounds.bound_source}). The examples do not "
+                "match this transform graph's vocabulary or int_domain: re-run Transform "
+                "on them, or fix the feature's domain." + _describe_samples(too_large),
+                too_large,
+            )
+        )
+    if stats.over_embedding_dim:
+        over = _samples([s for s in offending if s[0] >= bounds.embedding_input_dim])
+        findings.append(
+            Finding(
+                split,
+                feature,
+                Reason.INDEX_OVER_EMBEDDING_DIM,
+                Severity.ERROR,
+                stats.over_embedding_dim,
+                _rate(stats.over_embedding_dim, total),
+                f"{stats.over_embedding_dim} of {total} values of {feature!r} in split "
+                f"{split!r} are >= the embedding input_dim {bounds.embedding_input_dim} "
+                f"({bounds.embedding_dim_source}). Size the Embedding as "
+                f"{bounds.upper_bound} (vocabulary plus OOV buckets), e.g. with "
+                "embedding_guard.embedding_input_dim()." + _describe_samples(over),
+                over,
+            )
+        )
+    if stats.non_integer:
+        findings.append(
+            Finding(
+                split,
+                feature,
+                Reason.NON_INTEGER_VALUES,
+                Severity.ERROR,
+                stats.non_integer,
+                _rate(stats.non_integer, total),
+                f"{stats.non_integer} of {total} values of {feature!r} in split {split!r} "
+                "are stored as float or bytes, not int64; an embedding needs integer "
+                "indices. Cast or look them up in preprocessing_fn."
+                + _describe_samples(stats.top_non_integer_values),
+                stats.top_non_integer_values,
+            )
+        )
+    if stats.oov_bucket:
+        findings.append(
+            Finding(
+                split,
+                feature,
+                Reason.OOV_BUCKET_HITS,
+                Severity.INFO,
+                stats.oov_bucket,
+                _rate(stats.oov_bucket, total),
+                f"{stats.oov_bucket} of {total} values of {feature!r} in split {split!r} "
+                f"({_rate(stats.oov_bucket, total):.2%}) fall in the "
+                f"{bounds.num_oov_buckets} OOV bucket(s) after the "
+                f"{bounds.vocab_size}-entry vocabulary {bounds.vocabulary!r}.",
+            )
+        )
+    return tuple(findings)
+
+
+def split_report(split: str, accumulator: SplitAccumulator) -> SplitReport:
+    """Builds the frozen report of one split from its combined counts."""
+    features = []
+    findings = []
+    if accumulator.num_examples == 0:
+        findings.append(
+            Finding(
+                split,
+                "",
+                Reason.EMPTY_SPLIT,
+                Severity.WARNING,
+                0,
+                0.0,
+                f"Split {split!r} has no examples, so none of its indices were checked. "
+                "Check the upstream ExampleGen or Transform output.",
+            )
+        )
+    for name in sorted(accumulator.features):
+        feature_accumulator = accumulator.features[name]
+        stats = feature_accumulator.result()
+        feature_level = feature_findings(split, feature_accumulator.bounds, stats)
+        features.append(FeatureReport(feature_accumulator.bounds, stats, feature_level))
+        findings.extend(feature_level)
+    return SplitReport(split, accumulator.num_examples, tuple(features), tuple(findings))
+
+
+def check_arrays(
+    split: str,
+    bounds: Iterable[FeatureBounds],
+    columns: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> SplitReport:
+    """Checks one in-memory batch; a convenience for notebooks and tests.
+
+    Args:
+      split: Split name.
+      bounds: Bounds of the checked features.
+      columns: feature -> (flat values, row lengths). A checked feature absent
+        from columns counts as missing from every example.
+
+    Returns:
+      The split's report.
+    """
+    bounds = list(bounds)
+    num_examples = max((len(lengths) for _, lengths in columns.values()), default=0)
+    accumulator = SplitAccumulator(bounds)
+    accumulator.add_examples(num_examples)
+    for b in bounds:
+        if b.feature in columns:
+            values, lengths = columns[b.feature]
+            accumulator.features[b.feature].add_batch(values, lengths)
+        else:
+            accumulator.features[b.feature].add_missing(num_examples)
+    return split_report(split, accumulator)
