@@ -76,6 +76,16 @@ class FeatureBounds:
                 f"embedding_input_dim of feature {self.feature!r} must be positive, "
                 f"got {self.embedding_input_dim!r}"
             )
+        if self.vocab_size is not None and not 0 <= self.vocab_size <= self.upper_bound:
+            raise ValueError(
+                f"vocab_size of feature {self.feature!r} must be in [0, upper_bound="
+                f"{self.upper_bound!r}], got {self.vocab_size!r}"
+            )
+        if self.num_oov_buckets < 0:
+            raise ValueError(
+                f"num_oov_buckets of feature {self.feature!r} must be >= 0, "
+                f"got {self.num_oov_buckets!r}"
+            )
 
     @property
     def in_vocab_bound(self) -> int:
@@ -124,7 +134,9 @@ class FeatureStats:
 
 def _add_counts(target: dict, values: np.ndarray, keys=None) -> None:
     uniques, counts = np.unique(values, return_counts=True)
-    for value, count in zip(uniques.tolist() if keys is None else keys(uniques), counts.tolist()):
+    for value, count in zip(
+        uniques.tolist() if keys is None else keys(uniques), counts.tolist(), strict=True
+    ):
         target[value] = target.get(value, 0) + count
 
 
@@ -231,7 +243,8 @@ class FeatureAccumulator:
             self.non_integer_values, complete = _bounded(self.non_integer_values)
             self.complete &= complete
             return
-        if values.dtype != np.int64:
+        # uint64 stays as it is: casting it would wrap values >= 2**63 to negatives.
+        if values.dtype != np.int64 and np.can_cast(values.dtype, np.int64):
             values = values.astype(np.int64)
         bounds = self.bounds
         below_zero = int(np.count_nonzero(values < 0))
@@ -396,6 +409,7 @@ class SplitReport:
             "blessed": self.blessed,
             "num_errors": sum(f.severity is Severity.ERROR for f in self.findings),
             "num_warnings": sum(f.severity is Severity.WARNING for f in self.findings),
+            "split_findings": [f.to_json() for f in self.findings if not f.feature],
             "features": [f.to_json() for f in self.features],
         }
 

@@ -1,0 +1,282 @@
+"""The `embedding-guard` command line.
+
+`check` validates Transform outputs on disk with the component's own code.
+Heavy imports (TensorFlow, TFT, Beam) happen inside the commands, so `--help`
+answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import warnings
+
+from embedding_guard.errors import InputError
+
+EXIT_CLEAN = 0
+EXIT_BLOCKED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(InputError):
+    """Bad arguments or unreadable input; the message names the path or argument."""
+
+
+def printable(text: object) -> str:
+    """Renders data-derived text for a terminal with control characters escaped.
+
+    Vocabulary entries and raw values come from user data; an ANSI escape in one
+    must not be able to rewrite the terminal.
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def _key_value(parameter: str, convert):
+    def parse(text: str):
+        feature, sep, value = text.partition("=")
+        if not sep or not feature or not value:
+            raise argparse.ArgumentTypeError(
+                f"{parameter} takes FEATURE=VALUE, got {text!r}; e.g. {parameter} city_xf=1002"
+            )
+        try:
+            return feature, convert(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{parameter} {text!r}: {error}") from None
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise ValueError(f"embedding input_dim must be positive, got {value!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embedding-guard",
+        description=(
+            "Find categorical indices that would fail an embedding lookup, before the Trainer does."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check = commands.add_parser(
+        "check",
+        help="validate Transform outputs on disk",
+        description=(
+            "Check every categorical feature of every split against the transform graph's "
+            "vocabularies (plus OOV buckets) and the embedding sizes. Exit code 0: clean; "
+            "1: an index would fail (blocked); 2: bad usage or unreadable input."
+        ),
+    )
+    bounds_source = check.add_mutually_exclusive_group(required=True)
+    bounds_source.add_argument(
+        "--transform-graph",
+        metavar="DIR",
+        help="Transform's transform_graph output (holds transform_fn/, transformed_metadata/)",
+    )
+    bounds_source.add_argument(
+        "--schema",
+        metavar="SCHEMA.pbtxt",
+        help="take bounds from a schema's int_domains instead of a transform graph",
+    )
+    check.add_argument(
+        "--examples",
+        required=True,
+        metavar="DIR",
+        help="folder holding Split-<name> folders of TFRecord tf.Examples (gzip or not)",
+    )
+    check.add_argument(
+        "--split",
+        action="append",
+        metavar="NAME",
+        help="validate only this split (repeatable; default: every Split-* folder)",
+    )
+    check.add_argument(
+        "--feature",
+        action="append",
+        metavar="FEATURE",
+        help="check only this feature (repeatable; default: every categorical feature)",
+    )
+    check.add_argument(
+        "--embedding-dim",
+        action="append",
+        default=[],
+        type=_key_value("--embedding-dim", _positive_int),
+        metavar="FEATURE=N",
+        help="the Trainer's Embedding input_dim of a feature (repeatable)",
+    )
+    check.add_argument(
+        "--feature-vocabulary",
+        action="append",
+        default=[],
+        type=_key_value("--feature-vocabulary", str),
+        metavar="FEATURE=VOCAB",
+        help="link a feature to a vocabulary not named after it (repeatable)",
+    )
+    check.add_argument(
+        "--output",
+        metavar="DIR",
+        help="write SchemaDiff.pb and index_report.json per split under DIR/Split-<name>/",
+    )
+    check.add_argument("--json", action="store_true", help="print the reports as JSON")
+    check.set_defaults(handler=_run_check)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    # Must run before TensorFlow is imported: its C++ logging reads this once.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _load_bounds(args):
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from embedding_guard import bounds as bounds_lib
+    from embedding_guard import transform_graph
+
+    if args.transform_graph:
+        if not os.path.isdir(args.transform_graph) and "://" not in args.transform_graph:
+            raise UsageError(f"--transform-graph {args.transform_graph!r} is not a folder.")
+        graph = transform_graph.load_transform_graph(args.transform_graph)
+        schema, vocabulary_sizes = graph.schema, graph.vocabulary_sizes
+    else:
+        from google.protobuf import text_format
+        from tfx.dsl.io import fileio
+
+        if not fileio.exists(args.schema):
+            raise UsageError(f"--schema {args.schema!r} does not exist.")
+        schema = schema_pb2.Schema()
+        with fileio.open(args.schema, "r") as f:
+            try:
+                text_format.Parse(f.read(), schema)
+            except text_format.ParseError as error:
+                raise UsageError(
+                    f"--schema {args.schema!r} is not a text Schema proto: {error}"
+                ) from error
+        vocabulary_sizes = {}
+    feature_bounds = bounds_lib.resolve_bounds(
+        schema,
+        vocabulary_sizes,
+        features=args.feature,
+        embedding_input_dims=dict(args.embedding_dim),
+        feature_vocabularies=dict(args.feature_vocabulary),
+    )
+    return schema, feature_bounds
+
+
+def _format_table(reports: dict) -> str:
+    columns = [
+        ("feature", None),
+        ("range", None),
+        ("emb_dim", None),
+        ("values", "num_values"),
+        ("missing", "missing"),
+        ("negative", "negative"),
+        ("in_vocab", "in_vocab"),
+        ("oov_bkt", "oov_bucket"),
+        ("out_rng", "out_of_range"),
+        ("over_dim", "over_embedding_dim"),
+        ("non_int", "non_integer"),
+        ("min", "min"),
+        ("max", "max"),
+        ("verdict", None),
+    ]
+    lines = []
+    for split in sorted(reports):
+        report = reports[split]
+        verdict = "ok" if report["blessed"] else "BLOCKED"
+        lines.append(
+            f"split {printable(split)!s}: {report['num_examples']} examples, "
+            f"{report['num_errors']} error(s), {report['num_warnings']} warning(s) -> {verdict}"
+        )
+        rows = [[name for name, _ in columns]]
+        for feature in report["features"]:
+            counts, bounds = feature["counts"], feature["bounds"]
+            severities = {f["severity"] for f in feature["findings"]}
+            row = [printable(feature["feature"]), f"[0,{bounds['upper_bound']})"]
+            row.append(str(bounds["embedding_input_dim"]))
+            row += ["-" if counts[key] is None else str(counts[key]) for _, key in columns[3:-1]]
+            row.append("ERROR" if "ERROR" in severities else "ok")
+            rows.append(row)
+        widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+        for row in rows:
+            lines.append(
+                "  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+            )
+        findings = list(report.get("split_findings", []))
+        for feature in report["features"]:
+            findings += [f for f in feature["findings"] if f["severity"] != "INFO"]
+        for finding in findings:
+            lines.append(
+                f"  {finding['severity']} {finding['reason']}: {printable(finding['description'])}"
+            )
+    return "\n".join(lines)
+
+
+def _run_check(args) -> int:
+    _quiet_libraries()
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from embedding_guard import reader, validation
+
+    schema, feature_bounds = _load_bounds(args)
+    split_uris = reader.split_dirs(args.examples)
+    if not split_uris:
+        raise UsageError(
+            f"--examples {args.examples!r} holds no Split-<name> folders; pass the examples "
+            "artifact folder (e.g. .../Transform/transformed_examples/<id>)."
+        )
+    if args.split:
+        unknown = sorted(set(args.split) - set(split_uris))
+        if unknown:
+            raise UsageError(
+                f"--split {unknown!r} not found under {args.examples!r}; "
+                f"splits there: {sorted(split_uris)!r}."
+            )
+        split_uris = {name: split_uris[name] for name in args.split}
+    with tempfile.TemporaryDirectory(prefix="embedding-guard-") as scratch:
+        output = args.output or scratch
+        jobs = validation.split_jobs(
+            split_uris,
+            {name: os.path.join(output, f"{reader.SPLIT_DIR_PREFIX}{name}") for name in split_uris},
+        )
+        pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
+        reports = validation.run(jobs, feature_bounds, pipeline, baseline=schema)
+    if args.json:
+        print(json.dumps(reports, sort_keys=True, indent=2))
+    else:
+        print(_format_table(reports))
+        if args.output:
+            print(f"reports written under {args.output}")
+    return EXIT_CLEAN if all(r["blessed"] for r in reports.values()) else EXIT_BLOCKED
+
+
+def main(argv=None) -> int:
+    """Runs the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except InputError as error:
+        print(f"embedding-guard: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""EmbeddingIndexValidator: the TFX component."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.utils import json_utils
+
+from embedding_guard import spec
+from embedding_guard.executor import Executor
+
+
+def _check_names(parameter: str, value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{parameter} must be a list of names, got {type(value).__name__} {value!r}; "
+            f"e.g. {parameter}=[{value!r}]."
+            if isinstance(value, str)
+            else f"{parameter} must be a list of names, got {type(value).__name__} {value!r}."
+        )
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{parameter} must hold non-empty strings, got {name!r} in {names!r}.")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{parameter} names {duplicates!r} more than once; list each once.")
+    return names
+
+
+def _check_mapping(parameter: str, value, value_check, expected: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{parameter} must be a dict of feature -> {expected}, "
+            f"got {type(value).__name__} {value!r}."
+        )
+    for feature, item in value.items():
+        if not isinstance(feature, str) or not feature:
+            raise TypeError(f"{parameter} keys must be feature names, got {feature!r}.")
+        if not value_check(item):
+            raise ValueError(f"{parameter}[{feature!r}] must be {expected}, got {item!r}.")
+    return dict(value)
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _vocabulary_name(value) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
+    """Blocks the Trainer when a categorical index would fail an embedding lookup.
+
+    Reads every value of every checked feature in every split of `examples`
+    (normally Transform's `transformed_examples`) and checks it against
+    [0, vocab_size + num_oov_buckets) from the `transform_graph`, and against the
+    Trainer's Embedding input_dim. Writes per split a standard `SchemaDiff.pb`
+    Anomalies proto and an `index_report.json`, and sets the int custom property
+    `blessed` (1 when no split has an ERROR) on the `anomalies` artifact.
+
+    Example:
+        validator = EmbeddingIndexValidator(
+            examples=transform.outputs['transformed_examples'],
+            transform_graph=transform.outputs['transform_graph'])
+        with tfx.dsl.Cond(validator.outputs['anomalies'].future()[0]
+                          .custom_property('blessed') == 1):
+            trainer = tfx.components.Trainer(...)
+    """
+
+    SPEC_CLASS = spec.EmbeddingIndexValidatorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(
+        self,
+        examples: types.BaseChannel,
+        transform_graph: types.BaseChannel,
+        schema: types.BaseChannel | None = None,
+        exclude_splits: Sequence[str] | None = None,
+        embedding_input_dims: Mapping[str, int] | None = None,
+        feature_vocabularies: Mapping[str, str] | None = None,
+        features: Sequence[str] | None = None,
+        fail_on_block: bool = False,
+    ):
+        """Constructs the component; bad arguments fail here, not at run time.
+
+        Args:
+          examples: Examples channel, normally Transform's transformed_examples.
+          transform_graph: Transform's transform_graph channel; gives the
+            vocabularies and the transformed schema.
+          schema: Optional Schema channel of the transformed features, used
+            instead of the transform graph's schema for int_domains.
+          exclude_splits: Split names not to validate.
+          embedding_input_dims: Transformed feature -> the Trainer's
+            Embedding(input_dim=...). Default per feature: vocab_size +
+            num_oov_buckets, or int_domain.max + 1 without vocabulary.
+          feature_vocabularies: Transformed feature -> vocabulary name, where the
+            vocabulary is not named after the feature (`city_xf` -> `city` is
+            found without it).
+          features: The features to check. Default: every feature with a
+            categorical int_domain plus every feature named in the two
+            parameters above.
+          fail_on_block: Raise (fail the run) instead of setting blessed = 0.
+
+        Raises:
+          TypeError: A parameter has the wrong type.
+          ValueError: A parameter has a bad value.
+        """
+        exclude_splits = _check_names("exclude_splits", exclude_splits)
+        feature_names = None if features is None else _check_names("features", features)
+        if feature_names is not None and not feature_names:
+            raise ValueError(
+                "features=[] checks nothing; leave it out to check every categorical "
+                "feature, or name the features to check."
+            )
+        embedding_input_dims = _check_mapping(
+            "embedding_input_dims", embedding_input_dims, _positive_int, "a positive int"
+        )
+        feature_vocabularies = _check_mapping(
+            "feature_vocabularies", feature_vocabularies, _vocabulary_name, "a vocabulary name"
+        )
+        if feature_names is not None:
+            for parameter, mapping in (
+                ("embedding_input_dims", embedding_input_dims),
+                ("feature_vocabularies", feature_vocabularies),
+            ):
+                outside = sorted(set(mapping) - set(feature_names))
+                if outside:
+                    raise ValueError(
+                        f"{parameter} names {outside!r}, which are not in features="
+                        f"{feature_names!r}; add them to features or drop them."
+                    )
+        if not isinstance(fail_on_block, bool):
+            raise TypeError(f"fail_on_block must be True or False, got {fail_on_block!r}.")
+        super().__init__(
+            spec=spec.EmbeddingIndexValidatorSpec(
+                examples=examples,
+                transform_graph=transform_graph,
+                schema=schema,
+                exclude_splits=json_utils.dumps(exclude_splits),
+                embedding_input_dims=json_utils.dumps(embedding_input_dims),
+                feature_vocabularies=json_utils.dumps(feature_vocabularies),
+                features=json_utils.dumps(feature_names),
+                fail_on_block=int(fail_on_block),
+                anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies),
+            )
+        )

@@ -1,0 +1,122 @@
+"""Executor of EmbeddingIndexValidator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from absl import logging
+from tfx import types
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, json_utils
+
+from embedding_guard import bounds as bounds_lib
+from embedding_guard import spec, transform_graph, validation
+
+
+class IndexValidationBlockedError(RuntimeError):
+    """Raised with fail_on_block=True; TFX stores nothing else, so it carries the summary."""
+
+
+def _json_parameter(exec_properties: dict[str, Any], key: str, default):
+    value = json_utils.loads(exec_properties.get(key) or "null")
+    return default if value is None else value
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Counts every categorical index of every split and blesses or blocks."""
+
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """Validates the examples' indices against the transform graph's bounds.
+
+        Args:
+          input_dict: `examples` (Examples), `transform_graph` (TransformGraph)
+            and optionally `schema` (Schema, overrides the transformed schema).
+          output_dict: `anomalies` (ExampleAnomalies).
+          exec_properties: JSON-encoded `exclude_splits`, `embedding_input_dims`,
+            `feature_vocabularies`, `features`; int `fail_on_block`.
+
+        Raises:
+          ValueError: The inputs cannot be validated (the message says why).
+          IndexValidationBlockedError: A split has an ERROR finding and
+            fail_on_block is set.
+        """
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
+        payload_format = examples_utils.get_payload_format(examples)
+        if payload_format != example_gen_pb2.FORMAT_TF_EXAMPLE:
+            raise ValueError(
+                f"examples artifact {examples.uri!r} holds "
+                f"{example_gen_pb2.PayloadFormat.Name(payload_format)}; EmbeddingIndexValidator "
+                "reads tf.Example (FORMAT_TF_EXAMPLE) only. Pass Transform's "
+                "transformed_examples."
+            )
+        exclude_splits = _json_parameter(exec_properties, spec.EXCLUDE_SPLITS_KEY, [])
+        all_splits = artifact_utils.decode_split_names(examples.split_names)
+        splits = [name for name in all_splits if name not in exclude_splits]
+        if not splits:
+            raise ValueError(
+                f"exclude_splits={exclude_splits!r} leaves no split of examples artifact "
+                f"{examples.uri!r} (splits: {all_splits!r}) to validate; exclude fewer splits."
+            )
+
+        graph = transform_graph.load_transform_graph(
+            artifact_utils.get_single_uri(input_dict[spec.TRANSFORM_GRAPH_KEY])
+        )
+        schema = graph.schema
+        if input_dict.get(spec.SCHEMA_KEY):
+            schema_uri = artifact_utils.get_single_uri(input_dict[spec.SCHEMA_KEY])
+            schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+        feature_bounds = bounds_lib.resolve_bounds(
+            schema,
+            graph.vocabulary_sizes,
+            features=_json_parameter(exec_properties, spec.FEATURES_KEY, None),
+            embedding_input_dims=_json_parameter(
+                exec_properties, spec.EMBEDDING_INPUT_DIMS_KEY, {}
+            ),
+            feature_vocabularies=_json_parameter(
+                exec_properties, spec.FEATURE_VOCABULARIES_KEY, {}
+            ),
+        )
+        for b in feature_bounds:
+            logging.info(
+                "Checking %s in [0, %d), embedding input_dim %d (%s; %s).",
+                b.feature,
+                b.upper_bound,
+                b.embedding_input_dim,
+                b.bound_source,
+                b.embedding_dim_source,
+            )
+
+        anomalies = artifact_utils.get_single_instance(output_dict[spec.ANOMALIES_KEY])
+        anomalies.split_names = artifact_utils.encode_split_names(splits)
+        anomalies.span = examples.span
+        jobs = validation.split_jobs(
+            {name: artifact_utils.get_split_uri([examples], name) for name in splits},
+            {name: artifact_utils.get_split_uri([anomalies], name) for name in splits},
+        )
+        reports = validation.run(jobs, feature_bounds, self._make_beam_pipeline(), baseline=schema)
+
+        blessed_by_split = {name: int(report["blessed"]) for name, report in reports.items()}
+        blessed = all(blessed_by_split.values())
+        anomalies.set_int_custom_property(
+            spec.BLESSED_PROPERTY, spec.BLESSED_VALUE if blessed else spec.NOT_BLESSED_VALUE
+        )
+        anomalies.set_json_value_custom_property(spec.BLESSED_BY_SPLIT_PROPERTY, blessed_by_split)
+        if blessed:
+            logging.info("No index would fail an embedding lookup in splits %s.", splits)
+            return
+        summary = validation.blocked_summary(reports)
+        logging.warning("Embedding indices would fail; the Trainer is blocked:\n%s", summary)
+        if int(exec_properties.get(spec.FAIL_ON_BLOCK_KEY) or 0):
+            raise IndexValidationBlockedError(
+                "EmbeddingIndexValidator blocked the pipeline (fail_on_block=True); "
+                f"these indices would fail an embedding lookup:\n{summary}"
+            )

@@ -1,0 +1,160 @@
+"""Writes and reads the per-split report files of an anomalies artifact.
+
+Each split folder gets `SchemaDiff.pb`, the standard `Anomalies` proto that
+ExampleValidator writes and TFDV displays, and `index_report.json` with every
+count. All I/O goes through `tfx.dsl.io.fileio`, so GCS and S3 URIs work too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tfx.dsl.io import fileio
+
+from embedding_guard.core import Finding, Reason, Severity, SplitReport
+
+SCHEMA_DIFF_FILE = "SchemaDiff.pb"
+REPORT_JSON_FILE = "index_report.json"
+REPORT_FORMAT_VERSION = 1
+
+# The closest standard TFDV anomaly type for each reason, so TFDV tools can show
+# and filter our findings next to ExampleValidator's.
+_ANOMALY_TYPES = {
+    Reason.NEGATIVE_INDEX: anomalies_pb2.AnomalyInfo.INT_TYPE_SMALL_INT,
+    Reason.INDEX_OUT_OF_RANGE: anomalies_pb2.AnomalyInfo.INT_TYPE_BIG_INT,
+    Reason.INDEX_OVER_EMBEDDING_DIM: anomalies_pb2.AnomalyInfo.INT_TYPE_BIG_INT,
+    Reason.NON_INTEGER_VALUES: anomalies_pb2.AnomalyInfo.UNEXPECTED_DATA_TYPE,
+    Reason.FEATURE_MISSING_FROM_SPLIT: anomalies_pb2.AnomalyInfo.FEATURE_TYPE_NOT_PRESENT,
+    Reason.EMPTY_SPLIT: anomalies_pb2.AnomalyInfo.DATASET_LOW_NUM_EXAMPLES,
+}
+_SHORT_DESCRIPTIONS = {
+    Reason.NEGATIVE_INDEX: "Negative embedding index",
+    Reason.INDEX_OUT_OF_RANGE: "Index beyond vocabulary and OOV buckets",
+    Reason.INDEX_OVER_EMBEDDING_DIM: "Index beyond embedding input_dim",
+    Reason.NON_INTEGER_VALUES: "Non-integer values in an index feature",
+    Reason.FEATURE_MISSING_FROM_SPLIT: "Index feature missing from split",
+    Reason.EMPTY_SPLIT: "Split has no examples",
+}
+_PROTO_SEVERITY = {
+    Severity.ERROR: anomalies_pb2.AnomalyInfo.ERROR,
+    Severity.WARNING: anomalies_pb2.AnomalyInfo.WARNING,
+}
+
+
+def _reason_proto(finding: Finding) -> anomalies_pb2.AnomalyInfo.Reason:
+    return anomalies_pb2.AnomalyInfo.Reason(
+        type=_ANOMALY_TYPES.get(finding.reason, anomalies_pb2.AnomalyInfo.UNKNOWN_TYPE),
+        short_description=_SHORT_DESCRIPTIONS.get(finding.reason, finding.reason.value),
+        description=f"[{finding.reason.value}] {finding.description}",
+    )
+
+
+def _anomaly_info(findings: list[Finding], feature: str | None) -> anomalies_pb2.AnomalyInfo:
+    info = anomalies_pb2.AnomalyInfo(
+        severity=(
+            anomalies_pb2.AnomalyInfo.ERROR
+            if any(f.severity is Severity.ERROR for f in findings)
+            else anomalies_pb2.AnomalyInfo.WARNING
+        ),
+    )
+    if feature:
+        info.path.step.append(feature)
+    info.reason.extend(_reason_proto(f) for f in findings)
+    # TFDV's own convention for several reasons on one feature.
+    if len(findings) == 1:
+        info.short_description = info.reason[0].short_description
+        info.description = info.reason[0].description
+    else:
+        info.short_description = "Multiple errors"
+        info.description = " ".join(r.description for r in info.reason)
+    return info
+
+
+def anomalies_proto(
+    report: SplitReport, baseline: schema_pb2.Schema | None = None
+) -> anomalies_pb2.Anomalies:
+    """Builds the standard Anomalies proto of one split.
+
+    Only ERROR and WARNING findings become anomalies; INFO stays in the JSON report.
+
+    Args:
+      report: The split's report.
+      baseline: The schema the split was checked against, shown by TFDV.
+
+    Returns:
+      One anomaly_info per feature with findings, keyed by feature name.
+    """
+    anomalies = anomalies_pb2.Anomalies()
+    if baseline is not None:
+        anomalies.baseline.CopyFrom(baseline)
+    by_feature: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        if finding.severity in _PROTO_SEVERITY:
+            by_feature.setdefault(finding.feature, []).append(finding)
+    for feature in sorted(by_feature):
+        info = _anomaly_info(by_feature[feature], feature)
+        if feature:
+            anomalies.anomaly_info[feature].CopyFrom(info)
+        else:
+            anomalies.dataset_anomaly_info.CopyFrom(info)
+    return anomalies
+
+
+def report_json(report: SplitReport) -> str:
+    """Serialises a split report deterministically (sorted keys, no timestamps)."""
+    document = {"format_version": REPORT_FORMAT_VERSION, **report.to_json()}
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+
+
+def write_atomically(path: str, data: bytes | str) -> None:
+    """Writes a file under a temporary name, then renames it into place.
+
+    A crash mid-write leaves at most a hidden temporary file, never a partial
+    file under the final name.
+    """
+    directory, name = os.path.split(path)
+    fileio.makedirs(directory)
+    temporary = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        with fileio.open(temporary, mode) as f:
+            f.write(data)
+        fileio.rename(temporary, path, overwrite=True)
+    finally:
+        if fileio.exists(temporary):
+            fileio.remove(temporary)
+
+
+def write_split_report(
+    split_dir: str, report: SplitReport, baseline: schema_pb2.Schema | None = None
+) -> dict[str, str]:
+    """Writes a split's SchemaDiff.pb and index_report.json.
+
+    Args:
+      split_dir: The `Split-<name>` folder of the anomalies output.
+      report: The split's report.
+      baseline: The schema the split was checked against.
+
+    Returns:
+      Kind ("schema_diff", "json") -> path written.
+    """
+    paths = {
+        "schema_diff": os.path.join(split_dir, SCHEMA_DIFF_FILE),
+        "json": os.path.join(split_dir, REPORT_JSON_FILE),
+    }
+    write_atomically(
+        paths["schema_diff"],
+        anomalies_proto(report, baseline).SerializeToString(deterministic=True),
+    )
+    write_atomically(paths["json"], report_json(report))
+    return paths
+
+
+def read_report_json(split_dir: str) -> dict:
+    """Reads a split's index_report.json."""
+    path = os.path.join(split_dir, REPORT_JSON_FILE)
+    with fileio.open(path, "r") as f:
+        return json.loads(f.read())

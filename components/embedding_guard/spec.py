@@ -1,0 +1,48 @@
+"""Keys and the ComponentSpec of EmbeddingIndexValidator.
+
+This module is the only place the key strings appear; everything else imports
+the constants.
+"""
+
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+# Input and output channels.
+EXAMPLES_KEY = "examples"
+TRANSFORM_GRAPH_KEY = "transform_graph"
+SCHEMA_KEY = "schema"
+ANOMALIES_KEY = "anomalies"
+
+# Execution parameters; lists and dicts travel JSON-encoded (json_utils).
+EXCLUDE_SPLITS_KEY = "exclude_splits"
+EMBEDDING_INPUT_DIMS_KEY = "embedding_input_dims"
+FEATURE_VOCABULARIES_KEY = "feature_vocabularies"
+FEATURES_KEY = "features"
+FAIL_ON_BLOCK_KEY = "fail_on_block"
+
+# Custom properties of the anomalies artifact. `blessed` is an int so that
+# `tfx.dsl.Cond(... .custom_property('blessed') == 1)` can gate the Trainer.
+BLESSED_PROPERTY = "blessed"
+BLESSED_BY_SPLIT_PROPERTY = "blessed_by_split"
+BLESSED_VALUE = 1
+NOT_BLESSED_VALUE = 0
+
+
+class EmbeddingIndexValidatorSpec(ComponentSpec):
+    """EmbeddingIndexValidator component spec."""
+
+    PARAMETERS = {
+        EXCLUDE_SPLITS_KEY: ExecutionParameter(type=str, optional=True),
+        EMBEDDING_INPUT_DIMS_KEY: ExecutionParameter(type=str, optional=True),
+        FEATURE_VOCABULARIES_KEY: ExecutionParameter(type=str, optional=True),
+        FEATURES_KEY: ExecutionParameter(type=str, optional=True),
+        FAIL_ON_BLOCK_KEY: ExecutionParameter(type=int, optional=True),
+    }
+    INPUTS = {
+        EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        TRANSFORM_GRAPH_KEY: ChannelParameter(type=standard_artifacts.TransformGraph),
+        SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
+    }
+    OUTPUTS = {
+        ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+    }
