@@ -17,8 +17,9 @@ test: $(STAMP)
 	$(PY) -m ruff check components pipeline tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The demo's preprocessing_fn and run_fn are passed to TFX as import paths.
 demo: $(STAMP)
-	$(PY) pipeline/run_demo.py
+	PYTHONPATH=pipeline/user_modules $(PY) pipeline/run_demo.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check components pipeline tests bench

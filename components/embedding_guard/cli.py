@@ -65,6 +65,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a rate must be between 0 and 1, got {value!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="embedding-guard",
@@ -132,6 +142,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write SchemaDiff.pb and index_report.json per split under DIR/Split-<name>/",
     )
+    check.add_argument(
+        "--examples-kind",
+        choices=("auto", "transformed", "raw"),
+        default="auto",
+        help="raw examples get the transform graph applied first (default: auto-detect)",
+    )
+    check.add_argument(
+        "--max-oov-rate",
+        type=_rate,
+        metavar="RATE",
+        help="flag features whose share of out-of-vocabulary values exceeds RATE (0..1)",
+    )
+    check.add_argument(
+        "--max-oov-rate-increase",
+        type=_rate,
+        default=0.05,
+        metavar="RATE",
+        help="flag OOV rates above the baseline split's by more than RATE (default 0.05)",
+    )
+    for flag in ("--max-oov-rate-severity", "--max-oov-rate-increase-severity"):
+        check.add_argument(
+            flag,
+            choices=("WARNING", "ERROR"),
+            default="WARNING",
+            help="WARNING reports, ERROR blocks (default WARNING)",
+        )
+    check.add_argument(
+        "--baseline-split",
+        default="train",
+        metavar="NAME",
+        help="split that OOV drift is measured against (default train)",
+    )
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
     check.set_defaults(handler=_run_check)
     return parser
@@ -144,40 +186,31 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def _load_bounds(args):
+def _load_schema(args):
+    """Returns (schema, vocabulary sizes, transform graph info or None)."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    from embedding_guard import bounds as bounds_lib
     from embedding_guard import transform_graph
 
     if args.transform_graph:
         if not os.path.isdir(args.transform_graph) and "://" not in args.transform_graph:
             raise UsageError(f"--transform-graph {args.transform_graph!r} is not a folder.")
         graph = transform_graph.load_transform_graph(args.transform_graph)
-        schema, vocabulary_sizes = graph.schema, graph.vocabulary_sizes
-    else:
-        from google.protobuf import text_format
-        from tfx.dsl.io import fileio
+        return graph.schema, graph.vocabulary_sizes, graph
+    from google.protobuf import text_format
+    from tfx.dsl.io import fileio
 
-        if not fileio.exists(args.schema):
-            raise UsageError(f"--schema {args.schema!r} does not exist.")
-        schema = schema_pb2.Schema()
-        with fileio.open(args.schema, "r") as f:
-            try:
-                text_format.Parse(f.read(), schema)
-            except text_format.ParseError as error:
-                raise UsageError(
-                    f"--schema {args.schema!r} is not a text Schema proto: {error}"
-                ) from error
-        vocabulary_sizes = {}
-    feature_bounds = bounds_lib.resolve_bounds(
-        schema,
-        vocabulary_sizes,
-        features=args.feature,
-        embedding_input_dims=dict(args.embedding_dim),
-        feature_vocabularies=dict(args.feature_vocabulary),
-    )
-    return schema, feature_bounds
+    if not fileio.exists(args.schema):
+        raise UsageError(f"--schema {args.schema!r} does not exist.")
+    schema = schema_pb2.Schema()
+    with fileio.open(args.schema, "r") as f:
+        try:
+            text_format.Parse(f.read(), schema)
+        except text_format.ParseError as error:
+            raise UsageError(
+                f"--schema {args.schema!r} is not a text Schema proto: {error}"
+            ) from error
+    return schema, {}, None
 
 
 def _format_table(reports: dict) -> str:
@@ -195,6 +228,9 @@ def _format_table(reports: dict) -> str:
         ("non_int", "non_integer"),
         ("min", "min"),
         ("max", "max"),
+        ("oov%", None),
+        ("drift", None),
+        ("unused_vocab", None),
         ("verdict", None),
     ]
     lines = []
@@ -211,8 +247,16 @@ def _format_table(reports: dict) -> str:
             severities = {f["severity"] for f in feature["findings"]}
             row = [printable(feature["feature"]), f"[0,{bounds['upper_bound']})"]
             row.append(str(bounds["embedding_input_dim"]))
-            row += ["-" if counts[key] is None else str(counts[key]) for _, key in columns[3:-1]]
-            row.append("ERROR" if "ERROR" in severities else "ok")
+            row += ["-" if counts[key] is None else str(counts[key]) for _, key in columns[3:-4]]
+            has_vocab = bounds["vocab_size"] is not None
+            drift = feature["oov_drift"]
+            row.append(f"{counts['oov_rate']:.2%}" if has_vocab else "-")
+            row.append(f"{drift['difference']:+.2%}" if drift else "-")
+            unused = counts["vocab_entries_unseen"]
+            row.append("-" if unused is None else f"{unused}/{bounds['vocab_size']}")
+            row.append(
+                "ERROR" if "ERROR" in severities else "warn" if "WARNING" in severities else "ok"
+            )
             rows.append(row)
         widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
         for row in rows:
@@ -221,7 +265,7 @@ def _format_table(reports: dict) -> str:
             )
         findings = list(report.get("split_findings", []))
         for feature in report["features"]:
-            findings += [f for f in feature["findings"] if f["severity"] != "INFO"]
+            findings += feature["findings"]
         for finding in findings:
             lines.append(
                 f"  {finding['severity']} {finding['reason']}: {printable(finding['description'])}"
@@ -234,9 +278,9 @@ def _run_check(args) -> int:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from embedding_guard import reader, validation
+    from embedding_guard import core, reader, validation
 
-    schema, feature_bounds = _load_bounds(args)
+    schema, vocabulary_sizes, graph = _load_schema(args)
     split_uris = reader.split_dirs(args.examples)
     if not split_uris:
         raise UsageError(
@@ -251,6 +295,24 @@ def _run_check(args) -> int:
                 f"splits there: {sorted(split_uris)!r}."
             )
         split_uris = {name: split_uris[name] for name in args.split}
+    validation_plan = validation.plan(
+        split_uris,
+        schema,
+        vocabulary_sizes,
+        transform_graph_uri=graph.uri if graph else None,
+        raw_schema=graph.raw_schema if graph else None,
+        features=args.feature,
+        embedding_input_dims=dict(args.embedding_dim),
+        feature_vocabularies=dict(args.feature_vocabulary),
+        examples_kind=args.examples_kind,
+    )
+    policy = core.OovPolicy(
+        max_oov_rate=args.max_oov_rate,
+        max_oov_rate_severity=core.Severity(args.max_oov_rate_severity),
+        max_oov_rate_increase=args.max_oov_rate_increase,
+        max_oov_rate_increase_severity=core.Severity(args.max_oov_rate_increase_severity),
+        baseline_split=args.baseline_split,
+    )
     with tempfile.TemporaryDirectory(prefix="embedding-guard-") as scratch:
         output = args.output or scratch
         jobs = validation.split_jobs(
@@ -258,7 +320,14 @@ def _run_check(args) -> int:
             {name: os.path.join(output, f"{reader.SPLIT_DIR_PREFIX}{name}") for name in split_uris},
         )
         pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
-        reports = validation.run(jobs, feature_bounds, pipeline, baseline=schema)
+        reports = validation.run(
+            jobs,
+            validation_plan.bounds,
+            pipeline,
+            baseline=schema,
+            policy=policy,
+            parse=validation_plan.parse,
+        )
     if args.json:
         print(json.dumps(reports, sort_keys=True, indent=2))
     else:

@@ -10,7 +10,12 @@ from tfx.types import standard_artifacts
 from tfx.utils import json_utils
 
 from embedding_guard import spec
+from embedding_guard.core import Severity
 from embedding_guard.executor import Executor
+from embedding_guard.raw_mode import ExamplesKind
+
+_EXAMPLES_KINDS = tuple(kind.value for kind in ExamplesKind)
+_SEVERITIES = (Severity.WARNING.value, Severity.ERROR.value)
 
 
 def _check_names(parameter: str, value) -> list[str]:
@@ -57,6 +62,26 @@ def _vocabulary_name(value) -> bool:
     return isinstance(value, str) and bool(value)
 
 
+def _rate(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _check_rate(parameter: str, value):
+    if value is None or _rate(value):
+        return value
+    if isinstance(value, Mapping):
+        return _check_mapping(parameter, value, _rate, "a rate between 0 and 1")
+    raise TypeError(
+        f"{parameter} must be a rate between 0 and 1, or a dict of feature -> rate, got {value!r}."
+    )
+
+
+def _check_choice(parameter: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{parameter} must be one of {sorted(choices)!r}, got {value!r}.")
+    return value
+
+
 class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
     """Blocks the Trainer when a categorical index would fail an embedding lookup.
 
@@ -89,6 +114,12 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
         feature_vocabularies: Mapping[str, str] | None = None,
         features: Sequence[str] | None = None,
         fail_on_block: bool = False,
+        examples_kind: str = "auto",
+        max_oov_rate: float | Mapping[str, float] | None = None,
+        max_oov_rate_severity: str = "WARNING",
+        max_oov_rate_increase: float | Mapping[str, float] | None = 0.05,
+        max_oov_rate_increase_severity: str = "WARNING",
+        baseline_split: str = "train",
     ):
         """Constructs the component; bad arguments fail here, not at run time.
 
@@ -109,6 +140,16 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
             categorical int_domain plus every feature named in the two
             parameters above.
           fail_on_block: Raise (fail the run) instead of setting blessed = 0.
+          examples_kind: "transformed" (Transform's output), "raw" (ExampleGen's
+            output: the transform graph is applied first, as at serving), or
+            "auto" to decide from the examples' feature names.
+          max_oov_rate: Highest accepted share of values not in the vocabulary
+            (OOV buckets or the -1 default), for all features or per feature.
+          max_oov_rate_severity: "WARNING" reports, "ERROR" blocks.
+          max_oov_rate_increase: Highest accepted rise of a split's OOV rate over
+            baseline_split's, as a difference of rates.
+          max_oov_rate_increase_severity: "WARNING" reports, "ERROR" blocks.
+          baseline_split: The split OOV drift is measured against.
 
         Raises:
           TypeError: A parameter has the wrong type.
@@ -140,6 +181,13 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
                     )
         if not isinstance(fail_on_block, bool):
             raise TypeError(f"fail_on_block must be True or False, got {fail_on_block!r}.")
+        _check_choice("examples_kind", examples_kind, _EXAMPLES_KINDS)
+        max_oov_rate = _check_rate("max_oov_rate", max_oov_rate)
+        max_oov_rate_increase = _check_rate("max_oov_rate_increase", max_oov_rate_increase)
+        _check_choice("max_oov_rate_severity", max_oov_rate_severity, _SEVERITIES)
+        _check_choice("max_oov_rate_increase_severity", max_oov_rate_increase_severity, _SEVERITIES)
+        if not isinstance(baseline_split, str) or not baseline_split:
+            raise TypeError(f"baseline_split must be a split name, got {baseline_split!r}.")
         super().__init__(
             spec=spec.EmbeddingIndexValidatorSpec(
                 examples=examples,
@@ -150,6 +198,12 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
                 feature_vocabularies=json_utils.dumps(feature_vocabularies),
                 features=json_utils.dumps(feature_names),
                 fail_on_block=int(fail_on_block),
+                examples_kind=examples_kind,
+                max_oov_rate=json_utils.dumps(max_oov_rate),
+                max_oov_rate_severity=max_oov_rate_severity,
+                max_oov_rate_increase=json_utils.dumps(max_oov_rate_increase),
+                max_oov_rate_increase_severity=max_oov_rate_increase_severity,
+                baseline_split=baseline_split,
                 anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies),
             )
         )

@@ -28,6 +28,8 @@ class Reason(str, enum.Enum):
     FEATURE_MISSING_FROM_SPLIT = "FEATURE_MISSING_FROM_SPLIT"
     EMPTY_SPLIT = "EMPTY_SPLIT"
     OOV_BUCKET_HITS = "OOV_BUCKET_HITS"
+    OOV_RATE_ABOVE_MAX = "OOV_RATE_ABOVE_MAX"
+    OOV_RATE_INCREASE = "OOV_RATE_INCREASE"
 
 
 class Severity(str, enum.Enum):
@@ -120,9 +122,28 @@ class FeatureStats:
     top_offending_values: tuple[tuple[int, int], ...]
     top_non_integer_values: tuple[tuple[str, int], ...]
     offending_values_complete: bool
+    at_default: int = 0
+    vocab_entries_unseen: int | None = None
+    raw_values_checked: bool = False
+    raw_empty_or_missing: int = 0
+    top_raw_oov_values: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def oov(self) -> int:
+        """Values that were not in the vocabulary: OOV-bucket hits plus default (-1) values."""
+        return self.oov_bucket + self.at_default
+
+    @property
+    def oov_rate(self) -> float:
+        return self.oov / self.num_values if self.num_values else 0.0
 
     def to_json(self) -> dict:
         result = dataclasses.asdict(self)
+        result["oov"] = self.oov
+        result["oov_rate"] = self.oov_rate
+        result["top_raw_oov_values"] = [
+            {"value": value, "count": count} for value, count in self.top_raw_oov_values
+        ]
         result["top_offending_values"] = [
             {"value": value, "count": count} for value, count in self.top_offending_values
         ]
@@ -154,6 +175,16 @@ def _rank(item):
 
 def _top(counts: dict) -> tuple:
     return tuple(sorted(counts.items(), key=_rank)[:TOP_OFFENDING_VALUES])
+
+
+def _raw_text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return str(value)
+
+
+def _raw_keys(uniques: np.ndarray) -> list[str]:
+    return [_raw_text(value) for value in uniques.tolist()]
 
 
 def _non_integer_text(uniques: np.ndarray) -> list[str]:
@@ -189,6 +220,11 @@ class FeatureAccumulator:
         "offending",
         "non_integer_values",
         "complete",
+        "at_default",
+        "seen",
+        "raw_values_checked",
+        "raw_empty_or_missing",
+        "raw_oov_values",
     )
 
     def __init__(self, bounds: FeatureBounds):
@@ -207,6 +243,12 @@ class FeatureAccumulator:
         self.offending: dict[int, int] = {}
         self.non_integer_values: dict[str, int] = {}
         self.complete = True
+        self.at_default = 0
+        # Which vocabulary entries occur: the rest are embedding rows that never train.
+        self.seen = None if bounds.vocab_size is None else np.zeros(bounds.vocab_size, dtype=bool)
+        self.raw_values_checked = False
+        self.raw_empty_or_missing = 0
+        self.raw_oov_values: dict[str, int] = {}
 
     def __getstate__(self):
         return {name: getattr(self, name) for name in self.__slots__}
@@ -220,7 +262,13 @@ class FeatureAccumulator:
         self.num_examples += num_examples
         self.missing += num_examples
 
-    def add_batch(self, values: np.ndarray, row_lengths: np.ndarray) -> None:
+    def add_batch(
+        self,
+        values: np.ndarray,
+        row_lengths: np.ndarray,
+        raw_values: np.ndarray | None = None,
+        raw_row_lengths: np.ndarray | None = None,
+    ) -> None:
         """Counts one batch of a feature.
 
         Args:
@@ -229,7 +277,12 @@ class FeatureAccumulator:
             bytes, object) counts as non-integer.
           row_lengths: Number of values of each example in the batch; 0 means
             the example has no value.
+          raw_values: In raw mode, the raw values the indices were made from,
+            flattened the same way; they name the values that fell into OOV.
+          raw_row_lengths: Values per example of raw_values.
         """
+        if raw_values is not None:
+            self._add_raw(values, row_lengths, raw_values, raw_row_lengths)
         row_lengths = np.asarray(row_lengths)
         self.num_examples += int(row_lengths.size)
         self.missing += int(np.count_nonzero(row_lengths == 0))
@@ -260,11 +313,43 @@ class FeatureAccumulator:
         batch_min, batch_max = int(values.min()), int(values.max())
         self.min = batch_min if self.min is None else min(self.min, batch_min)
         self.max = batch_max if self.max is None else max(self.max, batch_max)
+        if bounds.vocab_size is not None:
+            if bounds.num_oov_buckets == 0 and below_zero:
+                # compute_and_apply_vocabulary's default_value for unseen values.
+                self.at_default += int(np.count_nonzero(values == -1))
+            in_vocab_values = values[(values >= 0) & (values < bounds.vocab_size)]
+            self.seen[in_vocab_values] = True
         if below_zero or out_of_range or over_dim:
             lowest_bad = min(bounds.upper_bound, bounds.embedding_input_dim)
             bad = values[(values < 0) | (values >= lowest_bad)]
             _add_counts(self.offending, bad)
             self.offending, complete = _bounded(self.offending)
+            self.complete &= complete
+
+    def _add_raw(self, values, row_lengths, raw_values, raw_row_lengths) -> None:
+        self.raw_values_checked = True
+        raw_values = np.asarray(raw_values)
+        raw_row_lengths = np.asarray(raw_row_lengths)
+        self.raw_empty_or_missing += int(np.count_nonzero(raw_row_lengths == 0))
+        if raw_values.dtype == object:
+            self.raw_empty_or_missing += sum(1 for v in raw_values.tolist() if v in (b"", ""))
+        values = np.asarray(values)
+        bounds = self.bounds
+        # Raw and transformed values line up only for element-wise transforms such
+        # as a vocabulary lookup; otherwise no raw value can be named.
+        if (
+            bounds.vocab_size is None
+            or raw_values.shape != values.shape
+            or not np.array_equal(raw_row_lengths, np.asarray(row_lengths))
+            or not np.issubdtype(values.dtype, np.integer)
+        ):
+            return
+        is_oov = (values >= bounds.vocab_size) & (values < bounds.upper_bound)
+        if bounds.num_oov_buckets == 0:
+            is_oov |= values == -1
+        if is_oov.any():
+            _add_counts(self.raw_oov_values, raw_values[is_oov], _raw_keys)
+            self.raw_oov_values, complete = _bounded(self.raw_oov_values)
             self.complete &= complete
 
     def merge(self, other: FeatureAccumulator) -> FeatureAccumulator:
@@ -279,19 +364,27 @@ class FeatureAccumulator:
             "out_of_range",
             "over_embedding_dim",
             "non_integer",
+            "at_default",
+            "raw_empty_or_missing",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.raw_values_checked = self.raw_values_checked or other.raw_values_checked
+        if self.seen is not None:
+            self.seen |= other.seen
         if other.min is not None:
             self.min = other.min if self.min is None else min(self.min, other.min)
             self.max = other.max if self.max is None else max(self.max, other.max)
         for mine, theirs in (
             (self.offending, other.offending),
             (self.non_integer_values, other.non_integer_values),
+            (self.raw_oov_values, other.raw_oov_values),
         ):
             for value, count in theirs.items():
                 mine[value] = mine.get(value, 0) + count
         self.offending, complete_offending = _bounded(self.offending)
         self.non_integer_values, complete_non_integer = _bounded(self.non_integer_values)
+        self.raw_oov_values, complete_raw = _bounded(self.raw_oov_values)
+        complete_non_integer &= complete_raw
         self.complete = (
             self.complete and other.complete and complete_offending and complete_non_integer
         )
@@ -313,6 +406,13 @@ class FeatureAccumulator:
             top_offending_values=_top(self.offending),
             top_non_integer_values=_top(self.non_integer_values),
             offending_values_complete=self.complete,
+            at_default=self.at_default,
+            vocab_entries_unseen=(
+                None if self.seen is None else int(self.seen.size - np.count_nonzero(self.seen))
+            ),
+            raw_values_checked=self.raw_values_checked,
+            raw_empty_or_missing=self.raw_empty_or_missing,
+            top_raw_oov_values=_top(self.raw_oov_values),
         )
 
 
@@ -375,16 +475,44 @@ class Finding:
 
 
 @dataclasses.dataclass(frozen=True)
+class OovDrift:
+    """A feature's OOV rate in a split against the baseline split's."""
+
+    baseline_split: str
+    baseline_oov_rate: float
+    oov_rate: float
+
+    @property
+    def difference(self) -> float:
+        return self.oov_rate - self.baseline_oov_rate
+
+    @property
+    def ratio(self) -> float | None:
+        return self.oov_rate / self.baseline_oov_rate if self.baseline_oov_rate else None
+
+    def to_json(self) -> dict:
+        return {
+            "baseline_split": self.baseline_split,
+            "baseline_oov_rate": self.baseline_oov_rate,
+            "oov_rate": self.oov_rate,
+            "difference": self.difference,
+            "ratio": self.ratio,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureReport:
     bounds: FeatureBounds
     stats: FeatureStats
     findings: tuple[Finding, ...]
+    oov_drift: OovDrift | None = None
 
     def to_json(self) -> dict:
         return {
             "feature": self.bounds.feature,
             "bounds": self.bounds.to_json(),
             "counts": self.stats.to_json(),
+            "oov_drift": None if self.oov_drift is None else self.oov_drift.to_json(),
             "findings": [f.to_json() for f in self.findings],
         }
 
@@ -423,6 +551,13 @@ def _describe_samples(samples) -> str:
         return ""
     shown = ", ".join(f"{value!r} x{count}" for value, count in samples)
     return f" Most frequent: {shown}."
+
+
+def _describe_raw(bounds: FeatureBounds, stats: FeatureStats) -> str:
+    if bounds.num_oov_buckets or not stats.top_raw_oov_values:
+        return ""
+    shown = ", ".join(f"{value!r} x{count}" for value, count in stats.top_raw_oov_values)
+    return f" Raw values that mapped to -1: {shown}."
 
 
 def _rate(count: int, total: int) -> float:
@@ -474,7 +609,8 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 "compute_and_apply_vocabulary's default_value for values missing from "
                 "the vocabulary: set num_oov_buckets >= 1 and size the Embedding with "
                 "embedding_guard.embedding_input_dim()."
-                + _describe_samples(_samples([s for s in offending if s[0] < 0])),
+                + _describe_samples(_samples([s for s in offending if s[0] < 0]))
+                + _describe_raw(bounds, stats),
                 _samples([s for s in offending if s[0] < 0]),
             )
         )
@@ -541,7 +677,9 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 f"{stats.oov_bucket} of {total} values of {feature!r} in split {split!r} "
                 f"({_rate(stats.oov_bucket, total):.2%}) fall in the "
                 f"{bounds.num_oov_buckets} OOV bucket(s) after the "
-                f"{bounds.vocab_size}-entry vocabulary {bounds.vocabulary!r}.",
+                f"{bounds.vocab_size}-entry vocabulary {bounds.vocabulary!r}."
+                + _describe_samples(stats.top_raw_oov_values),
+                stats.top_raw_oov_values,
             )
         )
     return tuple(findings)
@@ -571,6 +709,124 @@ def split_report(split: str, accumulator: SplitAccumulator) -> SplitReport:
         features.append(FeatureReport(feature_accumulator.bounds, stats, feature_level))
         findings.extend(feature_level)
     return SplitReport(split, accumulator.num_examples, tuple(features), tuple(findings))
+
+
+@dataclasses.dataclass(frozen=True)
+class OovPolicy:
+    """Thresholds on OOV rates; by default they only warn, nothing new blocks.
+
+    Attributes:
+      max_oov_rate: Highest accepted OOV rate, for every feature (a float) or per
+        feature (a mapping); None checks nothing.
+      max_oov_rate_severity: Severity of a finding above max_oov_rate.
+      max_oov_rate_increase: Highest accepted rise of a split's OOV rate over the
+        baseline split's (a difference of rates), global or per feature.
+      max_oov_rate_increase_severity: Severity of a finding above it.
+      baseline_split: The split the others are compared with.
+    """
+
+    max_oov_rate: float | Mapping[str, float] | None = None
+    max_oov_rate_severity: Severity = Severity.WARNING
+    max_oov_rate_increase: float | Mapping[str, float] | None = 0.05
+    max_oov_rate_increase_severity: Severity = Severity.WARNING
+    baseline_split: str = "train"
+
+    @staticmethod
+    def _threshold(setting, feature: str) -> float | None:
+        if setting is None or isinstance(setting, (int, float)):
+            return setting
+        return setting.get(feature)
+
+
+def _oov_findings(
+    split: str, report: FeatureReport, drift: OovDrift | None, policy: OovPolicy
+) -> list[Finding]:
+    stats, feature = report.stats, report.bounds.feature
+    findings = []
+    if report.bounds.vocab_size is None or not stats.num_values:
+        return findings
+    raw = _describe_samples(stats.top_raw_oov_values)
+    max_rate = policy._threshold(policy.max_oov_rate, feature)
+    if max_rate is not None and stats.oov_rate > max_rate:
+        findings.append(
+            Finding(
+                split,
+                feature,
+                Reason.OOV_RATE_ABOVE_MAX,
+                policy.max_oov_rate_severity,
+                stats.oov,
+                stats.oov_rate,
+                f"OOV rate of {feature!r} in split {split!r} is {stats.oov_rate:.2%} "
+                f"({stats.oov} of {stats.num_values} values), above max_oov_rate "
+                f"{max_rate:.2%}. Re-run Transform on newer data to refresh vocabulary "
+                f"{report.bounds.vocabulary!r}, or raise the threshold." + raw,
+                stats.top_raw_oov_values,
+            )
+        )
+    max_increase = policy._threshold(policy.max_oov_rate_increase, feature)
+    if drift is not None and max_increase is not None and drift.difference > max_increase:
+        ratio = "" if drift.ratio is None else f", {drift.ratio:.1f}x"
+        findings.append(
+            Finding(
+                split,
+                feature,
+                Reason.OOV_RATE_INCREASE,
+                policy.max_oov_rate_increase_severity,
+                stats.oov,
+                stats.oov_rate,
+                f"OOV rate of {feature!r} in split {split!r} is {drift.oov_rate:.2%} against "
+                f"{drift.baseline_oov_rate:.2%} in {drift.baseline_split!r} "
+                f"(+{drift.difference:.2%}{ratio}), above max_oov_rate_increase "
+                f"{max_increase:.2%}: the data has drifted from the vocabulary." + raw,
+                stats.top_raw_oov_values,
+            )
+        )
+    return findings
+
+
+def build_reports(
+    accumulators: Mapping[str, SplitAccumulator], policy: OovPolicy | None = None
+) -> dict[str, SplitReport]:
+    """Builds every split's report, with OOV thresholds and drift against the baseline.
+
+    Args:
+      accumulators: Split name -> the split's combined counts.
+      policy: OOV thresholds; the default only warns.
+
+    Returns:
+      Split name -> report.
+    """
+    policy = policy or OovPolicy()
+    reports = {name: split_report(name, acc) for name, acc in accumulators.items()}
+    baseline = reports.get(policy.baseline_split)
+    baseline_rates = (
+        {f.bounds.feature: f.stats.oov_rate for f in baseline.features}
+        if baseline is not None
+        else {}
+    )
+    for name, report in reports.items():
+        features, findings = [], list(report.findings)
+        for feature_report in report.features:
+            feature = feature_report.bounds.feature
+            drift = None
+            has_baseline = name != policy.baseline_split and feature in baseline_rates
+            if has_baseline and feature_report.bounds.vocab_size is not None:
+                drift = OovDrift(
+                    policy.baseline_split, baseline_rates[feature], feature_report.stats.oov_rate
+                )
+            extra = _oov_findings(name, feature_report, drift, policy)
+            findings.extend(extra)
+            features.append(
+                dataclasses.replace(
+                    feature_report,
+                    findings=feature_report.findings + tuple(extra),
+                    oov_drift=drift,
+                )
+            )
+        reports[name] = dataclasses.replace(
+            report, features=tuple(features), findings=tuple(findings)
+        )
+    return reports
 
 
 def check_arrays(

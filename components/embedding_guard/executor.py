@@ -12,8 +12,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, json_utils
 
-from embedding_guard import bounds as bounds_lib
-from embedding_guard import spec, transform_graph, validation
+from embedding_guard import core, spec, transform_graph, validation
+from embedding_guard.errors import InputError
 
 
 class IndexValidationBlockedError(RuntimeError):
@@ -23,6 +23,20 @@ class IndexValidationBlockedError(RuntimeError):
 def _json_parameter(exec_properties: dict[str, Any], key: str, default):
     value = json_utils.loads(exec_properties.get(key) or "null")
     return default if value is None else value
+
+
+def oov_policy(exec_properties: dict[str, Any]) -> core.OovPolicy:
+    """Builds the OOV thresholds from exec properties; unset ones keep their defaults."""
+    settings = {}
+    for key in (spec.MAX_OOV_RATE_KEY, spec.MAX_OOV_RATE_INCREASE_KEY):
+        if exec_properties.get(key) is not None:
+            settings[key] = json_utils.loads(exec_properties[key])
+    for key in (spec.MAX_OOV_RATE_SEVERITY_KEY, spec.MAX_OOV_RATE_INCREASE_SEVERITY_KEY):
+        if exec_properties.get(key):
+            settings[key] = core.Severity(exec_properties[key])
+    if exec_properties.get(spec.BASELINE_SPLIT_KEY):
+        settings["baseline_split"] = exec_properties[spec.BASELINE_SPLIT_KEY]
+    return core.OovPolicy(**settings)
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -52,7 +66,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
         payload_format = examples_utils.get_payload_format(examples)
         if payload_format != example_gen_pb2.FORMAT_TF_EXAMPLE:
-            raise ValueError(
+            raise InputError(
                 f"examples artifact {examples.uri!r} holds "
                 f"{example_gen_pb2.PayloadFormat.Name(payload_format)}; EmbeddingIndexValidator "
                 "reads tf.Example (FORMAT_TF_EXAMPLE) only. Pass Transform's "
@@ -62,7 +76,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         all_splits = artifact_utils.decode_split_names(examples.split_names)
         splits = [name for name in all_splits if name not in exclude_splits]
         if not splits:
-            raise ValueError(
+            raise InputError(
                 f"exclude_splits={exclude_splits!r} leaves no split of examples artifact "
                 f"{examples.uri!r} (splits: {all_splits!r}) to validate; exclude fewer splits."
             )
@@ -74,9 +88,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if input_dict.get(spec.SCHEMA_KEY):
             schema_uri = artifact_utils.get_single_uri(input_dict[spec.SCHEMA_KEY])
             schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
-        feature_bounds = bounds_lib.resolve_bounds(
+        split_uris = {name: artifact_utils.get_split_uri([examples], name) for name in splits}
+        validation_plan = validation.plan(
+            split_uris,
             schema,
             graph.vocabulary_sizes,
+            transform_graph_uri=graph.uri,
+            raw_schema=graph.raw_schema,
             features=_json_parameter(exec_properties, spec.FEATURES_KEY, None),
             embedding_input_dims=_json_parameter(
                 exec_properties, spec.EMBEDDING_INPUT_DIMS_KEY, {}
@@ -84,8 +102,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             feature_vocabularies=_json_parameter(
                 exec_properties, spec.FEATURE_VOCABULARIES_KEY, {}
             ),
+            examples_kind=exec_properties.get(spec.EXAMPLES_KIND_KEY) or "auto",
         )
-        for b in feature_bounds:
+        logging.info("Validating %s examples.", validation_plan.examples_kind.value)
+        for b in validation_plan.bounds:
             logging.info(
                 "Checking %s in [0, %d), embedding input_dim %d (%s; %s).",
                 b.feature,
@@ -99,10 +119,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         anomalies.split_names = artifact_utils.encode_split_names(splits)
         anomalies.span = examples.span
         jobs = validation.split_jobs(
-            {name: artifact_utils.get_split_uri([examples], name) for name in splits},
+            split_uris,
             {name: artifact_utils.get_split_uri([anomalies], name) for name in splits},
         )
-        reports = validation.run(jobs, feature_bounds, self._make_beam_pipeline(), baseline=schema)
+        reports = validation.run(
+            jobs,
+            validation_plan.bounds,
+            self._make_beam_pipeline(),
+            baseline=schema,
+            policy=oov_policy(exec_properties),
+            parse=validation_plan.parse,
+        )
 
         blessed_by_split = {name: int(report["blessed"]) for name, report in reports.items()}
         blessed = all(blessed_by_split.values())

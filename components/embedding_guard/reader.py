@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import message
 from tfx.dsl.io import fileio
 
 from embedding_guard.errors import InputError
@@ -37,10 +38,13 @@ class Batch:
     Attributes:
       num_examples: Examples in the batch.
       columns: feature -> (flat values, values per example).
+      raw_columns: In raw mode, feature -> the raw values its indices were made
+        from, shaped like columns.
     """
 
     num_examples: int
     columns: dict[str, tuple[np.ndarray, np.ndarray]]
+    raw_columns: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 def split_dirs(examples_dir: str) -> dict[str, str]:
@@ -106,8 +110,14 @@ def _column(ragged) -> tuple[np.ndarray, np.ndarray]:
 def _parse_feature_per_example(serialized: np.ndarray, feature: str):
     # Only reached when one batch mixes int64 with other kinds in a feature.
     values, lengths = [], []
-    for record in serialized:
-        example = tf.train.Example.FromString(record)
+    for index, record in enumerate(serialized):
+        try:
+            example = tf.train.Example.FromString(record)
+        except message.DecodeError as error:
+            raise InputError(
+                f"record {index} of a batch is not a serialized tf.Example ({error}); the "
+                "shard holds other data. Pass Examples artifacts of tf.Example only."
+            ) from error
         kind = example.features.feature.get(feature)
         row = (
             []
@@ -153,7 +163,10 @@ def parse_batch(serialized, features: Sequence[str]) -> Batch:
 
 
 def read_batches(
-    path: str, features: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+    path: str,
+    features: Sequence[str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    parse: Callable[[tf.Tensor], Batch] | None = None,
 ) -> Iterator[Batch]:
     """Yields the checked features of one shard, batch by batch.
 
@@ -161,6 +174,8 @@ def read_batches(
       path: A TFRecord file of tf.Examples, gzip-compressed or not (detected).
       features: The feature names to parse.
       batch_size: Examples per batch; memory is bounded by one batch.
+      parse: Turns a batch of serialized examples into a Batch; default:
+        parse_batch of the features. Raw mode passes the transform graph here.
 
     Yields:
       Parsed batches in file order.
@@ -186,4 +201,8 @@ def read_batches(
                 f"({error.message.splitlines()[0]}). The examples must be TFRecord files "
                 "of tf.Example, gzip-compressed or not."
             ) from error
-        yield parse_batch(serialized, features)
+        try:
+            batch = parse(serialized) if parse else parse_batch(serialized, features)
+        except InputError as error:
+            raise ShardError(f"Shard {path!r}: {error}") from error
+        yield batch

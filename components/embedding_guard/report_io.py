@@ -1,8 +1,9 @@
 """Writes and reads the per-split report files of an anomalies artifact.
 
 Each split folder gets `SchemaDiff.pb`, the standard `Anomalies` proto that
-ExampleValidator writes and TFDV displays, and `index_report.json` with every
-count. All I/O goes through `tfx.dsl.io.fileio`, so GCS and S3 URIs work too.
+ExampleValidator writes and TFDV displays, `index_report.json` with every count,
+and `index_report.html`, the same report as a self-contained page. All I/O goes
+through `tfx.dsl.io.fileio`, so GCS and S3 URIs work too.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import uuid
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.dsl.io import fileio
 
+from embedding_guard import html_report
 from embedding_guard.core import Finding, Reason, Severity, SplitReport
+from embedding_guard.errors import InputError
 
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 REPORT_JSON_FILE = "index_report.json"
+REPORT_HTML_FILE = "index_report.html"
+# TFX stores each split of an artifact in a folder named Split-<name>.
+SPLIT_DIR_PREFIX = "Split-"
 REPORT_FORMAT_VERSION = 1
 
 # The closest standard TFDV anomaly type for each reason, so TFDV tools can show
@@ -29,6 +35,8 @@ _ANOMALY_TYPES = {
     Reason.NON_INTEGER_VALUES: anomalies_pb2.AnomalyInfo.UNEXPECTED_DATA_TYPE,
     Reason.FEATURE_MISSING_FROM_SPLIT: anomalies_pb2.AnomalyInfo.FEATURE_TYPE_NOT_PRESENT,
     Reason.EMPTY_SPLIT: anomalies_pb2.AnomalyInfo.DATASET_LOW_NUM_EXAMPLES,
+    Reason.OOV_RATE_ABOVE_MAX: anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
+    Reason.OOV_RATE_INCREASE: anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
 }
 _SHORT_DESCRIPTIONS = {
     Reason.NEGATIVE_INDEX: "Negative embedding index",
@@ -37,6 +45,8 @@ _SHORT_DESCRIPTIONS = {
     Reason.NON_INTEGER_VALUES: "Non-integer values in an index feature",
     Reason.FEATURE_MISSING_FROM_SPLIT: "Index feature missing from split",
     Reason.EMPTY_SPLIT: "Split has no examples",
+    Reason.OOV_RATE_ABOVE_MAX: "OOV rate above max_oov_rate",
+    Reason.OOV_RATE_INCREASE: "OOV rate rose over the baseline split",
 }
 _PROTO_SEVERITY = {
     Severity.ERROR: anomalies_pb2.AnomalyInfo.ERROR,
@@ -131,7 +141,7 @@ def write_atomically(path: str, data: bytes | str) -> None:
 def write_split_report(
     split_dir: str, report: SplitReport, baseline: schema_pb2.Schema | None = None
 ) -> dict[str, str]:
-    """Writes a split's SchemaDiff.pb and index_report.json.
+    """Writes a split's SchemaDiff.pb, index_report.html and index_report.json.
 
     Args:
       split_dir: The `Split-<name>` folder of the anomalies output.
@@ -139,17 +149,25 @@ def write_split_report(
       baseline: The schema the split was checked against.
 
     Returns:
-      Kind ("schema_diff", "json") -> path written.
+      Kind ("schema_diff", "html", "json") -> path written.
     """
     paths = {
         "schema_diff": os.path.join(split_dir, SCHEMA_DIFF_FILE),
+        "html": os.path.join(split_dir, REPORT_HTML_FILE),
         "json": os.path.join(split_dir, REPORT_JSON_FILE),
     }
     write_atomically(
         paths["schema_diff"],
         anomalies_proto(report, baseline).SerializeToString(deterministic=True),
     )
-    write_atomically(paths["json"], report_json(report))
+    document = report_json(report)
+    write_atomically(
+        paths["html"],
+        html_report.render_document(
+            {report.split: json.loads(document)}, f"embedding-guard: split {report.split}"
+        ),
+    )
+    write_atomically(paths["json"], document)
     return paths
 
 
@@ -158,3 +176,45 @@ def read_report_json(split_dir: str) -> dict:
     path = os.path.join(split_dir, REPORT_JSON_FILE)
     with fileio.open(path, "r") as f:
         return json.loads(f.read())
+
+
+class ReportNotFoundError(InputError):
+    """An anomalies folder lacks a split's index_report.json; the message names it."""
+
+
+def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[str, dict]:
+    """Reads the index_report.json of every split of an anomalies artifact.
+
+    Args:
+      uri: The anomalies artifact's folder.
+      split_names: The splits to read; default: every `Split-<name>` folder.
+
+    Returns:
+      Split name -> the split's report document.
+
+    Raises:
+      ReportNotFoundError: A split's report is missing (e.g. the artifact was
+        deleted, or it was not written by EmbeddingIndexValidator).
+    """
+    if split_names is None:
+        if not fileio.isdir(uri):
+            raise ReportNotFoundError(
+                f"Anomalies folder {uri!r} does not exist; pass the URI of an "
+                "EmbeddingIndexValidator `anomalies` artifact."
+            )
+        split_names = sorted(
+            name.rstrip("/")[len(SPLIT_DIR_PREFIX) :]
+            for name in fileio.listdir(uri)
+            if name.startswith(SPLIT_DIR_PREFIX)
+        )
+    reports = {}
+    for split in split_names:
+        split_dir = os.path.join(uri, f"{SPLIT_DIR_PREFIX}{split}")
+        path = os.path.join(split_dir, REPORT_JSON_FILE)
+        if not fileio.exists(path):
+            raise ReportNotFoundError(
+                f"{path!r} does not exist, so the artifact holds no report for split "
+                f"{split!r}: it was deleted, or not written by EmbeddingIndexValidator."
+            )
+        reports[split] = read_report_json(split_dir)
+    return reports

@@ -19,6 +19,12 @@ EMBEDDING_INPUT_DIMS_KEY = "embedding_input_dims"
 FEATURE_VOCABULARIES_KEY = "feature_vocabularies"
 FEATURES_KEY = "features"
 FAIL_ON_BLOCK_KEY = "fail_on_block"
+EXAMPLES_KIND_KEY = "examples_kind"
+MAX_OOV_RATE_KEY = "max_oov_rate"
+MAX_OOV_RATE_SEVERITY_KEY = "max_oov_rate_severity"
+MAX_OOV_RATE_INCREASE_KEY = "max_oov_rate_increase"
+MAX_OOV_RATE_INCREASE_SEVERITY_KEY = "max_oov_rate_increase_severity"
+BASELINE_SPLIT_KEY = "baseline_split"
 
 # Custom properties of the anomalies artifact. `blessed` is an int so that
 # `tfx.dsl.Cond(... .custom_property('blessed') == 1)` can gate the Trainer.
@@ -37,6 +43,12 @@ class EmbeddingIndexValidatorSpec(ComponentSpec):
         FEATURE_VOCABULARIES_KEY: ExecutionParameter(type=str, optional=True),
         FEATURES_KEY: ExecutionParameter(type=str, optional=True),
         FAIL_ON_BLOCK_KEY: ExecutionParameter(type=int, optional=True),
+        EXAMPLES_KIND_KEY: ExecutionParameter(type=str, optional=True),
+        MAX_OOV_RATE_KEY: ExecutionParameter(type=str, optional=True),
+        MAX_OOV_RATE_SEVERITY_KEY: ExecutionParameter(type=str, optional=True),
+        MAX_OOV_RATE_INCREASE_KEY: ExecutionParameter(type=str, optional=True),
+        MAX_OOV_RATE_INCREASE_SEVERITY_KEY: ExecutionParameter(type=str, optional=True),
+        BASELINE_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),

@@ -2,9 +2,9 @@
 
 Shards are the unit of work: each is read in large batches by one DoFn that
 returns one accumulator, so memory is bounded by a batch and nothing per value
-crosses Beam. Accumulators combine per split, and the combined result is written
-as the split's report files from inside the pipeline, so the same code runs on
-DirectRunner, Dataflow, Flink and Spark.
+crosses Beam. Accumulators combine per split, and the reports are written from
+inside the pipeline, so the same code runs on DirectRunner, Dataflow, Flink and
+Spark.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 import apache_beam as beam
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from embedding_guard import core, reader, report_io
+from embedding_guard import bounds as bounds_lib
+from embedding_guard import core, raw_mode, reader, report_io
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,19 +35,30 @@ class SplitJob:
 
 
 class _CountShard(beam.DoFn):
-    """Reads one shard batch by batch and emits its partial counts."""
+    """Reads one shard batch by batch and emits its partial counts.
 
-    def __init__(self, bounds: Sequence[core.FeatureBounds], batch_size: int):
+    Args:
+      bounds: Bounds of the checked features.
+      batch_size: Examples per parsed batch.
+      parse: In raw mode, the transform-graph applier; None for transformed
+        examples.
+    """
+
+    def __init__(self, bounds: Sequence[core.FeatureBounds], batch_size: int, parse=None):
         self._bounds = tuple(bounds)
         self._features = [b.feature for b in bounds]
         self._batch_size = batch_size
+        self._parse = parse
 
     def process(self, shard: str):
         accumulator = core.SplitAccumulator(self._bounds)
-        for batch in reader.read_batches(shard, self._features, self._batch_size):
+        for batch in reader.read_batches(shard, self._features, self._batch_size, self._parse):
             accumulator.add_examples(batch.num_examples)
             for name, (values, row_lengths) in batch.columns.items():
-                accumulator.features[name].add_batch(values, row_lengths)
+                raw_values, raw_row_lengths = batch.raw_columns.get(name, (None, None))
+                accumulator.features[name].add_batch(
+                    values, row_lengths, raw_values, raw_row_lengths
+                )
         yield accumulator
 
 
@@ -73,45 +85,15 @@ class _MergeSplit(beam.CombineFn):
         return accumulator
 
 
-def _write_report(
-    accumulator: core.SplitAccumulator,
-    split: str,
-    output_dir: str,
+def _write_reports(
+    split_counts: list[tuple[str, core.SplitAccumulator]],
+    output_dirs: dict[str, str],
     baseline: schema_pb2.Schema | None,
-) -> str:
-    report = core.split_report(split, accumulator)
-    report_io.write_split_report(output_dir, report, baseline)
-    return output_dir
-
-
-def add_split_validation(
-    pipeline: beam.Pipeline,
-    job: SplitJob,
-    bounds: Sequence[core.FeatureBounds],
-    baseline: schema_pb2.Schema | None = None,
-    batch_size: int = reader.DEFAULT_BATCH_SIZE,
-):
-    """Adds the counting and report writing of one split to a Beam pipeline.
-
-    Args:
-      pipeline: The Beam pipeline.
-      job: The split to validate.
-      bounds: Bounds of the checked features.
-      baseline: The schema written into the split's Anomalies proto.
-      batch_size: Examples per parsed batch.
-
-    Returns:
-      The PCollection holding the split's output folder once it is written.
-    """
-    return (
-        pipeline
-        | f"ListShards[{job.name}]" >> beam.Create(list(job.shards))
-        # Spreads shards over workers on distributed runners.
-        | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
-        | f"CountShard[{job.name}]" >> beam.ParDo(_CountShard(bounds, batch_size))
-        | f"MergeSplit[{job.name}]" >> beam.CombineGlobally(_MergeSplit(bounds))
-        | f"WriteReport[{job.name}]" >> beam.Map(_write_report, job.name, job.output_dir, baseline)
-    )
+    policy: core.OovPolicy,
+) -> None:
+    reports = core.build_reports(dict(split_counts), policy)
+    for split, report in sorted(reports.items()):
+        report_io.write_split_report(output_dirs[split], report, baseline)
 
 
 def run(
@@ -120,8 +102,13 @@ def run(
     pipeline: beam.Pipeline,
     baseline: schema_pb2.Schema | None = None,
     batch_size: int = reader.DEFAULT_BATCH_SIZE,
+    policy: core.OovPolicy | None = None,
+    parse=None,
 ) -> dict[str, dict]:
     """Validates every split in one Beam pipeline and reads back the reports.
+
+    Splits are counted independently; their combined counts meet in one last step
+    because OOV drift compares each split with the baseline split.
 
     Args:
       jobs: The splits to validate.
@@ -129,13 +116,35 @@ def run(
       pipeline: An unstarted Beam pipeline; it is run and waited for here.
       baseline: The schema written into each Anomalies proto.
       batch_size: Examples per parsed batch.
+      policy: OOV thresholds.
+      parse: In raw mode, a raw_mode.RawExamplesTransformer.
 
     Returns:
       Split name -> the split's index_report.json content.
     """
+    policy = policy or core.OovPolicy()
     with pipeline:
+        split_counts = []
         for job in jobs:
-            add_split_validation(pipeline, job, bounds, baseline, batch_size)
+            split_counts.append(
+                pipeline
+                | f"ListShards[{job.name}]" >> beam.Create(list(job.shards))
+                # Spreads shards over workers on distributed runners.
+                | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
+                | f"CountShard[{job.name}]" >> beam.ParDo(_CountShard(bounds, batch_size, parse))
+                | f"MergeSplit[{job.name}]" >> beam.CombineGlobally(_MergeSplit(bounds))
+                | f"KeyBySplit[{job.name}]"
+                >> beam.Map(lambda counts, name: (name, counts), job.name)
+            )
+        _ = (
+            split_counts
+            | "FlattenSplits" >> beam.Flatten()
+            | "GatherSplits" >> beam.combiners.ToList()
+            | "WriteReports"
+            >> beam.Map(
+                _write_reports, {job.name: job.output_dir for job in jobs}, baseline, policy
+            )
+        )
     return {job.name: report_io.read_report_json(job.output_dir) for job in jobs}
 
 
@@ -147,10 +156,85 @@ def split_jobs(split_uris: Mapping[str, str], output_dirs: Mapping[str, str]) ->
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to check and how to read it, worked out before Beam starts.
+
+    Attributes:
+      bounds: Bounds of the checked features.
+      examples_kind: TRANSFORMED or RAW.
+      parse: The transform-graph applier in raw mode, else None.
+    """
+
+    bounds: tuple[core.FeatureBounds, ...]
+    examples_kind: raw_mode.ExamplesKind
+    parse: raw_mode.RawExamplesTransformer | None
+
+
+def plan(
+    split_uris: Mapping[str, str],
+    schema: schema_pb2.Schema,
+    vocabulary_sizes: Mapping[str, int],
+    *,
+    transform_graph_uri: str | None = None,
+    raw_schema: schema_pb2.Schema | None = None,
+    features: Sequence[str] | None = None,
+    embedding_input_dims: Mapping[str, int] | None = None,
+    feature_vocabularies: Mapping[str, str] | None = None,
+    examples_kind: raw_mode.ExamplesKind | str = raw_mode.ExamplesKind.AUTO,
+) -> Plan:
+    """Resolves bounds and decides whether the examples are raw or transformed.
+
+    Args:
+      split_uris: Split name -> split folder.
+      schema: The transformed schema (or a user schema with int_domains).
+      vocabulary_sizes: Vocabulary name -> entries.
+      transform_graph_uri: The transform graph, needed for raw examples.
+      raw_schema: The transform graph's raw schema.
+      features: The features to check (default: every categorical one).
+      embedding_input_dims: Feature -> the Trainer's Embedding input_dim.
+      feature_vocabularies: Feature -> vocabulary name.
+      examples_kind: "auto", "transformed" or "raw".
+
+    Returns:
+      The plan.
+
+    Raises:
+      InputError: Bounds cannot be resolved or the examples fit neither schema.
+    """
+    feature_bounds = tuple(
+        bounds_lib.resolve_bounds(
+            schema,
+            vocabulary_sizes,
+            features=features,
+            embedding_input_dims=embedding_input_dims,
+            feature_vocabularies=feature_vocabularies,
+        )
+    )
+    if transform_graph_uri is None:
+        raw_schema = None
+    present = raw_mode.first_example_features(split_uris)
+    kind = raw_mode.detect_kind(examples_kind, present, schema, raw_schema)
+    if kind is raw_mode.ExamplesKind.TRANSFORMED:
+        return Plan(feature_bounds, kind, None)
+    raw_sources = {}
+    for b in feature_bounds:
+        source = raw_mode.raw_source_feature(b.feature, b.vocabulary, raw_schema)
+        if source is not None:
+            raw_sources[b.feature] = source
+    transformer = raw_mode.RawExamplesTransformer(
+        transform_graph_uri, [b.feature for b in feature_bounds], raw_sources, present
+    )
+    return Plan(feature_bounds, kind, transformer)
+
+
 def blocked_summary(reports: Mapping[str, dict], limit: int = 20) -> str:
     """Summarises the ERROR findings of reports, one line each, for errors and logs."""
     lines = []
     for split in sorted(reports):
+        for finding in reports[split].get("split_findings", []):
+            if finding["severity"] == core.Severity.ERROR.value:
+                lines.append(f"  split {split!r}: {finding['reason']} {finding['description']}")
         for feature in reports[split]["features"]:
             for finding in feature["findings"]:
                 if finding["severity"] != core.Severity.ERROR.value:

@@ -1,0 +1,208 @@
+"""Validates raw examples by applying the transform graph to them first.
+
+New data often meets an old vocabulary: a new span, a backfill, a serving log.
+Applying the trained transform graph to it gives the exact indices the Trainer or
+the serving model would see, with the raw value behind each one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from embedding_guard import bounds as bounds_lib
+from embedding_guard import reader
+from embedding_guard.errors import InputError
+
+
+class ExamplesKind(str, enum.Enum):
+    """What the examples hold: Transform's output, or ExampleGen's raw examples."""
+
+    AUTO = "auto"
+    TRANSFORMED = "transformed"
+    RAW = "raw"
+
+
+class ExamplesKindError(InputError):
+    """The examples match neither the transformed nor the raw schema."""
+
+
+def raw_source_feature(
+    feature: str, vocabulary: str | None, raw_schema: schema_pb2.Schema | None
+) -> str | None:
+    """Names the raw feature a transformed feature was made from, or None.
+
+    TFT does not record it; a vocabulary is usually named after its raw feature,
+    and transformed names usually add a suffix to the raw name (`city_xf`).
+    """
+    if raw_schema is None:
+        return None
+    raw_names = {proto.name for proto in raw_schema.feature}
+    if vocabulary in raw_names:
+        return vocabulary
+    if feature in raw_names:
+        return feature
+    stripped = bounds_lib.infer_vocabulary(feature, raw_names)
+    return stripped
+
+
+def first_example_features(split_uris: Mapping[str, str]) -> set[str] | None:
+    """Feature names of the first example found in any split, or None if all are empty."""
+    for split_uri in split_uris.values():
+        for shard in reader.list_shards(split_uri):
+            dataset = tf.data.TFRecordDataset(
+                shard, compression_type=reader.compression_type(shard)
+            )
+            try:
+                for record in dataset.take(1):
+                    example = tf.train.Example.FromString(record.numpy())
+                    return set(example.features.feature)
+            except tf.errors.OpError as error:
+                raise reader.ShardError(
+                    f"Shard {shard!r} cannot be read ({error.message.splitlines()[0]}). "
+                    "Re-run the component that wrote it, or remove the shard."
+                ) from error
+    return None
+
+
+def detect_kind(
+    requested: ExamplesKind | str,
+    present: set[str] | None,
+    transformed_schema: schema_pb2.Schema,
+    raw_schema: schema_pb2.Schema | None,
+) -> ExamplesKind:
+    """Decides whether the examples are transformed or raw.
+
+    A feature only the raw schema has (`city`, not `city_xf`) in the sample
+    example means raw examples; none means transformed examples.
+
+    Args:
+      requested: The examples_kind parameter; AUTO decides from the features.
+      present: Feature names of a sample example; None when every split is empty.
+      transformed_schema: The transformed schema.
+      raw_schema: The transform graph's raw schema, if it has one.
+
+    Returns:
+      TRANSFORMED or RAW.
+
+    Raises:
+      ExamplesKindError: The examples hold features of neither schema, or RAW is
+        requested but the graph has no raw schema.
+    """
+    requested = ExamplesKind(requested)
+    if requested is ExamplesKind.RAW and raw_schema is None:
+        raise ExamplesKindError(
+            "examples_kind='raw' needs the transform graph's raw schema "
+            "(metadata/schema.pbtxt), which this graph lacks; pass transformed examples."
+        )
+    if requested is not ExamplesKind.AUTO:
+        return requested
+    if present is None:
+        return ExamplesKind.TRANSFORMED
+    transformed_names = {proto.name for proto in transformed_schema.feature}
+    raw_names = {proto.name for proto in raw_schema.feature} if raw_schema else set()
+    raw_only = raw_names - transformed_names
+    if raw_only & present:
+        return ExamplesKind.RAW
+    if transformed_names & present:
+        return ExamplesKind.TRANSFORMED
+    raise ExamplesKindError(
+        "The examples hold neither the transformed nor the raw features of this transform "
+        f"graph: they have {sorted(present)!r}, the transformed schema has "
+        f"{sorted(transformed_names)!r} and the raw schema {sorted(raw_names)!r}. Pass the "
+        "examples this transform graph was made for."
+    )
+
+
+def _column(tensor) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(tensor, tf.RaggedTensor):
+        return tensor.flat_values.numpy(), tensor.row_lengths().numpy()
+    if isinstance(tensor, tf.SparseTensor):
+        rows = tensor.indices[:, 0].numpy()
+        lengths = np.bincount(rows, minlength=int(tensor.dense_shape[0]))
+        return tensor.values.numpy(), lengths.astype(np.int64)
+    array = tensor.numpy()
+    num_rows = array.shape[0]
+    flat = array.reshape(num_rows, -1) if array.ndim != 1 else array.reshape(num_rows, 1)
+    return flat.reshape(-1), np.full(num_rows, flat.shape[1], dtype=np.int64)
+
+
+class RawExamplesTransformer:
+    """Applies a transform graph to batches of serialized raw tf.Examples.
+
+    Built lazily on each Beam worker (TFTransformOutput does not pickle).
+
+    Args:
+      transform_graph_uri: The transform_graph folder.
+      features: Transformed features to return.
+      raw_sources: Transformed feature -> raw feature whose values are kept next
+        to the indices, for naming the raw values that fell into OOV.
+      present_raw_features: Raw features found in the examples; raw features the
+        data lacks (a serving log has no label) are not parsed.
+    """
+
+    def __init__(
+        self,
+        transform_graph_uri: str,
+        features: Sequence[str],
+        raw_sources: Mapping[str, str],
+        present_raw_features: Iterable[str] | None = None,
+    ):
+        self._uri = transform_graph_uri
+        self._features = list(features)
+        self._raw_sources = dict(raw_sources)
+        self._present = None if present_raw_features is None else set(present_raw_features)
+        self._output = None
+        self._spec = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_output"] = None
+        state["_spec"] = None
+        return state
+
+    def _load(self):
+        self._output = tft.TFTransformOutput(self._uri)
+        spec = dict(self._output.raw_feature_spec())
+        if self._present is not None:
+            spec = {name: value for name, value in spec.items() if name in self._present}
+        self._spec = spec
+
+    def __call__(self, serialized) -> reader.Batch:
+        """Transforms one batch; returns its checked columns and raw columns."""
+        if self._output is None:
+            self._load()
+        num_examples = int(tf.shape(serialized)[0])
+        try:
+            raw = tf.io.parse_example(serialized, self._spec)
+        except tf.errors.InvalidArgumentError as error:
+            raise InputError(
+                "Raw examples do not match the transform graph's raw schema "
+                f"({error.message.splitlines()[0]}). Pass examples made for this transform "
+                "graph, or give the missing features defaults in the raw schema."
+            ) from error
+        try:
+            transformed = self._output.transform_raw_features(raw, drop_unused_features=True)
+        except (ValueError, KeyError, tf.errors.OpError) as error:
+            raise InputError(
+                f"The transform graph {self._uri!r} cannot be applied to these raw examples: "
+                f"{str(error).splitlines()[0]}. Check that the examples hold every raw feature "
+                "the preprocessing_fn reads."
+            ) from error
+        missing = sorted(set(self._features) - set(transformed))
+        if missing:
+            raise InputError(
+                f"The transform graph {self._uri!r} does not output {missing!r}; it outputs "
+                f"{sorted(transformed)!r}."
+            )
+        columns = {name: _column(transformed[name]) for name in self._features}
+        raw_columns = {}
+        for name, source in self._raw_sources.items():
+            if source in raw:
+                raw_columns[name] = _column(raw[source])
+        return reader.Batch(num_examples, columns, raw_columns)
