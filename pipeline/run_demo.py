@@ -1,0 +1,225 @@
+"""Runs the embedding-guard demo: a clean config that trains, a broken one that is blocked.
+
+Both configs run into pipeline/_runs/ (wiped first, so every run starts fresh) with
+one pipeline name, root and MLMD database. Pipeline logs go to pipeline/_runs/demo.log;
+the terminal gets a short summary per run, read back from MLMD and index_report.json.
+
+Usage: .venv/bin/python pipeline/run_demo.py [--verbose]
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import sys
+import time
+
+PIPELINE_DIR = pathlib.Path(__file__).resolve().parent
+USER_MODULES_DIR = PIPELINE_DIR / "user_modules"
+RUNS_DIR = PIPELINE_DIR / "_runs"
+PIPELINE_ROOT = RUNS_DIR / "root"
+METADATA_PATH = RUNS_DIR / "metadata.sqlite"
+LOG_PATH = RUNS_DIR / "demo.log"
+DATA_ROOT = PIPELINE_DIR / "data"
+SCHEMA_PATH = PIPELINE_DIR.parent / "schemas" / "raw_schema.pbtxt"
+PIPELINE_NAME = "embedding-guard-demo"
+CONFIGS = ("clean", "broken")
+VALIDATOR_NODE = "EmbeddingIndexValidator"
+TRAINER_NODE = "Trainer"
+REPORT_JSON_FILE = "index_report.json"
+
+
+def _use_user_modules() -> None:
+    # TFX loads preprocessing_fn and run_fn by import path, in this process and in
+    # any Beam worker process it starts, so both need the user modules importable
+    # even when the script runs without `make demo`'s PYTHONPATH.
+    sys.path.insert(0, str(USER_MODULES_DIR))
+    python_path = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if not any(entry and os.path.realpath(entry) == str(USER_MODULES_DIR) for entry in python_path):
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(USER_MODULES_DIR), *python_path])
+        )
+
+
+@contextlib.contextmanager
+def _output_to(log_path: pathlib.Path, enabled: bool):
+    """Sends this process's stdout and stderr (TF, Beam, Keras) to log_path."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            for fd in saved_fds:
+                os.close(fd)
+
+
+def _shown(path) -> str:
+    """Returns path relative to the working directory when it is below it (shorter)."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith(os.pardir) else relative
+
+
+def _metadata_store(metadata_path: pathlib.Path):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    connection_config = metadata_store_pb2.ConnectionConfig()
+    connection_config.sqlite.filename_uri = str(metadata_path)
+    connection_config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    )
+    return metadata_store.MetadataStore(connection_config)
+
+
+def _run_contexts(store) -> dict[int, str]:
+    return {context.id: context.name for context in store.get_contexts_by_type("pipeline_run")}
+
+
+def _node_outputs(store, run_context_id: int) -> dict[str, tuple[object, list]]:
+    """Maps node id -> (execution, output artifacts) for one pipeline run."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    node_prefix = PIPELINE_NAME + "."
+    outputs = {}
+    for execution in store.get_executions_by_context(run_context_id):
+        node_ids = [
+            context.name[len(node_prefix) :]
+            for context in store.get_contexts_by_execution(execution.id)
+            if context.name.startswith(node_prefix)
+        ]
+        artifact_ids = [
+            event.artifact_id
+            for event in store.get_events_by_execution_ids([execution.id])
+            if event.type == metadata_store_pb2.Event.OUTPUT
+        ]
+        for node_id in node_ids:
+            outputs[node_id] = (execution, store.get_artifacts_by_id(artifact_ids))
+    return outputs
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _split_lines(report: dict) -> list[str]:
+    lines = [
+        f"{'Split-' + report['split']:<12} {report['num_examples']:>5} examples  "
+        f"{_plural(report['num_errors'], 'error')}, {_plural(report['num_warnings'], 'warning')}"
+    ]
+    for feature in report["features"]:
+        for finding in feature["findings"]:
+            top_values = ", ".join(
+                f"{sample['value']} x{sample['count']}" for sample in finding["sample_values"][:3]
+            )
+            lines.append(
+                f"  {finding['severity']:<7} {feature['feature']:<11} {finding['reason']:<24} "
+                f"{finding['count']:>4} ({finding['rate']:.1%})"
+                + (f"  top: {top_values}" if top_values else "")
+            )
+    return lines
+
+
+def _print_run(config: str, seconds: float, store, run_context_id: int, run_id: str) -> list[str]:
+    """Prints one run's summary and returns the paths of its index_report.json files."""
+    from tfx.dsl.io import fileio
+
+    outputs = _node_outputs(store, run_context_id)
+    print(f"\n[{config}] run {run_id} took {seconds:.0f} s")
+
+    report_paths = []
+    if VALIDATOR_NODE not in outputs:
+        print(f"  {VALIDATOR_NODE}: no execution in this run; see {LOG_PATH}")
+    else:
+        _, artifacts = outputs[VALIDATOR_NODE]
+        for anomalies in artifacts:
+            blessed = anomalies.custom_properties["blessed"].int_value
+            print(f"  {VALIDATOR_NODE}: blessed={blessed}  anomalies: {_shown(anomalies.uri)}")
+            split_names = json.loads(anomalies.properties["split_names"].string_value)
+            for split in sorted(split_names, key=lambda name: (name != "train", name)):
+                report_path = os.path.join(anomalies.uri, f"Split-{split}", REPORT_JSON_FILE)
+                with fileio.open(report_path) as report_file:
+                    report = json.loads(report_file.read())
+                report_paths.append(report_path)
+                for line in _split_lines(report):
+                    print(f"    {line}")
+
+    models = [
+        artifact.uri
+        for artifact in outputs.get(TRAINER_NODE, (None, []))[1]
+        if artifact.type == "Model"
+    ]
+    if TRAINER_NODE not in outputs:
+        print(f"  {TRAINER_NODE}: skipped (no execution and no Model in MLMD)")
+    else:
+        print(f"  {TRAINER_NODE}: ran, Model: {', '.join(map(_shown, models)) or 'none published'}")
+    return report_paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--verbose", action="store_true", help="print pipeline logs instead of writing demo.log"
+    )
+    args = parser.parse_args()
+
+    shutil.rmtree(RUNS_DIR, ignore_errors=True)
+    RUNS_DIR.mkdir(parents=True)
+    _use_user_modules()
+    print(f"Running the embedding-guard demo (logs: {_shown(LOG_PATH)}) ...", flush=True)
+
+    with _output_to(LOG_PATH, enabled=not args.verbose):
+        import demo_pipeline
+        from tfx import v1 as tfx
+
+    report_paths = []
+    for config in CONFIGS:
+        pipeline = demo_pipeline.create_pipeline(
+            pipeline_name=PIPELINE_NAME,
+            pipeline_root=str(PIPELINE_ROOT),
+            data_root=str(DATA_ROOT),
+            schema_path=str(SCHEMA_PATH),
+            metadata_path=str(METADATA_PATH),
+            config=config,
+        )
+        runs_before = (
+            _run_contexts(_metadata_store(METADATA_PATH)) if METADATA_PATH.exists() else {}
+        )
+        start = time.monotonic()
+        try:
+            with _output_to(LOG_PATH, enabled=not args.verbose):
+                tfx.orchestration.LocalDagRunner().run(pipeline)
+        except Exception:
+            print(
+                f"\n[{config}] the pipeline run failed; the full log is {LOG_PATH}", file=sys.stderr
+            )
+            raise
+        seconds = time.monotonic() - start
+
+        store = _metadata_store(METADATA_PATH)
+        ((run_context_id, run_id),) = (
+            item for item in _run_contexts(store).items() if item[0] not in runs_before
+        )
+        report_paths += _print_run(config, seconds, store, run_context_id, run_id)
+
+    print("\nReview the findings of both runs:")
+    print(f"  embedding-guard report {_shown(PIPELINE_ROOT)}")
+    print("  or read the JSON reports:")
+    for report_path in report_paths:
+        print(f"    {_shown(report_path)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The embedding-guard demo pipeline: the validator gates the Trainer.
+
+CsvExampleGen -> StatisticsGen -> ImportSchemaGen -> Transform -> EmbeddingIndexValidator
+-> Cond(blessed) -> Trainer. The `clean` and `broken` configs differ only in the
+preprocessing_fn, so both runs share one pipeline name, root and MLMD database.
+"""
+
+from demo_constants import MONTH_EMBEDDING_DIM
+from tfx import v1 as tfx
+
+from embedding_guard import EmbeddingIndexValidator
+
+PREPROCESSING_FNS = {
+    "clean": "demo_preprocessing.preprocessing_fn_clean",
+    "broken": "demo_preprocessing.preprocessing_fn_broken",
+}
+RUN_FN = "demo_trainer.run_fn"
+TRAIN_STEPS = 20
+EVAL_STEPS = 5
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_path: str,
+    metadata_path: str,
+    config: str,
+    beam_pipeline_args: list[str] | None = None,
+    enable_cache: bool = False,
+) -> tfx.dsl.Pipeline:
+    """Builds the demo pipeline for one preprocessing config.
+
+    Args:
+      pipeline_name: Pipeline name; use the same one for both configs so their runs
+        share MLMD contexts.
+      pipeline_root: Root folder of the pipeline's artifacts.
+      data_root: Folder holding `train/*.csv` and `eval/*.csv`.
+      schema_path: Raw schema file (schema.proto text format) for ImportSchemaGen.
+      metadata_path: SQLite file of the MLMD database.
+      config: 'clean' or 'broken'; picks the Transform preprocessing_fn.
+      beam_pipeline_args: Beam options for StatisticsGen, Transform and the validator.
+      enable_cache: Whether TFX may reuse outputs of earlier identical executions.
+
+    Returns:
+      The pipeline, ready for `tfx.orchestration.LocalDagRunner().run`.
+
+    Raises:
+      ValueError: If `config` is not one of PREPROCESSING_FNS.
+    """
+    if config not in PREPROCESSING_FNS:
+        raise ValueError(f"config must be one of {sorted(PREPROCESSING_FNS)}, got {config!r}")
+
+    # Two patterns rather than a hash split, so eval can hold values train never saw.
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=data_root,
+        input_config=tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name="train", pattern="train/*"),
+                tfx.proto.Input.Split(name="eval", pattern="eval/*"),
+            ]
+        ),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FNS[config],
+    )
+    validator = EmbeddingIndexValidator(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        embedding_input_dims={"month_xf": MONTH_EMBEDDING_DIM},
+    )
+    with tfx.dsl.Cond(validator.outputs["anomalies"].future()[0].custom_property("blessed") == 1):
+        trainer = tfx.components.Trainer(
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            run_fn=RUN_FN,
+            train_args=tfx.proto.TrainArgs(num_steps=TRAIN_STEPS),
+            eval_args=tfx.proto.EvalArgs(num_steps=EVAL_STEPS),
+        )
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata_path
+        ),
+        components=[example_gen, statistics_gen, schema_gen, transform, validator, trainer],
+        enable_cache=enable_cache,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )

@@ -1,0 +1,280 @@
+"""End-to-end: the demo pipeline's validator blesses the clean config and blocks the broken one.
+
+One module-scoped fixture runs both configs into a temporary pipeline root and MLMD
+database; every test reads that outcome back from MLMD, the report files and the
+demo CSVs, which the expected values are computed from independently.
+"""
+
+import csv
+import json
+import os
+import pathlib
+
+import demo_pipeline
+import pytest
+import tensorflow as tf
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA_ROOT = REPO_ROOT / "pipeline" / "data"
+SCHEMA_PATH = REPO_ROOT / "schemas" / "raw_schema.pbtxt"
+PIPELINE_NAME = "embedding-guard-e2e"
+CONFIGS = ("clean", "broken")
+SPLITS = ("train", "eval")
+
+
+def _read_csv(split):
+    with open(DATA_ROOT / split / f"{split}.csv", newline="") as csv_file:
+        return list(csv.DictReader(csv_file))
+
+
+class _Run:
+    """What one pipeline run left in MLMD: executions and outputs keyed by node id."""
+
+    def __init__(self, store, run_context):
+        self.run_id = run_context.name
+        self.executions = {}
+        self.outputs = {}
+        node_prefix = PIPELINE_NAME + "."
+        for execution in store.get_executions_by_context(run_context.id):
+            (node_context,) = (
+                context
+                for context in store.get_contexts_by_execution(execution.id)
+                if context.type == "node"
+            )
+            node_id = node_context.name.removeprefix(node_prefix)
+            output_ids = [
+                event.artifact_id
+                for event in store.get_events_by_execution_ids([execution.id])
+                if event.type == metadata_store_pb2.Event.OUTPUT
+            ]
+            self.executions[node_id] = execution
+            self.outputs[node_id] = store.get_artifacts_by_id(output_ids)
+
+    def output(self, node_id, type_name):
+        (artifact,) = (a for a in self.outputs[node_id] if a.type == type_name)
+        return artifact
+
+    def anomalies(self):
+        return self.output("EmbeddingIndexValidator", "ExampleAnomalies")
+
+    def report(self, split):
+        path = os.path.join(self.anomalies().uri, f"Split-{split}", "index_report.json")
+        with open(path) as report_file:
+            return json.load(report_file)
+
+    def feature_report(self, split, feature):
+        (feature_report,) = (f for f in self.report(split)["features"] if f["feature"] == feature)
+        return feature_report
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Runs the clean config, then the broken one, into one root and MLMD database."""
+    root = tmp_path_factory.mktemp("demo_pipeline")
+    metadata_path = root / "metadata.sqlite"
+    connection_config = metadata_store_pb2.ConnectionConfig()
+    connection_config.sqlite.filename_uri = str(metadata_path)
+
+    runs = {}
+    for config in CONFIGS:
+        tfx.orchestration.LocalDagRunner().run(
+            demo_pipeline.create_pipeline(
+                pipeline_name=PIPELINE_NAME,
+                pipeline_root=str(root / "pipeline_root"),
+                data_root=str(DATA_ROOT),
+                schema_path=str(SCHEMA_PATH),
+                metadata_path=str(metadata_path),
+                config=config,
+            )
+        )
+        store = metadata_store.MetadataStore(connection_config)
+        known_run_ids = {run.run_id for run in runs.values()}
+        (new_run_context,) = (
+            context
+            for context in store.get_contexts_by_type("pipeline_run")
+            if context.name not in known_run_ids
+        )
+        runs[config] = _Run(store, new_run_context)
+    runs["store"] = metadata_store.MetadataStore(connection_config)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def csv_rows():
+    return {split: _read_csv(split) for split in SPLITS}
+
+
+def _unseen_in_train(csv_rows, column):
+    train_values = {row[column] for row in csv_rows["train"]}
+    unseen = sum(row[column] not in train_values for row in csv_rows["eval"])
+    # Guards the data itself: with no unseen values these tests would pass vacuously.
+    assert unseen > 0, f"eval.csv has no {column!r} values unseen in train.csv"
+    return unseen
+
+
+def test_both_runs_share_the_pipeline_context_and_have_distinct_run_ids(demo):
+    store = demo["store"]
+    assert [c.name for c in store.get_contexts_by_type("pipeline")] == [PIPELINE_NAME]
+    assert demo["clean"].run_id != demo["broken"].run_id
+
+
+def test_clean_run_trains_and_publishes_a_serving_model(demo):
+    trainer = demo["clean"].executions["Trainer"]
+    assert trainer.last_known_state == metadata_store_pb2.Execution.COMPLETE
+    model = demo["clean"].output("Trainer", "Model")
+    assert tf.io.gfile.exists(os.path.join(model.uri, "Format-Serving", "saved_model.pb"))
+
+
+def test_clean_model_serves_raw_examples_including_unseen_values(demo, csv_rows):
+    model = demo["clean"].output("Trainer", "Model")
+    serve = tf.saved_model.load(os.path.join(model.uri, "Format-Serving")).signatures[
+        "serving_default"
+    ]
+    train_cities = {row["city"] for row in csv_rows["train"]}
+    rows = [row for row in csv_rows["eval"] if row["city"] not in train_cities][:3]
+    rows += csv_rows["eval"][:5]
+    examples = []
+    for row in rows:
+        features = {
+            "product": tf.train.Feature(
+                bytes_list=tf.train.BytesList(value=[row["product"].encode()])
+            ),
+            "city": tf.train.Feature(bytes_list=tf.train.BytesList(value=[row["city"].encode()])),
+            "age": tf.train.Feature(float_list=tf.train.FloatList(value=[float(row["age"])])),
+            "month": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row["month"])])),
+        }
+        examples.append(
+            tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+        )
+    probabilities = serve(examples=tf.constant(examples))["click_probability"].numpy()
+    assert probabilities.shape == (len(rows), 1)
+    assert ((probabilities >= 0.0) & (probabilities <= 1.0)).all()
+
+
+def test_broken_run_skips_the_trainer_and_publishes_no_model(demo):
+    assert "Trainer" not in demo["broken"].executions
+    assert "Transform" in demo["broken"].executions
+    models = demo["store"].get_artifacts_by_type("Model")
+    assert [m.uri for m in models] == [demo["clean"].output("Trainer", "Model").uri]
+
+
+@pytest.mark.parametrize(("config", "expected_blessed"), [("clean", 1), ("broken", 0)])
+def test_anomalies_artifact_carries_the_verdict(demo, config, expected_blessed):
+    anomalies = demo[config].anomalies()
+    assert anomalies.custom_properties["blessed"].int_value == expected_blessed
+    reports = [demo[config].report(split) for split in SPLITS]
+    assert all(r["blessed"] is (r["num_errors"] == 0) for r in reports)
+    assert all(r["blessed"] for r in reports) is (expected_blessed == 1)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_anomalies_artifact_propagates_span_and_split_names(demo, config):
+    run = demo[config]
+    anomalies = run.anomalies()
+    transformed = run.output("Transform", "Examples")
+    raw_examples = run.output("CsvExampleGen", "Examples")
+    assert json.loads(anomalies.properties["split_names"].string_value) == json.loads(
+        transformed.properties["split_names"].string_value
+    )
+    assert set(json.loads(anomalies.properties["split_names"].string_value)) == set(SPLITS)
+    assert (
+        anomalies.properties["span"].int_value == raw_examples.custom_properties["span"].int_value
+    )
+    for split in SPLITS:
+        split_dir = os.path.join(anomalies.uri, f"Split-{split}")
+        assert {"SchemaDiff.pb", "index_report.json"} <= set(os.listdir(split_dir))
+
+
+@pytest.mark.parametrize(
+    ("config", "expected_error_features"), [("clean", []), ("broken", ["city_xf"])]
+)
+def test_eval_schema_diff_is_a_standard_anomalies_proto(demo, config, expected_error_features):
+    path = os.path.join(demo[config].anomalies().uri, "Split-eval", "SchemaDiff.pb")
+    with open(path, "rb") as schema_diff_file:
+        anomalies = anomalies_pb2.Anomalies.FromString(schema_diff_file.read())
+    error_features = sorted(
+        feature
+        for feature, info in anomalies.anomaly_info.items()
+        if info.severity == anomalies_pb2.AnomalyInfo.ERROR
+    )
+    assert error_features == expected_error_features
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("split", SPLITS)
+def test_report_counts_every_csv_row(demo, csv_rows, config, split):
+    report = demo[config].report(split)
+    assert report["split"] == split
+    assert report["num_examples"] == len(csv_rows[split])
+    for feature in ("product_xf", "city_xf", "age_xf", "month_xf"):
+        counts = demo[config].feature_report(split, feature)["counts"]
+        assert counts["num_values"] == len(csv_rows[split])
+        assert counts["missing"] == 0
+
+
+def test_broken_eval_negative_city_count_equals_rows_with_unseen_cities(demo, csv_rows):
+    unseen = _unseen_in_train(csv_rows, "city")
+    city = demo["broken"].feature_report("eval", "city_xf")
+    assert city["counts"]["negative"] == unseen
+    assert city["counts"]["min"] == -1
+    assert city["counts"]["top_offending_values"] == [{"value": -1, "count": unseen}]
+    errors = [f for f in city["findings"] if f["severity"] == "ERROR"]
+    assert [(f["reason"], f["count"]) for f in errors] == [("NEGATIVE_INDEX", unseen)]
+    assert demo["broken"].report("eval")["num_errors"] == 1
+
+
+def test_clean_eval_unseen_cities_land_in_the_oov_bucket(demo, csv_rows):
+    unseen = _unseen_in_train(csv_rows, "city")
+    counts = demo["clean"].feature_report("eval", "city_xf")["counts"]
+    assert counts["oov_bucket"] == unseen
+    assert counts["negative"] == 0
+    assert counts["in_vocab"] == len(csv_rows["eval"]) - unseen
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_eval_unseen_products_land_in_the_oov_buckets(demo, csv_rows, config):
+    unseen = _unseen_in_train(csv_rows, "product")
+    product = demo[config].feature_report("eval", "product_xf")
+    assert product["counts"]["oov_bucket"] == unseen
+    assert product["counts"]["negative"] == 0
+    assert product["counts"]["out_of_range"] == 0
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_vocabulary_bounds_match_the_train_csv(demo, csv_rows, config):
+    num_cities = len({row["city"] for row in csv_rows["train"]})
+    num_products = len({row["product"] for row in csv_rows["train"]})
+    city_bounds = demo[config].feature_report("eval", "city_xf")["bounds"]
+    product_bounds = demo[config].feature_report("eval", "product_xf")["bounds"]
+    city_oov_buckets = {"clean": 1, "broken": 0}[config]
+    assert (city_bounds["vocab_size"], city_bounds["num_oov_buckets"]) == (
+        num_cities,
+        city_oov_buckets,
+    )
+    assert city_bounds["upper_bound"] == num_cities + city_oov_buckets
+    assert (product_bounds["vocab_size"], product_bounds["num_oov_buckets"]) == (num_products, 2)
+    assert product_bounds["upper_bound"] == num_products + 2
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_train_split_is_clean_in_both_configs(demo, csv_rows, config):
+    report = demo[config].report("train")
+    assert (report["num_errors"], report["blessed"]) == (0, True)
+    for feature in ("product_xf", "city_xf"):
+        counts = demo[config].feature_report("train", feature)["counts"]
+        assert counts["in_vocab"] == len(csv_rows["train"])
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("split", SPLITS)
+def test_month_indices_fit_the_embedding_size_given_to_the_validator(demo, csv_rows, config, split):
+    months = [int(row["month"]) for row in csv_rows[split]]
+    month = demo[config].feature_report(split, "month_xf")
+    assert month["bounds"]["embedding_input_dim"] == demo_pipeline.MONTH_EMBEDDING_DIM
+    assert (month["counts"]["min"], month["counts"]["max"]) == (min(months) - 1, max(months) - 1)
+    assert month["counts"]["over_embedding_dim"] == 0
+    assert month["findings"] == []
