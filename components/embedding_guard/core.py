@@ -290,11 +290,17 @@ class FeatureAccumulator:
         if values.size == 0:
             return
         self.num_values += int(values.size)
-        if not np.issubdtype(values.dtype, np.integer):
-            self.non_integer += int(values.size)
-            _add_counts(self.non_integer_values, values, _non_integer_text)
-            self.non_integer_values, complete = _bounded(self.non_integer_values)
-            self.complete &= complete
+        if values.dtype == object:
+            # The reader's per-example fallback mixes ints with floats or bytes in one
+            # array when a feature's kind varies between examples: the ints are still
+            # indices to check, and only the rest is non-integer.
+            is_integer = np.array([isinstance(v, int) for v in values.tolist()], dtype=bool)
+            self._add_non_integer(values[~is_integer])
+            if not is_integer.any():
+                return
+            values = values[is_integer].astype(np.int64)
+        elif not np.issubdtype(values.dtype, np.integer):
+            self._add_non_integer(values)
             return
         # uint64 stays as it is: casting it would wrap values >= 2**63 to negatives.
         if values.dtype != np.int64 and np.can_cast(values.dtype, np.int64):
@@ -325,6 +331,19 @@ class FeatureAccumulator:
             _add_counts(self.offending, bad)
             self.offending, complete = _bounded(self.offending)
             self.complete &= complete
+
+    def _add_non_integer(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        self.non_integer += int(values.size)
+        if values.dtype == object:
+            # Floats and bytes cannot be sorted together, their texts can.
+            values = np.array(_non_integer_text(values), dtype=object)
+            _add_counts(self.non_integer_values, values)
+        else:
+            _add_counts(self.non_integer_values, values, _non_integer_text)
+        self.non_integer_values, complete = _bounded(self.non_integer_values)
+        self.complete &= complete
 
     def _add_raw(self, values, row_lengths, raw_values, raw_row_lengths) -> None:
         self.raw_values_checked = True

@@ -1,0 +1,232 @@
+"""`embedding-guard check` in-process on the checked-in testdata.
+
+Counts are worked out by hand from testdata/make_examples.py (see test_executor.py).
+Without --embedding-dim, month_xf (no int_domain) is not checked.
+"""
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, input_digests, tree
+
+from embedding_guard import cli
+
+REPORT_FILES = ["SchemaDiff.pb", "index_report.html", "index_report.json"]
+CHECK = ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(EXAMPLES_DIR)]
+
+
+def _main(argv) -> tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = cli.main(argv)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def every_split(tmp_path_factory):
+    """One run over every split, writing reports under --output."""
+    output = tmp_path_factory.mktemp("cli") / "reports"
+    before = input_digests()
+    code, stdout, stderr = _main([*CHECK, "--output", str(output)])
+    return {
+        "code": code,
+        "stdout": stdout,
+        "stderr": stderr,
+        "output": output,
+        "inputs_unchanged": before == input_digests(),
+    }
+
+
+# The table columns the tests look at, in a fixed order.
+COLUMNS = (
+    "range",
+    "emb_dim",
+    "values",
+    "missing",
+    "negative",
+    "in_vocab",
+    "oov_bkt",
+    "out_rng",
+    "over_dim",
+    "non_int",
+    "min",
+    "max",
+    "verdict",
+)
+
+
+def _table_rows(stdout: str, split: str) -> dict[str, str]:
+    """One split's table: feature -> its COLUMNS cells, space-separated."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"split {split}:"))
+    header = lines[start + 1].split()
+    assert header[0] == "feature"
+    rows = {}
+    for line in lines[start + 2 :]:
+        cells = line.split()
+        if len(cells) != len(header) or not line.startswith("  "):
+            break
+        row = dict(zip(header, cells, strict=True))
+        rows[row["feature"]] = " ".join(row[column] for column in COLUMNS)
+    return rows
+
+
+def test_blocked_run_exits_1(every_split):
+    assert every_split["code"] == cli.EXIT_BLOCKED == 1
+
+
+def test_table_shows_the_counts(every_split):
+    stdout = every_split["stdout"]
+    assert "split eval: 20 examples, 3 error(s), 2 warning(s) -> BLOCKED" in stdout
+    assert "split test: 6 examples, 1 error(s), 0 warning(s) -> BLOCKED" in stdout
+    assert "split train: 20 examples, 0 error(s), 0 warning(s) -> ok" in stdout
+    # Columns: range emb_dim values missing negative in_vocab oov_bkt out_rng over_dim
+    # non_int min max verdict.
+    assert _table_rows(stdout, "eval") == {
+        "age_xf": "[0,5) 5 20 0 0 20 0 0 0 0 0 4 ok",
+        "city_xf": "[0,25) 25 19 1 3 16 0 0 0 0 -1 24 ERROR",
+        "product_xf": "[0,42) 42 24 0 0 18 3 3 3 0 0 57 ERROR",
+    }
+    assert _table_rows(stdout, "test")["product_xf"] == "[0,42) 42 6 0 0 0 0 0 0 6 - - ERROR"
+    assert _table_rows(stdout, "train") == {
+        "age_xf": "[0,5) 5 20 0 0 20 0 0 0 0 0 4 ok",
+        "city_xf": "[0,25) 25 20 0 0 20 0 0 0 0 0 24 ok",
+        "product_xf": "[0,42) 42 21 0 0 21 0 0 0 0 0 39 ok",
+    }
+
+
+def test_table_lists_the_blocking_findings(every_split):
+    stdout = every_split["stdout"]
+    assert "ERROR NEGATIVE_INDEX: 3 of 19 values of 'city_xf' in split 'eval'" in stdout
+    assert "ERROR INDEX_OUT_OF_RANGE: 3 of 24 values of 'product_xf' in split 'eval'" in stdout
+    assert "ERROR NON_INTEGER_VALUES: 6 of 6 values of 'product_xf' in split 'test'" in stdout
+
+
+def test_output_dir_holds_every_split_report(every_split):
+    output = every_split["output"]
+    assert tree(output) == {
+        ".": [],
+        "Split-train": REPORT_FILES,
+        "Split-eval": REPORT_FILES,
+        "Split-test": REPORT_FILES,
+    }
+    report = json.loads((output / "Split-eval" / "index_report.json").read_text())
+    (city,) = [f for f in report["features"] if f["feature"] == "city_xf"]
+    assert (city["counts"]["negative"], city["counts"]["missing"]) == (3, 1)
+    assert f"reports written under {output}" in every_split["stdout"]
+
+
+def test_inputs_are_not_modified(every_split):
+    assert every_split["inputs_unchanged"]
+
+
+def test_clean_split_exits_0(capsys):
+    code = cli.main([*CHECK, "--split", "train"])
+
+    stdout = capsys.readouterr().out
+    assert code == cli.EXIT_CLEAN == 0
+    assert "split train: 20 examples, 0 error(s), 0 warning(s) -> ok" in stdout
+    assert "split eval" not in stdout
+    assert "split test" not in stdout
+
+
+def test_json_output_parses_and_has_the_counts(capsys):
+    code = cli.main([*CHECK, "--split", "eval", "--embedding-dim", "month_xf=12", "--json"])
+
+    reports = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert list(reports) == ["eval"]
+    counts = {f["feature"]: f["counts"] for f in reports["eval"]["features"]}
+    assert list(counts) == ["age_xf", "city_xf", "month_xf", "product_xf"]
+    assert (counts["month_xf"]["num_values"], counts["month_xf"]["over_embedding_dim"]) == (20, 2)
+    assert counts["month_xf"]["top_offending_values"] == [{"value": 12, "count": 2}]
+    product = counts["product_xf"]
+    assert (product["num_values"], product["in_vocab"], product["oov_bucket"]) == (24, 18, 3)
+    assert (product["out_of_range"], product["min"], product["max"]) == (3, 0, 57)
+    assert reports["eval"]["num_examples"] == 20
+    assert reports["eval"]["blessed"] is False
+
+
+def test_missing_examples_dir_exits_2_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no-such-examples"
+
+    code = cli.main(
+        ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(missing)]
+    )
+
+    stderr = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE == 2
+    assert repr(str(missing)) in stderr
+
+
+def test_examples_dir_without_splits_exits_2(tmp_path, capsys):
+    code = cli.main(
+        ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(tmp_path)]
+    )
+
+    stderr = capsys.readouterr().err
+    assert code == 2
+    assert repr(str(tmp_path)) in stderr
+    assert "Split-<name>" in stderr
+
+
+def test_unknown_split_exits_2_listing_the_splits(capsys):
+    code = cli.main([*CHECK, "--split", "tset"])
+
+    stderr = capsys.readouterr().err
+    assert code == 2
+    assert "--split ['tset']" in stderr
+    assert "['eval', 'test', 'train']" in stderr
+
+
+@pytest.mark.parametrize("bad", ["month_xf=0", "month_xf=-3", "month_xf=twelve", "month_xf"])
+def test_bad_embedding_dim_exits_2(bad, capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main([*CHECK, "--embedding-dim", bad])
+
+    stderr = capsys.readouterr().err
+    assert raised.value.code == 2
+    assert "--embedding-dim" in stderr
+    assert repr(bad) in stderr
+
+
+@pytest.mark.parametrize(
+    "not_a_graph",
+    [EXAMPLES_DIR, TRANSFORM_GRAPH_DIR / "transform_fn"],
+    ids=["examples-dir", "transform_fn-subdir"],
+)
+def test_folder_that_is_not_a_transform_graph_exits_2(not_a_graph, capsys):
+    code = cli.main(
+        ["check", "--transform-graph", str(not_a_graph), "--examples", str(EXAMPLES_DIR)]
+    )
+
+    stderr = capsys.readouterr().err
+    assert code == 2
+    assert repr(str(not_a_graph)) in stderr
+    assert "transformed_metadata" in stderr
+
+
+def test_missing_transform_graph_exits_2(tmp_path, capsys):
+    missing = tmp_path / "no-such-graph"
+
+    code = cli.main(["check", "--transform-graph", str(missing), "--examples", str(EXAMPLES_DIR)])
+
+    assert code == 2
+    assert repr(str(missing)) in capsys.readouterr().err
+
+
+def test_installed_console_script_prints_usage():
+    script = Path(sys.executable).parent / "embedding-guard"
+
+    result = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: embedding-guard")
+    assert "check" in result.stdout
