@@ -8,10 +8,14 @@ answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
+import threading
+import time
 import warnings
 
 from embedding_guard.errors import InputError
@@ -176,7 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
     check.set_defaults(handler=_run_check)
+    _add_report_command(commands)
     return parser
+
+
+class _DropInputErrorTracebacks(logging.Filter):
+    # Beam logs each exception raised in a DoFn, traceback included, before it
+    # re-raises it. An InputError already names the file and the fix, and main()
+    # prints it once; any other exception keeps Beam's log.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], InputError))
+
+
+_INPUT_ERROR_TRACEBACK_FILTER = _DropInputErrorTracebacks()
 
 
 def _quiet_libraries() -> None:
@@ -184,6 +200,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("apache_beam.runners.common").addFilter(_INPUT_ERROR_TRACEBACK_FILTER)
 
 
 def _load_schema(args):
@@ -320,14 +337,15 @@ def _run_check(args) -> int:
             {name: os.path.join(output, f"{reader.SPLIT_DIR_PREFIX}{name}") for name in split_uris},
         )
         pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
-        reports = validation.run(
-            jobs,
-            validation_plan.bounds,
-            pipeline,
-            baseline=schema,
-            policy=policy,
-            parse=validation_plan.parse,
-        )
+        with _progress_on_tty(jobs, sys.stderr):
+            reports = validation.run(
+                jobs,
+                validation_plan.bounds,
+                pipeline,
+                baseline=schema,
+                policy=policy,
+                parse=validation_plan.parse,
+            )
     if args.json:
         print(json.dumps(reports, sort_keys=True, indent=2))
     else:
@@ -335,6 +353,125 @@ def _run_check(args) -> int:
         if args.output:
             print(f"reports written under {args.output}")
     return EXIT_CLEAN if all(r["blessed"] for r in reports.values()) else EXIT_BLOCKED
+
+
+class _Progress:
+    """Examples read so far per split, redrawn on one terminal line.
+
+    Args:
+      jobs: The splits being validated (validation.SplitJob).
+      stream: The terminal to draw on.
+    """
+
+    # Redraws at most this often; a batch can take far less time than a redraw.
+    REDRAW_SECONDS = 0.2
+
+    def __init__(self, jobs, stream):
+        self._stream = stream
+        self._split_of_shard = {shard: job.name for job in jobs for shard in job.shards}
+        self._shards = {job.name: len(job.shards) for job in jobs}
+        self._examples = {job.name: 0 for job in jobs}
+        self._shards_done = {job.name: 0 for job in jobs}
+        self._lock = threading.Lock()
+        self._last_draw = 0.0
+
+    def add(self, shard: str, num_examples: int, shard_done: bool = False) -> None:
+        split = self._split_of_shard.get(shard)
+        if split is None:
+            return
+        with self._lock:
+            self._examples[split] += num_examples
+            self._shards_done[split] += int(shard_done)
+            now = time.monotonic()
+            if shard_done or now - self._last_draw >= self.REDRAW_SECONDS:
+                self._last_draw = now
+                self._draw()
+
+    def _draw(self, end: str = "") -> None:
+        parts = [
+            f"{printable(split)} {self._examples[split]:,} "
+            f"({self._shards_done[split]}/{self._shards[split]} shards)"
+            for split in sorted(self._examples)
+        ]
+        # \r and erase-to-end-of-line redraw the same terminal line.
+        self._stream.write(f"\r\x1b[Kexamples read: {', '.join(parts)}{end}")
+        self._stream.flush()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._draw(end="\n")
+
+
+@contextlib.contextmanager
+def _progress_on_tty(jobs, stream):
+    """Shows examples read per split on stream while the block runs, if it is a TTY.
+
+    Beam's DirectRunner reads the shards in this process, through the module
+    attribute reader.read_batches, so wrapping that attribute for the duration
+    of the run sees every batch. A runner with worker processes would show
+    nothing; the counts only feed the display, never the report.
+    """
+    if not stream.isatty():
+        yield
+        return
+    from embedding_guard import reader
+
+    progress = _Progress(jobs, stream)
+    read_batches = reader.read_batches
+
+    def counting_read_batches(path, *args, **kwargs):
+        for batch in read_batches(path, *args, **kwargs):
+            progress.add(path, batch.num_examples)
+            yield batch
+        progress.add(path, 0, shard_done=True)
+
+    reader.read_batches = counting_read_batches
+    try:
+        yield
+    finally:
+        reader.read_batches = read_batches
+        progress.finish()
+
+
+def _add_report_command(commands) -> None:
+    report = commands.add_parser(
+        "report",
+        help="review the validator's runs recorded in ML Metadata",
+        description=(
+            "List EmbeddingIndexValidator runs from the pipeline's MLMD database, newest "
+            "first, and show one run's findings per split and feature. The database is "
+            "--metadata PATH, or else the first of metadata.sqlite and metadata.db found in "
+            "PIPELINE_ROOT and then in its parent folder. Exit code 0: shown; 2: no "
+            "database, no validator run, or an unreadable one."
+        ),
+    )
+    report.add_argument(
+        "pipeline_root",
+        nargs="?",
+        metavar="PIPELINE_ROOT",
+        help="the pipeline_root the pipeline ran with",
+    )
+    report.add_argument("--metadata", metavar="PATH", help="the MLMD sqlite database")
+    report.add_argument(
+        "--run",
+        metavar="ID",
+        help="pipeline run id or execution id of the run to show (default: the newest)",
+    )
+    report.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="list the N newest runs (default 20)"
+    )
+    report.add_argument("--json", action="store_true", help="print runs and findings as JSON")
+    report.add_argument(
+        "--html", metavar="OUT", help="write the shown run's report as one self-contained HTML file"
+    )
+    report.set_defaults(handler=_run_report)
+
+
+def _run_report(args) -> int:
+    _quiet_libraries()
+    from embedding_guard import mlmd_report
+
+    return mlmd_report.run_command(args)
 
 
 def main(argv=None) -> int:

@@ -18,12 +18,11 @@ from tfx.dsl.io import fileio
 from embedding_guard import html_report
 from embedding_guard.core import Finding, Reason, Severity, SplitReport
 from embedding_guard.errors import InputError
+from embedding_guard.reader import SPLIT_DIR_PREFIX
 
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 REPORT_JSON_FILE = "index_report.json"
 REPORT_HTML_FILE = "index_report.html"
-# TFX stores each split of an artifact in a folder named Split-<name>.
-SPLIT_DIR_PREFIX = "Split-"
 REPORT_FORMAT_VERSION = 1
 
 # The closest standard TFDV anomaly type for each reason, so TFDV tools can show
@@ -138,6 +137,17 @@ def write_atomically(path: str, data: bytes | str) -> None:
             fileio.remove(temporary)
 
 
+def discard_report(split_dir: str) -> None:
+    """Removes a split's index_report.json, the marker of a complete report, if present.
+
+    write_split_report writes the marker last, so a folder without it holds no
+    complete report, whatever other files an interrupted run left there.
+    """
+    path = os.path.join(split_dir, REPORT_JSON_FILE)
+    if fileio.exists(path):
+        fileio.remove(path)
+
+
 def write_split_report(
     split_dir: str, report: SplitReport, baseline: schema_pb2.Schema | None = None
 ) -> dict[str, str]:
@@ -156,6 +166,7 @@ def write_split_report(
         "html": os.path.join(split_dir, REPORT_HTML_FILE),
         "json": os.path.join(split_dir, REPORT_JSON_FILE),
     }
+    discard_report(split_dir)
     write_atomically(
         paths["schema_diff"],
         anomalies_proto(report, baseline).SerializeToString(deterministic=True),

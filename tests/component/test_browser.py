@@ -1,0 +1,184 @@
+"""The HTML reports render in a real browser: headless Chromium, offline.
+
+Chromium comes from Debian (`apt-get install -y chromium`), installed once per
+session when /usr/bin/chromium is missing. If it cannot be installed the tests
+fail with apt's reason; nothing is skipped. Each test keeps its screenshot as
+`report.png` in its temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import report_page
+import validator_runs
+
+from embedding_guard import cli, core, html_report
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+APT_TIMEOUT_SECONDS = 1800
+RENDER_TIMEOUT_SECONDS = 120
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _apt_get(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["apt-get", *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        timeout=APT_TIMEOUT_SECONDS,
+    )
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of Debian's chromium, installed with apt-get if it is missing."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    if shutil.which("apt-get") is None:
+        pytest.fail(f"{CHROMIUM} is missing and apt-get is not available to install chromium.")
+    install = _apt_get("install", "-y", "chromium")
+    if install.returncode != 0:
+        # The package lists are often absent in fresh images; fetch them once.
+        update = _apt_get("update")
+        if update.returncode != 0:
+            pytest.fail(
+                f"`apt-get update` failed with exit code {update.returncode}, so chromium "
+                f"cannot be installed:\n{update.stderr[-3000:]}"
+            )
+        install = _apt_get("install", "-y", "chromium")
+    if install.returncode != 0 or not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"`apt-get install -y chromium` failed with exit code {install.returncode}:\n"
+            f"{install.stderr[-3000:]}"
+        )
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> validator_runs.ValidatorRuns:
+    return validator_runs.shared_runs(tmp_path_factory)
+
+
+def render(chromium: str, page, out_dir) -> tuple[report_page.ReportPage, str]:
+    """Renders an HTML file headless; returns the rendered DOM and the screenshot path."""
+    profile = out_dir / "chromium-profile"
+    screenshot = out_dir / "report.png"
+    base = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    dump = subprocess.run(
+        [*base, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=RENDER_TIMEOUT_SECONDS,
+    )
+    assert dump.returncode == 0, f"chromium --dump-dom failed:\n{dump.stderr[-3000:]}"
+    shot = subprocess.run(
+        [*base, f"--screenshot={screenshot}", "--window-size=1280,2000", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=RENDER_TIMEOUT_SECONDS,
+    )
+    assert shot.returncode == 0, f"chromium --screenshot failed:\n{shot.stderr[-3000:]}"
+    with open(screenshot, "rb") as f:
+        png = f.read()
+    assert png.startswith(PNG_MAGIC), f"{screenshot} is not a PNG"
+    # A blank 1280x2000 page compresses to a few KB; text, tables and bars do not.
+    assert len(png) > 30_000, f"{screenshot} holds only {len(png)} bytes: is it blank?"
+    return report_page.read(dump.stdout), str(screenshot)
+
+
+# Counts of the blocked run's eval split, by hand from testdata/make_examples.py
+# (month_xf checked with embedding input_dim 12).
+EVAL_COUNTS = {
+    "age_xf": {"in_vocab": "20", "negative": "0", "out_of_range": "0", "over_embedding_dim": "0"},
+    "city_xf": {"in_vocab": "16", "negative": "3", "out_of_range": "0", "over_embedding_dim": "0"},
+    "month_xf": {"in_vocab": "18", "negative": "0", "out_of_range": "2", "over_embedding_dim": "2"},
+    "product_xf": {
+        "in_vocab": "18",
+        "oov_bucket": "3",
+        "negative": "0",
+        "out_of_range": "3",
+        "over_embedding_dim": "3",
+    },
+}
+TRAIN_IN_VOCAB = {"age_xf": "20", "city_xf": "20", "month_xf": "20", "product_xf": "21"}
+
+
+def test_report_command_html_renders_verdict_and_counts(chromium, runs, tmp_path, capsys):
+    out = tmp_path / "run.html"
+    blocked_run = runs.run_ids[1]
+
+    exit_code = cli.main(["report", str(runs.pipeline_root), "--html", str(out)])
+
+    assert exit_code == 0, capsys.readouterr().err
+    page, screenshot = render(chromium, out, tmp_path)
+    assert page.verdict.startswith(
+        "BLOCKED: 5 errors in split eval. These indices would fail an embedding lookup"
+    )
+    assert "split eval, feature city_xf: NEGATIVE_INDEX, 3 of 19 values (15.79%)" in page.verdict
+    assert "most frequent: 42 ×2, 57 ×1" in page.verdict
+    assert f"embedding-guard: EmbeddingIndexValidator run {blocked_run}" in page.text
+    assert f"Compared with run {runs.run_ids[0]}" in page.text
+    assert page.counts["eval"] == EVAL_COUNTS
+    assert {f: c["in_vocab"] for f, c in page.counts["train"].items()} == TRAIN_IN_VOCAB
+    assert os.path.exists(screenshot)
+
+
+def test_executor_split_pages_render(chromium, runs, tmp_path):
+    blocked_eval = os.path.join(runs.blocked_anomalies, "Split-eval", "index_report.html")
+    blessed_train = os.path.join(runs.blessed_anomalies, "Split-train", "index_report.html")
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "train").mkdir()
+
+    eval_page, _ = render(chromium, pathlib.Path(blocked_eval), tmp_path / "eval")
+    train_page, _ = render(chromium, pathlib.Path(blessed_train), tmp_path / "train")
+
+    assert eval_page.verdict.startswith("BLOCKED: 5 errors in split eval.")
+    assert eval_page.counts == {"eval": EVAL_COUNTS}
+    assert train_page.verdict == "OK: no index would fail an embedding lookup in split train."
+    assert {f: c["in_vocab"] for f, c in train_page.counts["train"].items()} == TRAIN_IN_VOCAB
+
+
+def test_hostile_data_renders_as_text(chromium, tmp_path):
+    hostile_feature = "<img src=x onerror=alert(1)>"
+    hostile_value = b"</td><script>alert(2)</script>"
+    bounds = core.FeatureBounds(
+        feature=hostile_feature,
+        upper_bound=4,
+        embedding_input_dim=4,
+        bound_source="<b>bold</b> & friends",
+    )
+    report = core.check_arrays(
+        "<i>split</i>",
+        [bounds],
+        {hostile_feature: (np.asarray([hostile_value, b"ok"], dtype=object), [1, 1])},
+    )
+    page_path = tmp_path / "hostile.html"
+    document = html_report.render_document(
+        {report.split: report.to_json()}, "<script>alert(3)</script>"
+    )
+    page_path.write_text(document, encoding="utf-8")
+
+    page, _ = render(chromium, page_path, tmp_path)
+
+    assert not page.tags & {"script", "img", "i"}
+    assert page.verdict.startswith("BLOCKED: 1 error in split <i>split</i>.")
+    assert hostile_feature in page.text
+    assert "<b>bold</b> & friends" in page.text
+    assert repr(hostile_value.decode()) in page.text

@@ -1,0 +1,214 @@
+"""The self-contained HTML report: verdict, counts, escaping, and the executor's files."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+import numpy as np
+import pytest
+import report_page
+
+from embedding_guard import core, html_report, report_io
+
+
+def _item_bounds() -> core.FeatureBounds:
+    """8-entry vocabulary plus 2 OOV buckets, Embedding(input_dim=9): valid [0, 9)."""
+    return core.FeatureBounds(
+        feature="item_xf",
+        upper_bound=10,
+        embedding_input_dim=9,
+        vocab_size=8,
+        num_oov_buckets=2,
+        vocabulary="item",
+        bound_source="vocabulary 'item' (8 entries) + 2 OOV bucket(s)",
+        embedding_dim_source="embedding_input_dims parameter",
+    )
+
+
+def _report(values, split="eval") -> dict:
+    values = np.asarray(values, dtype=np.int64)
+    report = core.check_arrays(split, [_item_bounds()], {"item_xf": (values, np.ones(values.size))})
+    return json.loads(report_io.report_json(report))
+
+
+# By hand against [0, 8) vocabulary, [8, 10) OOV, input_dim 9:
+#   negative -1 -1 -> 2; in vocabulary 0 3 7 3 7 -> 5; OOV 8 9 -> 2;
+#   out of range 13 10 13 -> 3; >= input_dim 9: 13 9 10 13 -> 4. 12 values in all.
+BLOCKED_VALUES = [0, -1, 3, 8, 13, 7, 9, 10, -1, 13, 3, 7]
+
+
+def test_blocked_report_states_verdict_fix_and_counts():
+    page = report_page.read(
+        html_report.render_document({"eval": _report(BLOCKED_VALUES)}, "eval report")
+    )
+
+    assert page.verdict.startswith(
+        "BLOCKED: 3 errors in split eval. These indices would fail an embedding lookup, "
+        "so the Trainer must not run."
+    )
+    assert "split eval, feature item_xf: NEGATIVE_INDEX, 2 of 12 values (16.67%)" in page.verdict
+    assert "set num_oov_buckets >= 1" in page.verdict
+    assert "INDEX_OUT_OF_RANGE, 3 of 12 values (25.00%); most frequent: 13 ×2, 10 ×1" in (
+        page.verdict
+    )
+    assert "Size the Embedding as input_dim=10" in page.verdict
+    assert page.counts == {
+        "eval": {
+            "item_xf": {
+                "in_vocab": "5",
+                "oov_bucket": "2",
+                "negative": "2",
+                "out_of_range": "3",
+                "over_embedding_dim": "4",
+            }
+        }
+    }
+
+
+def test_blocked_report_shows_bounds_and_their_sources():
+    page = report_page.read(html_report.render_document({"eval": _report(BLOCKED_VALUES)}, "t"))
+
+    assert "valid range[0, 10)" in page.text
+    assert "fromvocabulary 'item' (8 entries) + 2 OOV bucket(s)" in page.text
+    assert "embedding input_dim9input_dim fromembedding_input_dims parameter" in page.text
+    assert "observedmin -1, max 13" in page.text
+    assert "Offending values (most frequent first)valuecount-12132" in page.text
+
+
+def test_clean_report_is_blessed():
+    page = report_page.read(
+        html_report.render_document({"train": _report([0, 1, 2, 7], "train")}, "t")
+    )
+
+    assert page.verdict == "OK: no index would fail an embedding lookup in split train."
+    assert page.counts["train"]["item_xf"]["in_vocab"] == "4"
+    assert "Offending values" not in page.text
+
+
+def test_every_data_value_is_escaped():
+    hostile = '<img src=x onerror="alert(1)">'
+    bounds = core.FeatureBounds(
+        feature=hostile,
+        upper_bound=3,
+        embedding_input_dim=3,
+        bound_source=f"int_domain of {hostile}",
+        embedding_dim_source="'quoted' & \"double\"",
+    )
+    report = core.check_arrays(
+        "</h2><script>",
+        [bounds],
+        {hostile: (np.asarray([b"<script>x</script>", 1.5], dtype=object), np.ones(2))},
+    )
+    document = html_report.render_document(
+        {report.split: report.to_json()}, "<title>", run_info=[("<dt>", "</dd><a href=x>")]
+    )
+
+    page = report_page.read(document)
+    assert page.tags == {
+        "html", "head", "meta", "title", "style", "body", "div", "h1", "dl", "dt", "dd",
+        "p", "ol", "li", "span", "b", "code", "br", "section", "h2", "h3", "table", "tr",
+        "th", "td", "ul",
+    }  # fmt: skip
+    assert hostile in page.text
+    assert "'<script>x</script>'" in page.text
+    assert "</dd><a href=x>" in page.text
+    assert "'quoted' & \"double\"" in page.text
+    assert page.verdict.startswith("BLOCKED: 1 error in split </h2><script>.")
+
+
+def test_document_is_self_contained_and_deterministic():
+    reports = {"eval": _report(BLOCKED_VALUES), "train": _report([0, 1], "train")}
+
+    document = html_report.render_document(reports, "t")
+
+    for reference in ("http:", "https:", "//", "src=", "href=", "url(", "@import", "<script"):
+        assert reference not in document.replace("<!DOCTYPE html>", "")
+    assert datetime.date.today().isoformat() not in document
+    assert html_report.render_document(reports, "t") == document
+
+
+def test_fragment_style_is_scoped_to_the_report():
+    fragment = html_report.render_fragment({"eval": _report([0])}, "t")
+
+    style = fragment[fragment.index("<style>") + 7 : fragment.index("</style>")]
+    selectors = [rule.split("{")[0].strip() for rule in style.split("}") if rule.strip()]
+    assert selectors
+    for selector in selectors:
+        for part in selector.split(","):
+            assert part.strip().startswith(".eg-report"), part
+
+
+def test_small_counts_still_get_a_visible_bar():
+    values = [0] * 9999 + [-1]
+
+    document = html_report.render_document({"eval": _report(values)}, "t")
+
+    assert "class='eg-bar eg-negative' style='width:0.80%'" in document
+    assert "class='eg-bar eg-in_vocab' style='width:99.99%'" in document
+    assert "class='eg-bar eg-out_of_range' style='width:0.00%'" in document
+
+
+def test_comparison_says_worse_and_unchecked_splits():
+    comparison = {
+        "previous_run_id": "run-1",
+        "summary": "3 ERROR finding(s) now, 1 in run run-1.",
+        "changes": [
+            {
+                "split": "eval",
+                "feature": "item_xf",
+                "reason": "NEGATIVE_INDEX",
+                "severity": "ERROR",
+                "count": 5,
+                "previous_count": 2,
+            },
+            {
+                "split": "test",
+                "feature": "item_xf",
+                "reason": "INDEX_OUT_OF_RANGE",
+                "severity": "ERROR",
+                "count": 1,
+                "previous_count": None,
+            },
+        ],
+    }
+
+    page = report_page.read(
+        html_report.render_document({"eval": _report([0])}, "t", comparison=comparison)
+    )
+
+    assert "Compared with run run-1" in page.text
+    assert "evalitem_xfNEGATIVE_INDEX25worse" in page.text
+    assert "testitem_xfINDEX_OUT_OF_RANGE-1split not checked" in page.text
+
+
+def test_split_report_files_include_html_next_to_json(tmp_path):
+    values = np.asarray(BLOCKED_VALUES, dtype=np.int64)
+    report = core.check_arrays("eval", [_item_bounds()], {"item_xf": (values, np.ones(12))})
+    split_dir = str(tmp_path / "Split-eval")
+
+    paths = report_io.write_split_report(split_dir, report)
+
+    assert sorted(os.listdir(split_dir)) == [
+        "SchemaDiff.pb",
+        "index_report.html",
+        "index_report.json",
+    ]
+    assert paths["html"] == os.path.join(split_dir, "index_report.html")
+    with open(paths["html"], encoding="utf-8") as f:
+        page = report_page.read(f.read())
+    assert page.verdict.startswith("BLOCKED: 3 errors in split eval.")
+    assert page.counts["eval"]["item_xf"]["negative"] == "2"
+    assert report_io.read_split_reports(str(tmp_path)) == {
+        "eval": report_io.read_report_json(split_dir)
+    }
+
+
+def test_reading_a_split_without_report_names_the_file(tmp_path):
+    (tmp_path / "Split-eval").mkdir()
+
+    with pytest.raises(report_io.ReportNotFoundError) as raised:
+        report_io.read_split_reports(str(tmp_path), ["eval"])
+
+    assert repr(str(tmp_path / "Split-eval" / "index_report.json")) in str(raised.value)

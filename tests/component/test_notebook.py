@@ -1,0 +1,115 @@
+"""Notebook views of a real anomalies artifact: embedding_guard.display and TFDV's own."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import report_page
+import validator_runs
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.display import HTML
+from IPython.utils.capture import capture_output
+
+import embedding_guard
+from embedding_guard import mlmd_report, notebook
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> validator_runs.ValidatorRuns:
+    return validator_runs.shared_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def shell() -> InteractiveShell:
+    """An IPython shell, so display() publishes rich output as in Jupyter."""
+    return InteractiveShell.instance()
+
+
+def _html_outputs(captured) -> list[str]:
+    return [output.data["text/html"] for output in captured.outputs if "text/html" in output.data]
+
+
+def test_display_of_a_tfx_artifact_shows_the_report(runs, shell):
+    store = mlmd_report.open_store(str(runs.metadata))
+    blocked = mlmd_report.validator_runs(store)[0].artifact
+    assert blocked.uri == runs.blocked_anomalies
+
+    with capture_output() as captured:
+        result = embedding_guard.display(blocked)
+
+    assert result is None
+    (shown,) = _html_outputs(captured)
+    page = report_page.read(shown)
+    assert page.verdict.startswith("BLOCKED: 5 errors in split eval.")
+    assert page.counts["eval"]["city_xf"]["negative"] == "3"
+    assert page.counts["eval"]["month_xf"]["over_embedding_dim"] == "2"
+    assert page.counts["train"]["product_xf"]["in_vocab"] == "21"
+    assert f"anomalies{runs.blocked_anomalies}blessed0" in page.text
+
+
+def test_display_of_a_uri_shows_every_split_folder(runs, shell):
+    with capture_output() as captured:
+        embedding_guard.display(runs.blessed_anomalies)
+
+    (shown,) = _html_outputs(captured)
+    page = report_page.read(shown)
+    assert page.verdict == "OK: no index would fail an embedding lookup in split train."
+    assert sorted(page.counts) == ["train"]
+
+
+def test_report_html_is_an_ipython_html_fragment(runs):
+    shown = notebook.report_html(os.fspath(runs.blocked_anomalies))
+
+    assert isinstance(shown, HTML)
+    assert shown.data.startswith("<style>")
+    assert "<html" not in shown.data
+
+
+def test_display_rejects_other_objects():
+    with pytest.raises(TypeError) as raised:
+        embedding_guard.display(42)
+
+    assert str(raised.value) == (
+        "display() takes an ExampleAnomalies artifact of EmbeddingIndexValidator (or a "
+        "one-element list of it) or its URI, got int 42."
+    )
+
+
+def test_tfdv_loads_and_displays_the_schema_diff(runs, shell):
+    import tensorflow_data_validation as tfdv
+    from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binary
+
+    anomalies = load_anomalies_binary(
+        os.path.join(runs.blocked_anomalies, "Split-eval", "SchemaDiff.pb")
+    )
+
+    assert sorted(anomalies.anomaly_info) == ["city_xf", "month_xf", "product_xf"]
+    city = anomalies.anomaly_info["city_xf"]
+    assert city.severity == city.ERROR
+    assert city.reason[0].short_description == "Negative embedding index"
+    assert city.reason[0].description.startswith("[NEGATIVE_INDEX] 3 of 19 values of 'city_xf'")
+    month_reasons = [r.short_description for r in anomalies.anomaly_info["month_xf"].reason]
+    assert month_reasons == [
+        "Index beyond vocabulary and OOV buckets",
+        "Index beyond embedding input_dim",
+    ]
+    with capture_output() as captured:
+        tfdv.display_anomalies(anomalies)
+    (shown,) = _html_outputs(captured)
+    assert "city_xf" in shown
+    # city_xf also has an OOV WARNING, so TFDV's convention names it "Multiple errors".
+    assert "Multiple errors" in shown
+    assert "[NEGATIVE_INDEX] 3 of 19 values of" in shown
+    assert "[INDEX_OUT_OF_RANGE] 3 of 24 values of" in shown
+
+
+def test_tfdv_sees_no_anomaly_in_a_clean_split(runs):
+    from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binary
+
+    anomalies = load_anomalies_binary(
+        os.path.join(runs.blessed_anomalies, "Split-train", "SchemaDiff.pb")
+    )
+
+    assert dict(anomalies.anomaly_info) == {}
+    assert not anomalies.HasField("dataset_anomaly_info")

@@ -1,0 +1,358 @@
+"""`embedding-guard report` against a real MLMD written by real LocalDagRunner runs.
+
+The two runs (validator_runs.py): run 1 validates train only and is blessed; run 2
+validates train and eval and is blocked by eval's 5 ERROR findings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import report_page
+import validator_runs
+
+from embedding_guard import cli, mlmd_report
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> validator_runs.ValidatorRuns:
+    return validator_runs.shared_runs(tmp_path_factory)
+
+
+def _report(capsys, *arguments: str) -> tuple[int, str, str]:
+    exit_code = cli.main(["report", *arguments])
+    captured = capsys.readouterr()
+    return exit_code, captured.out, captured.err
+
+
+def _listed_rows(out: str) -> list[list[str]]:
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:3] == ["run", "id", "started"])
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+def test_validator_type_name_is_what_tfx_records():
+    from embedding_guard.component import EmbeddingIndexValidator
+
+    assert EmbeddingIndexValidator.get_class_type() == mlmd_report.VALIDATOR_TYPE_NAME
+
+
+def test_lists_both_runs_newest_first(runs, capsys):
+    exit_code, out, err = _report(capsys, str(runs.pipeline_root))
+
+    assert exit_code == 0, err
+    assert out.startswith(f"EmbeddingIndexValidator runs in {runs.metadata}, newest first:\n")
+    rows = _listed_rows(out)
+    assert len(rows) == 2
+    # run id, date, time, execution id, state, blessed, splits, errors, warnings
+    blocked, blessed = rows
+    assert blocked[0] == runs.run_ids[1]
+    assert blocked[4:] == ["COMPLETE", "no", "train,eval", "5", "2"]
+    assert blessed[0] == runs.run_ids[0]
+    assert blessed[4:] == ["COMPLETE", "yes", "train", "0", "0"]
+    assert int(blocked[3]) > int(blessed[3])
+
+
+def test_shows_why_the_newest_run_was_blocked(runs, capsys):
+    exit_code, out, _ = _report(capsys, str(runs.pipeline_root))
+
+    assert exit_code == 0
+    details = out[out.index("\nRun ") :]
+    assert details.startswith(
+        f"\nRun {runs.run_ids[1]} (execution {_execution_id(out, 0)}, pipeline "
+        f"{validator_runs.PIPELINE_NAME}, node {validator_runs.VALIDATOR_ID}, started "
+    )
+    assert details.splitlines()[1].endswith("): BLOCKED")
+    assert f"anomalies: {runs.blocked_anomalies}\n" in details
+    assert "split eval: 20 examples, 5 error(s), 2 warning(s) -> BLOCKED" in details
+    assert "split train: 20 examples, 0 error(s), 0 warning(s) -> ok" in details
+    assert "ERROR NEGATIVE_INDEX: 3 of 19 values of 'city_xf' in split 'eval' are negative" in (
+        details
+    )
+    assert "ERROR INDEX_OUT_OF_RANGE: 3 of 24 values of 'product_xf' in split 'eval'" in details
+    city_row = next(line.split() for line in details.splitlines() if "city_xf" in line)
+    # feature range emb_dim values missing negative in_vocab ...
+    assert city_row[:7] == ["city_xf", "[0,25)", "25", "19", "1", "3", "16"]
+
+
+def test_says_how_the_blocked_run_compares_with_the_one_before(runs, capsys):
+    _, out, _ = _report(capsys, str(runs.pipeline_root))
+
+    comparison = out[out.index("\nCompared with the previous run:") :]
+    assert f"0 in run {runs.run_ids[0]}" in comparison
+    assert "That run did not check split(s) eval." in comparison
+    assert "  ERROR   split eval city_xf NEGATIVE_INDEX: 3 (split not checked before)" in comparison
+
+
+def test_run_option_shows_an_older_run(runs, capsys):
+    exit_code, out, _ = _report(capsys, str(runs.pipeline_root), "--run", runs.run_ids[0])
+
+    assert exit_code == 0
+    details = out[out.index("\nRun ") :]
+    assert details.startswith(f"\nRun {runs.run_ids[0]} (execution ")
+    assert details.splitlines()[1].endswith("): blessed")
+    assert "split train: 20 examples, 0 error(s), 0 warning(s) -> ok" in details
+    assert "split eval" not in details
+    assert "Compared with the previous run" not in details
+
+
+def test_run_option_takes_an_execution_id(runs, capsys):
+    _, listing, _ = _report(capsys, str(runs.pipeline_root))
+    blessed_execution = _execution_id(listing, 1)
+
+    exit_code, out, _ = _report(capsys, str(runs.pipeline_root), "--run", blessed_execution)
+
+    assert exit_code == 0
+    assert f"\nRun {runs.run_ids[0]} (execution {blessed_execution}," in out
+
+
+def test_unknown_run_exits_2_and_names_the_newest(runs, capsys):
+    exit_code, out, err = _report(capsys, str(runs.pipeline_root), "--run", "no-such-run")
+
+    assert exit_code == 2
+    assert out == ""
+    assert err.startswith("embedding-guard: error: --run 'no-such-run' matches no ")
+    assert repr(runs.run_ids[1]) in err
+
+
+def test_json_output(runs, capsys, tmp_path):
+    exit_code, out, _ = _report(capsys, "--metadata", str(runs.metadata), "--json")
+
+    assert exit_code == 0
+    document = json.loads(out)
+    assert document["metadata"] == str(runs.metadata)
+    assert [run["run_id"] for run in document["runs"]] == list(reversed(runs.run_ids))
+    assert [run["blessed"] for run in document["runs"]] == [0, 1]
+    assert [run["num_errors"] for run in document["runs"]] == [5, 0]
+    assert [run["split_names"] for run in document["runs"]] == [["train", "eval"], ["train"]]
+    shown = document["run"]
+    assert shown["run_id"] == runs.run_ids[1]
+    assert shown["anomalies_uri"] == runs.blocked_anomalies
+    assert shown["reports"]["eval"]["num_errors"] == 5
+    city = next(f for f in shown["reports"]["eval"]["features"] if f["feature"] == "city_xf")
+    assert city["counts"]["negative"] == 3
+    changes = {
+        (c["split"], c["feature"], c["reason"]): (c["count"], c["previous_count"])
+        for c in shown["comparison"]["changes"]
+    }
+    assert changes[("eval", "city_xf", "NEGATIVE_INDEX")] == (3, None)
+    assert changes[("eval", "product_xf", "INDEX_OUT_OF_RANGE")] == (3, None)
+    assert document["html"] is None
+
+
+def test_html_option_writes_the_run_report(runs, capsys, tmp_path):
+    out_file = tmp_path / "report.html"
+
+    exit_code, out, _ = _report(capsys, str(runs.pipeline_root), "--html", str(out_file))
+
+    assert exit_code == 0
+    assert out.endswith(f"\nHTML report written to {out_file}\n")
+    document = out_file.read_text(encoding="utf-8")
+    assert document.startswith("<!DOCTYPE html>")
+    page = report_page.read(document)
+    assert page.verdict.startswith("BLOCKED: 5 errors in split eval.")
+    assert page.counts["eval"]["city_xf"]["negative"] == "3"
+    assert page.counts["eval"]["product_xf"]["out_of_range"] == "3"
+    assert f"Compared with run {runs.run_ids[0]}" in page.text
+
+
+def test_finds_metadata_inside_the_root_too(runs, capsys, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(runs.metadata, root / "metadata.db")
+
+    exit_code, out, _ = _report(capsys, str(root))
+
+    assert exit_code == 0
+    assert out.startswith(f"EmbeddingIndexValidator runs in {root / 'metadata.db'}, newest")
+    assert [row[0] for row in _listed_rows(out)] == list(reversed(runs.run_ids))
+
+
+def test_root_without_validator_runs_exits_2(capsys, tmp_path):
+    from tfx import v1 as tfx
+
+    root, metadata = tmp_path / "root", tmp_path / "metadata.sqlite"
+    # An Importer writes nothing under the root; other components would.
+    root.mkdir()
+    importer = tfx.dsl.Importer(
+        source_uri=str(validator_runs.TESTDATA / "transform_graph"),
+        artifact_type=tfx.types.standard_artifacts.TransformGraph,
+    ).with_id("ImportTransformGraph")
+    tfx.orchestration.LocalDagRunner().run(
+        tfx.dsl.Pipeline(
+            pipeline_name="no-validator",
+            pipeline_root=str(root),
+            metadata_connection_config=(
+                tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata))
+            ),
+            components=[importer],
+        )
+    )
+    capsys.readouterr()
+
+    exit_code, out, err = _report(capsys, str(root))
+
+    assert exit_code == 2
+    assert out == ""
+    assert err == (
+        f"embedding-guard: error: MLMD database {str(metadata)!r} records no "
+        "embedding_guard.component.EmbeddingIndexValidator execution, so PIPELINE_ROOT "
+        f"{str(root)!r} has no validator run to report. Run a pipeline with "
+        "EmbeddingIndexValidator first, or pass the database it used.\n"
+    )
+
+
+def test_root_without_database_exits_2(capsys, tmp_path):
+    root = tmp_path / "pipelines" / "root"
+    root.mkdir(parents=True)
+
+    exit_code, out, err = _report(capsys, str(root))
+
+    assert exit_code == 2
+    assert out == ""
+    assert err.startswith(
+        f"embedding-guard: error: No MLMD database found for PIPELINE_ROOT {str(root)!r}; "
+        f"looked for [{str(root / 'metadata.sqlite')!r}, {str(root / 'metadata.db')!r}, "
+        f"{str(root.parent / 'metadata.sqlite')!r}, {str(root.parent / 'metadata.db')!r}]."
+    )
+    assert "--metadata PATH" in err
+
+
+def test_missing_root_and_missing_metadata_exit_2(capsys, tmp_path):
+    missing = str(tmp_path / "nowhere")
+
+    root_code, _, root_err = _report(capsys, missing)
+    metadata_code, _, metadata_err = _report(capsys, "--metadata", missing + ".sqlite")
+    bare_code, _, bare_err = _report(capsys)
+
+    assert root_code == metadata_code == bare_code == 2
+    assert root_err.startswith(f"embedding-guard: error: PIPELINE_ROOT {missing!r} is not a folder")
+    assert metadata_err.startswith(
+        f"embedding-guard: error: MLMD database {missing + '.sqlite'!r} does not exist."
+    )
+    assert bare_err.startswith("embedding-guard: error: report needs PIPELINE_ROOT or --metadata")
+
+
+def test_file_that_is_not_mlmd_exits_2(capsys, tmp_path):
+    text_file = tmp_path / "metadata.sqlite"
+    text_file.write_text("not a database " * 100)
+
+    exit_code, _, err = _report(capsys, "--metadata", str(text_file))
+
+    assert exit_code == 2
+    assert err.startswith(f"embedding-guard: error: {str(text_file)!r} is not an sqlite database")
+
+
+LOCK_HOLDER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_locked_database_exits_2(runs, capsys, tmp_path):
+    locked = tmp_path / "metadata.sqlite"
+    shutil.copy(runs.metadata, locked)
+    # sqlite locks are per process, so the lock must be held by another one.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(locked)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+
+        exit_code, out, err = _report(capsys, "--metadata", str(locked))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+    assert exit_code == 2
+    assert out == ""
+    assert err.startswith(
+        f"embedding-guard: error: MLMD database {str(locked)!r} is locked: another process"
+    )
+
+
+def test_failed_execution_is_listed_without_reports(capsys, tmp_path):
+    from tfx import v1 as tfx
+
+    from embedding_guard import EmbeddingIndexValidator
+    from embedding_guard.executor import IndexValidationBlockedError
+
+    root, metadata = tmp_path / "root", tmp_path / "metadata.sqlite"
+    examples = tfx.dsl.Importer(
+        source_uri=str(validator_runs.TESTDATA / "transformed_examples"),
+        artifact_type=tfx.types.standard_artifacts.Examples,
+        properties={"split_names": validator_runs.SPLIT_NAMES},
+    ).with_id("ImportExamples")
+    graph = tfx.dsl.Importer(
+        source_uri=str(validator_runs.TESTDATA / "transform_graph"),
+        artifact_type=tfx.types.standard_artifacts.TransformGraph,
+    ).with_id("ImportTransformGraph")
+    validator = EmbeddingIndexValidator(
+        examples=examples.outputs["result"],
+        transform_graph=graph.outputs["result"],
+        exclude_splits=["train", "test"],
+        fail_on_block=True,
+    )
+    with pytest.raises(IndexValidationBlockedError):
+        tfx.orchestration.LocalDagRunner().run(
+            tfx.dsl.Pipeline(
+                pipeline_name="fails-on-block",
+                pipeline_root=str(root),
+                metadata_connection_config=(
+                    tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata))
+                ),
+                components=[examples, graph, validator],
+            )
+        )
+    capsys.readouterr()
+
+    exit_code, out, err = _report(capsys, str(root))
+    json_code, json_out, _ = _report(capsys, str(root), "--json")
+    html_code, _, html_err = _report(capsys, str(root), "--html", str(tmp_path / "r.html"))
+
+    assert exit_code == json_code == 0, err
+    assert [row[3:] for row in _listed_rows(out)] == [["3", "FAILED", "-", "-", "?", "?"]]
+    assert (
+        "(execution 3, state FAILED) published no anomalies artifact, so it has no reports. "
+        "A FAILED validator raised (e.g. fail_on_block=True when blocked)"
+    ) in out
+    shown = json.loads(json_out)["run"]
+    assert (shown["state"], shown["blessed"], shown["reports"]) == ("FAILED", None, None)
+    assert "published no anomalies artifact" in shown["problem"]
+    assert html_code == 2
+    assert "published no anomalies artifact" in html_err
+    assert not (tmp_path / "r.html").exists()
+
+
+def _execution_id(listing: str, row: int) -> str:
+    return _listed_rows(listing)[row][3]
+
+
+def test_console_script_runs(runs):
+    script = os.path.join(os.path.dirname(sys.executable), "embedding-guard")
+
+    result = subprocess.run(
+        [script, "report", str(runs.pipeline_root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["run"]["run_id"] == runs.run_ids[1]
