@@ -51,6 +51,13 @@ CITIES = [
 EVAL_ONLY_CITIES = ["reykjavik", "riga", "tallinn"]
 EVAL_ONLY_CITY_ROWS = 7
 
+# A later "serving" span, logged without labels, checked in raw form against the
+# trained transform graph: new products and cities appear that the vocabularies lack.
+NUM_SERVING_ROWS = 300
+SERVING_ONLY_PRODUCTS = {"product_50": 12, "product_51": 5}
+SERVING_ONLY_CITIES = {"vilnius": 20, "sofia": 8, "porto": 3}
+SERVING_COLUMNS = ["product", "city", "age", "month"]
+
 COLUMNS = ["product", "city", "age", "month", "clicked"]
 DATA_ROOT = pathlib.Path(__file__).resolve().parent / "data"
 
@@ -101,10 +108,29 @@ def _eval_rows(rng: random.Random) -> list[dict[str, object]]:
     return [_row(rng, product, city) for product, city in zip(products, cities, strict=True)]
 
 
-def _write_csv(path: pathlib.Path, rows: list[dict[str, object]]) -> None:
+def _serving_rows(rng: random.Random) -> list[dict[str, object]]:
+    new_products = [p for p, rows in SERVING_ONLY_PRODUCTS.items() for _ in range(rows)]
+    products = new_products + rng.choices(
+        PRODUCTS, weights=_zipf_weights(len(PRODUCTS)), k=NUM_SERVING_ROWS - len(new_products)
+    )
+    new_cities = [c for c, rows in SERVING_ONLY_CITIES.items() for _ in range(rows)]
+    cities = new_cities + rng.choices(
+        CITIES, weights=_zipf_weights(len(CITIES), 0.8), k=NUM_SERVING_ROWS - len(new_cities)
+    )
+    rng.shuffle(products)
+    rng.shuffle(cities)
+    rows = [_row(rng, product, city) for product, city in zip(products, cities, strict=True)]
+    for row in rows:
+        del row["clicked"]
+    return rows
+
+
+def _write_csv(
+    path: pathlib.Path, rows: list[dict[str, object]], columns: list[str] = COLUMNS
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as csv_file:
-        writer = csv.DictWriter(csv_file, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(csv_file, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -115,6 +141,8 @@ def main() -> None:
     eval_rows = _eval_rows(rng)
     _write_csv(DATA_ROOT / "train" / "train.csv", train_rows)
     _write_csv(DATA_ROOT / "eval" / "eval.csv", eval_rows)
+    serving_rows = _serving_rows(rng)
+    _write_csv(DATA_ROOT / "serving" / "serving.csv", serving_rows, SERVING_COLUMNS)
     print(
         f"Wrote {len(train_rows)} train rows and {len(eval_rows)} eval rows under {DATA_ROOT}; "
         f"eval has {len(EVAL_ONLY_PRODUCTS) * EVAL_ONLY_PRODUCT_ROWS} rows with unseen products "

@@ -26,7 +26,7 @@ DATA_ROOT = PIPELINE_DIR / "data"
 SCHEMA_PATH = PIPELINE_DIR.parent / "schemas" / "raw_schema.pbtxt"
 PIPELINE_NAME = "embedding-guard-demo"
 CONFIGS = ("clean", "broken")
-VALIDATOR_NODE = "EmbeddingIndexValidator"
+VALIDATOR_NODES = ("EmbeddingIndexValidator", "ServingIndexValidator")
 TRAINER_NODE = "Trainer"
 REPORT_JSON_FILE = "index_report.json"
 
@@ -140,13 +140,13 @@ def _print_run(config: str, seconds: float, store, run_context_id: int, run_id: 
     print(f"\n[{config}] run {run_id} took {seconds:.0f} s")
 
     report_paths = []
-    if VALIDATOR_NODE not in outputs:
-        print(f"  {VALIDATOR_NODE}: no execution in this run; see {LOG_PATH}")
-    else:
-        _, artifacts = outputs[VALIDATOR_NODE]
+    for node in VALIDATOR_NODES:
+        if node not in outputs:
+            continue
+        _, artifacts = outputs[node]
         for anomalies in artifacts:
             blessed = anomalies.custom_properties["blessed"].int_value
-            print(f"  {VALIDATOR_NODE}: blessed={blessed}  anomalies: {_shown(anomalies.uri)}")
+            print(f"  {node}: blessed={blessed}  anomalies: {_shown(anomalies.uri)}")
             split_names = json.loads(anomalies.properties["split_names"].string_value)
             for split in sorted(split_names, key=lambda name: (name != "train", name)):
                 report_path = os.path.join(anomalies.uri, f"Split-{split}", REPORT_JSON_FILE)
@@ -155,6 +155,9 @@ def _print_run(config: str, seconds: float, store, run_context_id: int, run_id: 
                 report_paths.append(report_path)
                 for line in _split_lines(report):
                     print(f"    {line}")
+
+    if VALIDATOR_NODES[0] not in outputs:
+        print(f"  {VALIDATOR_NODES[0]}: no execution in this run; see {LOG_PATH}")
 
     models = [
         artifact.uri

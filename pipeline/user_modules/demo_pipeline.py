@@ -1,8 +1,9 @@
 """The embedding-guard demo pipeline: the validator gates the Trainer.
 
 CsvExampleGen -> StatisticsGen -> ImportSchemaGen -> Transform -> EmbeddingIndexValidator
--> Cond(blessed) -> Trainer. The `clean` and `broken` configs differ only in the
-preprocessing_fn, so both runs share one pipeline name, root and MLMD database.
+-> Cond(blessed) -> Trainer. The `clean` and `broken` configs differ in the
+preprocessing_fn, so both runs share one pipeline name, root and MLMD database. The
+clean config also checks a raw serving span against the trained transform graph.
 """
 
 from demo_constants import MONTH_EMBEDDING_DIM
@@ -15,6 +16,10 @@ PREPROCESSING_FNS = {
     "broken": "demo_preprocessing.preprocessing_fn_broken",
 }
 RUN_FN = "demo_trainer.run_fn"
+SERVING_VALIDATOR_ID = "ServingIndexValidator"
+# Share of a serving feature's values allowed outside the vocabulary before the
+# serving check warns.
+SERVING_MAX_OOV_RATE = 0.05
 TRAIN_STEPS = 20
 EVAL_STEPS = 5
 
@@ -74,6 +79,31 @@ def create_pipeline(
         transform_graph=transform.outputs["transform_graph"],
         embedding_input_dims={"month_xf": MONTH_EMBEDDING_DIM},
     )
+    components = [example_gen, statistics_gen, schema_gen, transform, validator]
+    if config == "clean":
+        # A later serving span, in raw form, checked against the transform graph the
+        # model is trained with: it reports which raw values the vocabulary lacks.
+        serving_gen = tfx.components.CsvExampleGen(
+            input_base=data_root,
+            input_config=tfx.proto.Input(
+                splits=[tfx.proto.Input.Split(name="serving", pattern="serving/*")]
+            ),
+            # One input split is otherwise hash-split into train and eval.
+            output_config=tfx.proto.Output(
+                split_config=tfx.proto.SplitConfig(
+                    splits=[tfx.proto.SplitConfig.Split(name="serving", hash_buckets=1)]
+                )
+            ),
+        ).with_id("ServingExampleGen")
+        serving_validator = EmbeddingIndexValidator(
+            examples=serving_gen.outputs["examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            examples_kind="raw",
+            embedding_input_dims={"month_xf": MONTH_EMBEDDING_DIM},
+            max_oov_rate=SERVING_MAX_OOV_RATE,
+        ).with_id(SERVING_VALIDATOR_ID)
+        components += [serving_gen, serving_validator]
+
     with tfx.dsl.Cond(validator.outputs["anomalies"].future()[0].custom_property("blessed") == 1):
         trainer = tfx.components.Trainer(
             examples=transform.outputs["transformed_examples"],
@@ -89,7 +119,7 @@ def create_pipeline(
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path
         ),
-        components=[example_gen, statistics_gen, schema_gen, transform, validator, trainer],
+        components=[*components, trainer],
         enable_cache=enable_cache,
         beam_pipeline_args=beam_pipeline_args or [],
     )

@@ -278,3 +278,37 @@ def test_month_indices_fit_the_embedding_size_given_to_the_validator(demo, csv_r
     assert (month["counts"]["min"], month["counts"]["max"]) == (min(months) - 1, max(months) - 1)
     assert month["counts"]["over_embedding_dim"] == 0
     assert month["findings"] == []
+
+
+def _serving_report(demo):
+    anomalies = demo["clean"].output(demo_pipeline.SERVING_VALIDATOR_ID, "ExampleAnomalies")
+    path = os.path.join(anomalies.uri, "Split-serving", "index_report.json")
+    with open(path) as report_file:
+        return anomalies, json.load(report_file)
+
+
+def test_serving_span_is_checked_raw_against_the_trained_graph(demo, csv_rows):
+    anomalies, report = _serving_report(demo)
+    serving_rows = _read_csv("serving")
+    assert report["num_examples"] == len(serving_rows)
+    # The clean graph has an OOV bucket for city, so unseen raw cities do not block.
+    assert anomalies.custom_properties["blessed"].int_value == 1
+    assert "ServingIndexValidator" not in demo["broken"].outputs
+
+    train_cities = {row["city"] for row in csv_rows["train"]}
+    unseen = {}
+    for row in serving_rows:
+        if row["city"] not in train_cities:
+            unseen[row["city"]] = unseen.get(row["city"], 0) + 1
+    assert unseen, "serving.csv has no city unseen in train.csv"
+    (city,) = (f for f in report["features"] if f["feature"] == "city_xf")
+    counts = city["counts"]
+    assert counts["raw_values_checked"] is True
+    assert counts["oov_bucket"] == sum(unseen.values())
+    expected_top = sorted(unseen.items(), key=lambda item: (-item[1], item[0]))
+    assert [(v["value"], v["count"]) for v in counts["top_raw_oov_values"]] == expected_top
+    reasons = {f["reason"]: f for f in city["findings"]}
+    above_max = reasons["OOV_RATE_ABOVE_MAX"]
+    assert above_max["severity"] == "WARNING"
+    assert above_max["rate"] == pytest.approx(sum(unseen.values()) / len(serving_rows))
+    assert expected_top[0][0] in above_max["description"]
