@@ -127,6 +127,9 @@ class FeatureStats:
     raw_values_checked: bool = False
     raw_empty_or_missing: int = 0
     top_raw_oov_values: tuple[tuple[str, int], ...] = ()
+    top_negative_values: tuple[tuple[int, int], ...] = ()
+    top_out_of_range_values: tuple[tuple[int, int], ...] = ()
+    top_over_embedding_dim_values: tuple[tuple[int, int], ...] = ()
 
     @property
     def oov(self) -> int:
@@ -141,9 +144,15 @@ class FeatureStats:
         result = dataclasses.asdict(self)
         result["oov"] = self.oov
         result["oov_rate"] = self.oov_rate
-        result["top_raw_oov_values"] = [
-            {"value": value, "count": count} for value, count in self.top_raw_oov_values
-        ]
+        for name in (
+            "top_raw_oov_values",
+            "top_negative_values",
+            "top_out_of_range_values",
+            "top_over_embedding_dim_values",
+        ):
+            result[name] = [
+                {"value": value, "count": count} for value, count in getattr(self, name)
+            ]
         result["top_offending_values"] = [
             {"value": value, "count": count} for value, count in self.top_offending_values
         ]
@@ -251,9 +260,19 @@ class FeatureAccumulator:
         self.raw_oov_values: dict[str, int] = {}
 
     def __getstate__(self):
-        return {name: getattr(self, name) for name in self.__slots__}
+        state = {name: getattr(self, name) for name in self.__slots__}
+        # Beam pickles one accumulator per shard; a bit per vocabulary entry keeps a
+        # 1M-entry vocabulary at 125 KB instead of 1 MB.
+        if self.seen is not None:
+            state["seen"] = (self.seen.size, np.packbits(self.seen))
+        return state
 
     def __setstate__(self, state):
+        seen = state.pop("seen")
+        if seen is not None:
+            size, packed = seen
+            seen = np.unpackbits(packed, count=size).astype(bool)
+        state["seen"] = seen
         for name, value in state.items():
             setattr(self, name, value)
 
@@ -432,6 +451,14 @@ class FeatureAccumulator:
             raw_values_checked=self.raw_values_checked,
             raw_empty_or_missing=self.raw_empty_or_missing,
             top_raw_oov_values=_top(self.raw_oov_values),
+            # Per reason, so frequent too-large values cannot crowd out the negatives.
+            top_negative_values=_top({v: c for v, c in self.offending.items() if v < 0}),
+            top_out_of_range_values=_top(
+                {v: c for v, c in self.offending.items() if v >= self.bounds.upper_bound}
+            ),
+            top_over_embedding_dim_values=_top(
+                {v: c for v, c in self.offending.items() if v >= self.bounds.embedding_input_dim}
+            ),
         )
 
 
@@ -561,10 +588,6 @@ class SplitReport:
         }
 
 
-def _samples(items, limit=TOP_OFFENDING_VALUES):
-    return tuple(items[:limit])
-
-
 def _describe_samples(samples) -> str:
     if not samples:
         return ""
@@ -612,7 +635,6 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
             )
         )
     total = stats.num_values
-    offending = stats.top_offending_values
     if stats.negative:
         findings.append(
             Finding(
@@ -628,13 +650,12 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 "compute_and_apply_vocabulary's default_value for values missing from "
                 "the vocabulary: set num_oov_buckets >= 1 and size the Embedding with "
                 "embedding_guard.embedding_input_dim()."
-                + _describe_samples(_samples([s for s in offending if s[0] < 0]))
+                + _describe_samples(stats.top_negative_values)
                 + _describe_raw(bounds, stats),
-                _samples([s for s in offending if s[0] < 0]),
+                stats.top_negative_values,
             )
         )
     if stats.out_of_range:
-        too_large = _samples([s for s in offending if s[0] >= bounds.upper_bound])
         findings.append(
             Finding(
                 split,
@@ -644,14 +665,18 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 stats.out_of_range,
                 _rate(stats.out_of_range, total),
                 f"{stats.out_of_range} of {total} values of {feature!r} in split {split!r} "
-                f"are >= {bounds.upper_bound} ({bounds.bound_source}). The examples do not "
-                "match this transform graph's vocabulary or int_domain: re-run Transform "
-                "on them, or fix the feature's domain." + _describe_samples(too_large),
-                too_large,
+                f"are >= {bounds.upper_bound} ({bounds.bound_source}), so no embedding of "
+                "that size can look them up. Either the values are wrong (examples not made "
+                "by this transform graph, or an identity feature off by one: months 1..12 "
+                "need month - 1) or the bound is (re-run Transform, fix the feature's "
+                "int_domain, or size the Embedding and embedding_input_dims to fit)."
+                + _describe_samples(stats.top_out_of_range_values),
+                stats.top_out_of_range_values,
             )
         )
-    if stats.over_embedding_dim:
-        over = _samples([s for s in offending if s[0] >= bounds.embedding_input_dim])
+    # With input_dim >= upper_bound every such value is already out of range; one
+    # finding per cause reads better than two for the same values.
+    if stats.over_embedding_dim and bounds.embedding_input_dim < bounds.upper_bound:
         findings.append(
             Finding(
                 split,
@@ -664,8 +689,9 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 f"{split!r} are >= the embedding input_dim {bounds.embedding_input_dim} "
                 f"({bounds.embedding_dim_source}). Size the Embedding as "
                 f"{bounds.upper_bound} (vocabulary plus OOV buckets), e.g. with "
-                "embedding_guard.embedding_input_dim()." + _describe_samples(over),
-                over,
+                "embedding_guard.embedding_input_dim()."
+                + _describe_samples(stats.top_over_embedding_dim_values),
+                stats.top_over_embedding_dim_values,
             )
         )
     if stats.non_integer:

@@ -86,6 +86,11 @@ def test_single_valued_counts_with_embedding_dim_above_upper_bound():
         at_default=0,
         # Of the 8 entries only 0, 3 and 7 occur.
         vocab_entries_unseen=5,
+        top_negative_values=((-1, 2), (-3, 1)),
+        # >= upper bound 10.
+        top_out_of_range_values=((12, 3), (10, 1), (11, 1), (25, 1)),
+        # >= input_dim 12.
+        top_over_embedding_dim_values=((12, 3), (25, 1)),
     )
 
 
@@ -234,6 +239,8 @@ def test_multivalent_feature_counts_every_element():
         offending_values_complete=True,
         # No vocabulary, so no vocabulary coverage.
         vocab_entries_unseen=None,
+        top_out_of_range_values=((13, 1),),
+        top_over_embedding_dim_values=((12, 2), (13, 1)),
     )
 
 

@@ -118,6 +118,13 @@ def reference_stats(bounds, batches):
         offending_values_complete=True,
         at_default=at_default,
         vocab_entries_unseen=vocab_entries_unseen,
+        top_negative_values=tuple([item for item in ranked if item[0] < 0][:10]),
+        top_out_of_range_values=tuple(
+            [item for item in ranked if item[0] >= bounds.upper_bound][:10]
+        ),
+        top_over_embedding_dim_values=tuple(
+            [item for item in ranked if item[0] >= bounds.embedding_input_dim][:10]
+        ),
     )
 
 
