@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.types import standard_artifacts
+from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import json_utils
 
 from embedding_guard import spec
@@ -74,6 +74,15 @@ def _check_rate(parameter: str, value):
     raise TypeError(
         f"{parameter} must be a rate between 0 and 1, or a dict of feature -> rate, got {value!r}."
     )
+
+
+def _check_split_names(parameter: str, names: list[str]) -> list[str]:
+    # TFX's own rule, so a name that could never match a split fails here.
+    try:
+        artifact_utils.encode_split_names(names)
+    except ValueError as error:
+        raise ValueError(f"{parameter}: {error}") from None
+    return names
 
 
 def _check_choice(parameter: str, value, choices) -> str:
@@ -155,7 +164,9 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
           TypeError: A parameter has the wrong type.
           ValueError: A parameter has a bad value.
         """
-        exclude_splits = _check_names("exclude_splits", exclude_splits)
+        exclude_splits = _check_split_names(
+            "exclude_splits", _check_names("exclude_splits", exclude_splits)
+        )
         feature_names = None if features is None else _check_names("features", features)
         if feature_names is not None and not feature_names:
             raise ValueError(
@@ -188,6 +199,7 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
         _check_choice("max_oov_rate_increase_severity", max_oov_rate_increase_severity, _SEVERITIES)
         if not isinstance(baseline_split, str) or not baseline_split:
             raise TypeError(f"baseline_split must be a split name, got {baseline_split!r}.")
+        _check_split_names("baseline_split", [baseline_split])
         super().__init__(
             spec=spec.EmbeddingIndexValidatorSpec(
                 examples=examples,

@@ -226,7 +226,8 @@ class FeatureAccumulator:
         "non_integer",
         "min",
         "max",
-        "offending",
+        "negative_values",
+        "large_values",
         "non_integer_values",
         "complete",
         "at_default",
@@ -249,7 +250,10 @@ class FeatureAccumulator:
         self.non_integer = 0
         self.min: int | None = None
         self.max: int | None = None
-        self.offending: dict[int, int] = {}
+        # Negative and too-large values are tracked apart, so that many distinct
+        # values of one kind cannot crowd the other out of the bounded samples.
+        self.negative_values: dict[int, int] = {}
+        self.large_values: dict[int, int] = {}
         self.non_integer_values: dict[str, int] = {}
         self.complete = True
         self.at_default = 0
@@ -344,11 +348,14 @@ class FeatureAccumulator:
                 self.at_default += int(np.count_nonzero(values == -1))
             in_vocab_values = values[(values >= 0) & (values < bounds.vocab_size)]
             self.seen[in_vocab_values] = True
-        if below_zero or out_of_range or over_dim:
+        if below_zero:
+            _add_counts(self.negative_values, values[values < 0])
+            self.negative_values, complete = _bounded(self.negative_values)
+            self.complete &= complete
+        if out_of_range or over_dim:
             lowest_bad = min(bounds.upper_bound, bounds.embedding_input_dim)
-            bad = values[(values < 0) | (values >= lowest_bad)]
-            _add_counts(self.offending, bad)
-            self.offending, complete = _bounded(self.offending)
+            _add_counts(self.large_values, values[values >= lowest_bad])
+            self.large_values, complete = _bounded(self.large_values)
             self.complete &= complete
 
     def _add_non_integer(self, values: np.ndarray) -> None:
@@ -412,20 +419,14 @@ class FeatureAccumulator:
         if other.min is not None:
             self.min = other.min if self.min is None else min(self.min, other.min)
             self.max = other.max if self.max is None else max(self.max, other.max)
-        for mine, theirs in (
-            (self.offending, other.offending),
-            (self.non_integer_values, other.non_integer_values),
-            (self.raw_oov_values, other.raw_oov_values),
-        ):
-            for value, count in theirs.items():
+        self.complete = self.complete and other.complete
+        for name in ("negative_values", "large_values", "non_integer_values", "raw_oov_values"):
+            mine = getattr(self, name)
+            for value, count in getattr(other, name).items():
                 mine[value] = mine.get(value, 0) + count
-        self.offending, complete_offending = _bounded(self.offending)
-        self.non_integer_values, complete_non_integer = _bounded(self.non_integer_values)
-        self.raw_oov_values, complete_raw = _bounded(self.raw_oov_values)
-        complete_non_integer &= complete_raw
-        self.complete = (
-            self.complete and other.complete and complete_offending and complete_non_integer
-        )
+            bounded, complete = _bounded(mine)
+            setattr(self, name, bounded)
+            self.complete = self.complete and complete
         return self
 
     def result(self) -> FeatureStats:
@@ -441,7 +442,7 @@ class FeatureAccumulator:
             non_integer=self.non_integer,
             min=self.min,
             max=self.max,
-            top_offending_values=_top(self.offending),
+            top_offending_values=_top({**self.negative_values, **self.large_values}),
             top_non_integer_values=_top(self.non_integer_values),
             offending_values_complete=self.complete,
             at_default=self.at_default,
@@ -452,12 +453,12 @@ class FeatureAccumulator:
             raw_empty_or_missing=self.raw_empty_or_missing,
             top_raw_oov_values=_top(self.raw_oov_values),
             # Per reason, so frequent too-large values cannot crowd out the negatives.
-            top_negative_values=_top({v: c for v, c in self.offending.items() if v < 0}),
+            top_negative_values=_top(self.negative_values),
             top_out_of_range_values=_top(
-                {v: c for v, c in self.offending.items() if v >= self.bounds.upper_bound}
+                {v: c for v, c in self.large_values.items() if v >= self.bounds.upper_bound}
             ),
             top_over_embedding_dim_values=_top(
-                {v: c for v, c in self.offending.items() if v >= self.bounds.embedding_input_dim}
+                {v: c for v, c in self.large_values.items() if v >= self.bounds.embedding_input_dim}
             ),
         )
 

@@ -73,7 +73,31 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 "transformed_examples."
             )
         exclude_splits = _json_parameter(exec_properties, spec.EXCLUDE_SPLITS_KEY, [])
-        all_splits = artifact_utils.decode_split_names(examples.split_names)
+        try:
+            all_splits = artifact_utils.decode_split_names(examples.split_names)
+            # TFX's own check; the names become output folder names below.
+            artifact_utils.encode_split_names(all_splits)
+        except ValueError as error:
+            raise InputError(
+                f"examples artifact {examples.uri!r} has split_names "
+                f"{examples.split_names!r}, which TFX does not accept: {error} Pass an "
+                "Examples artifact written by a TFX component."
+            ) from error
+        if not all_splits:
+            raise InputError(
+                f"examples artifact {examples.uri!r} has no splits (split_names "
+                f"{examples.split_names!r}), so there is nothing to validate. Pass an "
+                "Examples artifact written by ExampleGen or Transform."
+            )
+        unknown_excluded = sorted(set(exclude_splits) - set(all_splits))
+        if unknown_excluded:
+            logging.warning(
+                "exclude_splits names %r, which examples artifact %r does not have; its splits "
+                "are %r.",
+                unknown_excluded,
+                examples.uri,
+                all_splits,
+            )
         splits = [name for name in all_splits if name not in exclude_splits]
         if not splits:
             raise InputError(

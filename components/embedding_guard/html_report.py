@@ -80,8 +80,10 @@ _FIXES = {
         "embedding_guard.embedding_input_dim()."
     ),
     Reason.INDEX_OUT_OF_RANGE: (
-        "The examples do not match this transform graph's vocabulary or int_domain: re-run "
-        "Transform on them, or fix the feature's domain."
+        "Either the values are wrong (examples not made by this transform graph, or an "
+        "identity feature off by one: months 1..12 need month - 1) or the bound is: re-run "
+        "Transform, fix the feature's int_domain, or size the Embedding and "
+        "embedding_input_dims to fit."
     ),
     Reason.INDEX_OVER_EMBEDDING_DIM: (
         "Size the Embedding as input_dim={upper_bound} (vocabulary plus OOV buckets), e.g. "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,9 @@ SPLIT_DIR_PREFIX = "Split-"
 _GZIP_MAGIC = b"\x1f\x8b"
 # Folders and files that writers leave beside shards and that hold no examples.
 _IGNORED_PREFIXES = (".", "_")
+# TensorFlow wraps eager errors in "{{function_node ...}} ... [Op:...]"; only the
+# middle is meant for people.
+_OP_ERROR_NOISE = re.compile(r"^\{\{[^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$")
 
 
 class ShardError(InputError):
@@ -90,10 +94,85 @@ def list_shards(split_uri: str) -> list[str]:
     return shards
 
 
+def op_error_text(error: tf.errors.OpError) -> str:
+    """The first line of a TensorFlow error without its function-node and op decoration."""
+    lines = (error.message or "").splitlines() or [type(error).__name__]
+    return _OP_ERROR_NOISE.sub("", lines[0]) or lines[0]
+
+
 def compression_type(path: str) -> str:
-    """Returns "GZIP" when the file starts with the gzip magic bytes, else ""."""
-    with fileio.open(path, "rb") as f:
-        return "GZIP" if f.read(2) == _GZIP_MAGIC else ""
+    """Returns "GZIP" when the file starts with the gzip magic bytes, else "".
+
+    Raises:
+      ShardError: The file cannot be opened.
+    """
+    try:
+        with fileio.open(path, "rb") as f:
+            return "GZIP" if f.read(2) == _GZIP_MAGIC else ""
+    except tf.errors.OpError as error:
+        raise ShardError(
+            f"Shard {path!r} cannot be opened ({op_error_text(error)}). Check that it exists "
+            "and is readable, or remove it from the split folder."
+        ) from error
+
+
+def first_record(split_uri: str) -> tuple[str, bytes] | None:
+    """Returns (shard, record) for a split's first record, or None if the split is empty.
+
+    Raises:
+      ShardError: The shard holding it is truncated, corrupt or not TFRecords.
+    """
+    for shard in list_shards(split_uri):
+        dataset = tf.data.TFRecordDataset(shard, compression_type=compression_type(shard))
+        try:
+            for record in dataset.take(1):
+                return shard, record.numpy()
+        except tf.errors.OpError as error:
+            raise ShardError(
+                f"Shard {shard!r} cannot be read as TFRecords ({op_error_text(error)}). "
+                "Re-run the component that wrote it, or remove the shard."
+            ) from error
+    return None
+
+
+def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) -> None:
+    """Checks on each split's first record that the split holds tf.Examples it can check.
+
+    A tf.SequenceExample parses as a tf.Example of its context features; its
+    feature_lists would be invisible, so checked features kept there are an error
+    rather than a "feature missing" finding.
+
+    Args:
+      split_uris: Split name -> split folder.
+      features: The checked features.
+
+    Raises:
+      ShardError: A split's first record is not a tf.Example, or is a
+        tf.SequenceExample holding checked features in its feature_lists.
+    """
+    for split_uri in split_uris.values():
+        found = first_record(split_uri)
+        if found is None:
+            continue
+        shard, record = found
+        try:
+            sequence_example = tf.train.SequenceExample.FromString(record)
+        except message.DecodeError as error:
+            raise ShardError(
+                f"The first record of shard {shard!r} is not a serialized tf.Example "
+                f"({error}). The examples must be TFRecord files of tf.Example, "
+                "gzip-compressed or not."
+            ) from error
+        feature_lists = set(sequence_example.feature_lists.feature_list)
+        in_feature_lists = sorted(feature_lists & set(features))
+        if in_feature_lists:
+            raise ShardError(
+                f"Shard {shard!r} holds tf.SequenceExample records, and the checked features "
+                f"{in_feature_lists!r} are in their feature_lists, which embedding-guard "
+                "cannot read: it checks tf.Example features (a SequenceExample's context "
+                "only). Write the indices as tf.Example features, or leave these features "
+                "out of `features`."
+            )
 
 
 def _ragged_spec(features: Sequence[str], dtype) -> dict:
@@ -131,6 +210,11 @@ def _parse_feature_per_example(serialized: np.ndarray, feature: str):
     return np.asarray(values, dtype=object), np.asarray(lengths, dtype=np.int64)
 
 
+# TensorFlow quotes the bad record in its error message, and fails to decode that
+# message when the record is not UTF-8.
+_PARSE_ERRORS = (tf.errors.InvalidArgumentError, UnicodeDecodeError)
+
+
 def parse_batch(serialized, features: Sequence[str]) -> Batch:
     """Parses the checked features of a batch of serialized tf.Examples.
 
@@ -145,14 +229,14 @@ def parse_batch(serialized, features: Sequence[str]) -> Batch:
     try:
         parsed = tf.io.parse_example(serialized, _ragged_spec(features, tf.int64))
         return Batch(num_examples, {name: _column(parsed[name]) for name in features})
-    except tf.errors.InvalidArgumentError:
+    except _PARSE_ERRORS:
         pass
     columns = {}
     for name in features:
         for dtype in (tf.int64, tf.float32, tf.string):
             try:
                 parsed = tf.io.parse_example(serialized, _ragged_spec([name], dtype))
-            except tf.errors.InvalidArgumentError:
+            except _PARSE_ERRORS:
                 continue
             columns[name] = _column(parsed[name])
             break
@@ -192,13 +276,13 @@ def read_batches(
             return
         except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as error:
             raise ShardError(
-                f"Shard {path!r} is truncated or corrupt ({error.message.splitlines()[0]}). "
+                f"Shard {path!r} is truncated or corrupt ({op_error_text(error)}). "
                 "Re-run the component that wrote it, or remove the shard."
             ) from error
         except tf.errors.OpError as error:
             raise ShardError(
                 f"Shard {path!r} cannot be read as TFRecords "
-                f"({error.message.splitlines()[0]}). The examples must be TFRecord files "
+                f"({op_error_text(error)}). The examples must be TFRecord files "
                 "of tf.Example, gzip-compressed or not."
             ) from error
         try:

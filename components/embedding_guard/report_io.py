@@ -39,7 +39,7 @@ _ANOMALY_TYPES = {
 }
 _SHORT_DESCRIPTIONS = {
     Reason.NEGATIVE_INDEX: "Negative embedding index",
-    Reason.INDEX_OUT_OF_RANGE: "Index beyond vocabulary and OOV buckets",
+    Reason.INDEX_OUT_OF_RANGE: "Index beyond the valid range",
     Reason.INDEX_OVER_EMBEDDING_DIM: "Index beyond embedding input_dim",
     Reason.NON_INTEGER_VALUES: "Non-integer values in an index feature",
     Reason.FEATURE_MISSING_FROM_SPLIT: "Index feature missing from split",

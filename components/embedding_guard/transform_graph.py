@@ -11,7 +11,9 @@ import json
 import os
 from collections.abc import Mapping
 
+import tensorflow as tf
 import tensorflow_transform as tft
+from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.dsl.io import fileio
 
@@ -77,6 +79,32 @@ def _output(transform_graph) -> tft.TFTransformOutput:
     return tft.TFTransformOutput(os.fspath(transform_graph))
 
 
+def _vocabulary_entries(path: str) -> list[bytes]:
+    # What a lookup table built from the file would hold: one entry per line, or
+    # per record for tfrecord_gzip vocabularies.
+    if path.endswith(_TFRECORD_GZIP_SUFFIX):
+        entries = []
+        for batch in tf.data.TFRecordDataset(path, compression_type="GZIP").batch(100_000):
+            entries.extend(batch.numpy().tolist())
+        return entries
+    with fileio.open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def _first_duplicate(entries: list[bytes]) -> tuple[bytes, int, int] | None:
+    if len(set(entries)) == len(entries):
+        return None
+    first_seen: dict[bytes, int] = {}
+    for number, entry in enumerate(entries, 1):
+        if entry in first_seen:
+            return entry, first_seen[entry], number
+        first_seen[entry] = number
+    return None
+
+
 class VocabularySizes(Mapping):
     """Vocabulary name -> entries (OOV buckets not included), read on first use.
 
@@ -93,15 +121,47 @@ class VocabularySizes(Mapping):
         if name not in self._names:
             raise KeyError(name)
         if name not in self._sizes:
-            try:
-                self._sizes[name] = int(self._output.vocabulary_size_by_name(name))
-            except (ValueError, OSError) as error:
-                raise TransformGraphError(
-                    f"Vocabulary {name!r} of transform graph "
-                    f"{self._output.transform_savedmodel_dir!r} cannot be read: {error}. "
-                    "Re-run Transform, or restore the transform_fn/assets folder."
-                ) from error
+            self._sizes[name] = self._read_size(name)
         return self._sizes[name]
+
+    def _read_size(self, name: str) -> int:
+        # Counts the file as the lookup table will load it, and rejects files
+        # Transform never writes: empty ones and ones with an entry twice.
+        assets = os.path.join(self._output.transform_savedmodel_dir, _ASSETS_DIR)
+        try:
+            path = self._output.vocabulary_file_by_name(name)
+            entries = None if path is None else _vocabulary_entries(path)
+        except (ValueError, OSError, tf.errors.OpError) as error:
+            raise TransformGraphError(
+                f"Vocabulary {name!r} in {assets!r} cannot be read: {error}. "
+                "Re-run Transform, or restore the transform_fn/assets folder."
+            ) from error
+        if path is None:
+            raise TransformGraphError(
+                f"Vocabulary {name!r} of the transform graph has no file in {assets!r} "
+                "(looked up through transformed_metadata/asset_map, then by name). Re-run "
+                "Transform, or restore the transform_fn/assets folder."
+            )
+        unit = "record" if path.endswith(_TFRECORD_GZIP_SUFFIX) else "line"
+        if not entries:
+            raise TransformGraphError(
+                f"Vocabulary {name!r} ({path!r}) is empty. Transform never writes an empty "
+                "vocabulary (it adds a placeholder entry), so the file was truncated or "
+                "replaced: re-run Transform, or restore the transform_fn/assets folder."
+            )
+        duplicate = _first_duplicate(entries)
+        if duplicate is not None:
+            entry, first, second = duplicate
+            raise TransformGraphError(
+                f"Vocabulary {name!r} ({path!r}) holds {entry!r} twice ({unit}s {first} and "
+                f"{second}), so no lookup table can be built from it (TensorFlow fails with "
+                "'HashTable has different value for same key'). Transform never writes an "
+                "entry twice: the file was edited or damaged; re-run Transform."
+            )
+        return len(entries)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names
 
     def __iter__(self):
         return iter(self._names)
@@ -134,7 +194,13 @@ def load_transform_graph(uri: str) -> TransformGraphInfo:
             "output of a Transform component (it holds transform_fn/ and "
             "transformed_metadata/)."
         )
-    schema = output.transformed_metadata.schema
+    try:
+        schema = output.transformed_metadata.schema
+    except text_format.ParseError as error:
+        raise TransformGraphError(
+            f"{schema_path!r} is not a text Schema proto ({error}); the transform graph is "
+            "damaged: re-run Transform."
+        ) from error
     raw_schema = None
     try:
         raw_schema = output.raw_metadata.schema

@@ -92,6 +92,11 @@ def _write_reports(
     policy: core.OovPolicy,
 ) -> None:
     reports = core.build_reports(dict(split_counts), policy)
+    # index_report.json, written last, marks a split's report as complete. Dropping
+    # every stale one first means a crash mid-write cannot leave an earlier run's
+    # report beside this run's files, or beside another split's newer report.
+    for split in reports:
+        report_io.discard_report(output_dirs[split])
     for split, report in sorted(reports.items()):
         report_io.write_split_report(output_dirs[split], report, baseline)
 
@@ -149,11 +154,24 @@ def run(
 
 
 def split_jobs(split_uris: Mapping[str, str], output_dirs: Mapping[str, str]) -> list[SplitJob]:
-    """Lists each split's shards; raises reader.ShardError for a missing folder."""
-    return [
-        SplitJob(name, tuple(reader.list_shards(uri)), output_dirs[name])
-        for name, uri in split_uris.items()
-    ]
+    """Lists each split's shards.
+
+    Raises:
+      reader.ShardError: A split folder is missing or holds no shard file. Writers
+        (Beam's WriteToTFRecord, so ExampleGen and Transform) leave at least one,
+        possibly empty, shard, so an empty folder means lost or unfinished files.
+    """
+    jobs = []
+    for name, uri in split_uris.items():
+        shards = tuple(reader.list_shards(uri))
+        if not shards:
+            raise reader.ShardError(
+                f"Split folder {uri!r} holds no shard files (hidden and _-prefixed files "
+                "are not shards). Its files were deleted or are still being written: "
+                "re-run the component that wrote the examples."
+            )
+        jobs.append(SplitJob(name, shards, output_dirs[name]))
+    return jobs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +229,7 @@ def plan(
             feature_vocabularies=feature_vocabularies,
         )
     )
+    reader.check_record_format(split_uris, [b.feature for b in feature_bounds])
     if transform_graph_uri is None:
         raw_schema = None
     present = raw_mode.first_example_features(split_uris)

@@ -104,7 +104,9 @@ def render(chromium: str, page, out_dir) -> tuple[report_page.ReportPage, str]:
 
 
 # Counts of the blocked run's eval split, by hand from testdata/make_examples.py
-# (month_xf checked with embedding input_dim 12).
+# (month_xf checked with embedding input_dim 12). Its 3 errors: city_xf
+# NEGATIVE_INDEX, month_xf and product_xf INDEX_OUT_OF_RANGE; the values over the
+# input_dim are those out of range (input_dim = bound), so they get no finding of their own.
 EVAL_COUNTS = {
     "age_xf": {"in_vocab": "20", "negative": "0", "out_of_range": "0", "over_embedding_dim": "0"},
     "city_xf": {"in_vocab": "16", "negative": "3", "out_of_range": "0", "over_embedding_dim": "0"},
@@ -129,9 +131,13 @@ def test_report_command_html_renders_verdict_and_counts(chromium, runs, tmp_path
     assert exit_code == 0, capsys.readouterr().err
     page, screenshot = render(chromium, out, tmp_path)
     assert page.verdict.startswith(
-        "BLOCKED: 5 errors in split eval. These indices would fail an embedding lookup"
+        "BLOCKED: 3 errors in split eval. These indices would fail an embedding lookup"
     )
     assert "split eval, feature city_xf: NEGATIVE_INDEX, 3 of 19 values (15.79%)" in page.verdict
+    assert "split eval, feature month_xf: INDEX_OUT_OF_RANGE, 2 of 20 values" in page.verdict
+    # month_xf is the off-by-one identity feature; the fix names it.
+    assert "an identity feature off by one: months 1..12 need month - 1" in page.verdict
+    assert "INDEX_OVER_EMBEDDING_DIM" not in page.verdict
     assert "most frequent: 42 ×2, 57 ×1" in page.verdict
     assert f"embedding-guard: EmbeddingIndexValidator run {blocked_run}" in page.text
     assert f"Compared with run {runs.run_ids[0]}" in page.text
@@ -149,7 +155,7 @@ def test_executor_split_pages_render(chromium, runs, tmp_path):
     eval_page, _ = render(chromium, pathlib.Path(blocked_eval), tmp_path / "eval")
     train_page, _ = render(chromium, pathlib.Path(blessed_train), tmp_path / "train")
 
-    assert eval_page.verdict.startswith("BLOCKED: 5 errors in split eval.")
+    assert eval_page.verdict.startswith("BLOCKED: 3 errors in split eval.")
     assert eval_page.counts == {"eval": EVAL_COUNTS}
     assert train_page.verdict == "OK: no index would fail an embedding lookup in split train."
     assert {f: c["in_vocab"] for f, c in train_page.counts["train"].items()} == TRAIN_IN_VOCAB

@@ -67,4 +67,5 @@ def test_quiet_when_not_a_terminal():
     assert result.returncode == 1
     assert "examples read" not in result.stderr
     assert "\x1b" not in result.stderr + result.stdout
-    assert "split eval: 20 examples, 5 error(s)" in result.stdout
+    # city_xf NEGATIVE_INDEX, month_xf and product_xf INDEX_OUT_OF_RANGE.
+    assert "split eval: 20 examples, 3 error(s), 2 warning(s) -> BLOCKED" in result.stdout

@@ -10,6 +10,9 @@ by hand from the rows in testdata/make_examples.py:
       product_xf  24 values (multivalent): 18 in vocabulary, 40 x2 and 41 x1 in the
                   OOV buckets, 42 x2 and 57 x1 beyond [0, 42).
       month_xf    20 values: 12 x2 at or over embedding_input_dims 12.
+    month_xf's bound is its input_dim 12 and product_xf's input_dim defaults to its
+    bound 42, so the values over the input_dim are already out of range: they count
+    as over_embedding_dim too, but only INDEX_OUT_OF_RANGE is reported for them.
       age_xf      20 values, all in [0, 5).
     test (6 examples): product_xf stored as floats 2.5 x3, 3.0, 7.25, 11.0.
 """
@@ -264,6 +267,24 @@ def test_eval_offending_values_and_vocabulary_coverage(eval_run):
         {"value": 57, "count": 1},
     ]
     assert month["top_offending_values"] == [{"value": 12, "count": 2}]
+    # The same values per reason.
+    per_reason = {
+        name: (
+            counts["top_negative_values"],
+            counts["top_out_of_range_values"],
+            counts["top_over_embedding_dim_values"],
+        )
+        for name, counts in (("city_xf", city), ("product_xf", product), ("month_xf", month))
+    }
+    assert per_reason == {
+        "city_xf": ([{"value": -1, "count": 3}], [], []),
+        "product_xf": (
+            [],
+            [{"value": 42, "count": 2}, {"value": 57, "count": 1}],
+            [{"value": 42, "count": 2}, {"value": 57, "count": 1}],
+        ),
+        "month_xf": ([], [{"value": 12, "count": 2}], [{"value": 12, "count": 2}]),
+    }
     # -1 is the vocabulary's default value (num_oov_buckets=0), so it counts as OOV.
     assert (city["at_default"], city["oov"]) == (3, 3)
     assert (product["at_default"], product["oov"]) == (0, 3)
@@ -309,24 +330,36 @@ def _findings(run: Run, split: str, feature: str) -> list[tuple]:
     ]
 
 
+def _samples(run: Run, split: str, feature: str) -> dict[str, list[tuple]]:
+    """Reason -> the finding's sample values as (value, count)."""
+    return {
+        f["reason"]: [(s["value"], s["count"]) for s in f["sample_values"]]
+        for f in run.feature(split, feature)["findings"]
+    }
+
+
 def test_eval_findings(eval_run):
     assert _findings(eval_run, "eval", "age_xf") == []
     assert _findings(eval_run, "eval", "city_xf") == [
         ("NEGATIVE_INDEX", "ERROR", 3),
         ("OOV_RATE_INCREASE", "WARNING", 3),
     ]
-    assert _findings(eval_run, "eval", "month_xf") == [
-        ("INDEX_OUT_OF_RANGE", "ERROR", 2),
-        ("INDEX_OVER_EMBEDDING_DIM", "ERROR", 2),
-    ]
+    # No INDEX_OVER_EMBEDDING_DIM: each input_dim equals its feature's bound, so the
+    # values over it are out of range, reported once; the counts still hold them.
+    assert _findings(eval_run, "eval", "month_xf") == [("INDEX_OUT_OF_RANGE", "ERROR", 2)]
     assert _findings(eval_run, "eval", "product_xf") == [
         ("INDEX_OUT_OF_RANGE", "ERROR", 3),
-        ("INDEX_OVER_EMBEDDING_DIM", "ERROR", 3),
         ("OOV_BUCKET_HITS", "INFO", 3),
         ("OOV_RATE_INCREASE", "WARNING", 3),
     ]
+    assert eval_run.feature("eval", "month_xf")["counts"]["over_embedding_dim"] == 2
+    assert eval_run.feature("eval", "product_xf")["counts"]["over_embedding_dim"] == 3
+    assert _samples(eval_run, "eval", "city_xf")["NEGATIVE_INDEX"] == [(-1, 3)]
+    assert _samples(eval_run, "eval", "month_xf")["INDEX_OUT_OF_RANGE"] == [(12, 2)]
+    assert _samples(eval_run, "eval", "product_xf")["INDEX_OUT_OF_RANGE"] == [(42, 2), (57, 1)]
     report = eval_run.report("eval")
-    assert (report["blessed"], report["num_errors"], report["num_warnings"]) == (False, 5, 2)
+    # city_xf NEGATIVE_INDEX, month_xf and product_xf INDEX_OUT_OF_RANGE; OOV drift warns.
+    assert (report["blessed"], report["num_errors"], report["num_warnings"]) == (False, 3, 2)
     assert eval_run.feature("eval", "product_xf")["oov_drift"]["difference"] == 3 / 24
 
 
@@ -349,8 +382,8 @@ def test_eval_schema_diff_names_exactly_the_failing_features(eval_run):
     }
     assert reasons == {
         "city_xf": [SMALL_INT, OOV_DRIFT],
-        "month_xf": [BIG_INT, BIG_INT],
-        "product_xf": [BIG_INT, BIG_INT, OOV_DRIFT],
+        "month_xf": [BIG_INT],
+        "product_xf": [BIG_INT, OOV_DRIFT],
     }
     assert {info.severity for info in anomalies.anomaly_info.values()} == {ERROR}
     assert list(anomalies.anomaly_info["city_xf"].path.step) == ["city_xf"]
@@ -379,15 +412,15 @@ def test_fail_on_block_raises_with_split_feature_reason_and_top_value(blocked_ru
     assert isinstance(blocked_run.error, IndexValidationBlockedError)
     lines = str(blocked_run.error).splitlines()
     assert "fail_on_block" in lines[0]
+    # product_xf's 42 x2 and 57 x1 are also over its default input_dim 42: one line.
     assert lines[1:] == [
         "  split 'eval' feature 'city_xf': NEGATIVE_INDEX 3 of 19 values (top: -1 x3)",
         "  split 'eval' feature 'product_xf': INDEX_OUT_OF_RANGE 3 of 24 values "
         "(top: 42 x2, 57 x1)",
-        "  split 'eval' feature 'product_xf': INDEX_OVER_EMBEDDING_DIM 3 of 24 values "
-        "(top: 42 x2, 57 x1)",
         "  split 'test' feature 'product_xf': NON_INTEGER_VALUES 6 of 6 values "
         "(top: '2.5' x3, '11.0' x1, '3.0' x1, '7.25' x1)",
     ]
+    assert blocked_run.feature("eval", "product_xf")["counts"]["over_embedding_dim"] == 3
 
 
 def test_blocked_run_still_writes_reports_and_properties(blocked_run):
@@ -477,7 +510,56 @@ def test_schema_input_replaces_the_transformed_schema(tmp_path):
     assert (month["bounds"]["upper_bound"], month["bounds"]["embedding_input_dim"]) == (13, 12)
     assert _counts(run, "eval", "month_xf") == _expected(20, 20, 20, 0, 12, over_embedding_dim=2)
     assert _findings(run, "eval", "month_xf") == [("INDEX_OVER_EMBEDDING_DIM", "ERROR", 2)]
+    assert _samples(run, "eval", "month_xf") == {"INDEX_OVER_EMBEDDING_DIM": [(12, 2)]}
     assert [r.type for r in run.schema_diff("eval").anomaly_info["month_xf"].reason] == [BIG_INT]
+
+
+def test_input_dim_below_the_vocabulary_range_reports_values_over_it(tmp_path):
+    # The Trainer sized product_xf's Embedding as the 40-entry vocabulary and forgot
+    # the 2 OOV buckets. Eval's product_xf values >= 40: the OOV-bucket hits 40 x2 and
+    # 41 x1 are in [0, 42) but over input_dim 40; 42 x2 and 57 x1 are over both.
+    run = _run(
+        tmp_path / "anomalies",
+        ["eval"],
+        features=["product_xf"],
+        embedding_input_dims={"product_xf": 40},
+    )
+
+    product = run.feature("eval", "product_xf")
+    assert (product["bounds"]["upper_bound"], product["bounds"]["embedding_input_dim"]) == (42, 40)
+    assert _counts(run, "eval", "product_xf") == _expected(
+        20, 24, 18, 0, 57, oov_bucket=3, out_of_range=3, over_embedding_dim=6
+    )
+    counts = product["counts"]
+    assert counts["top_negative_values"] == []
+    assert counts["top_out_of_range_values"] == [
+        {"value": 42, "count": 2},
+        {"value": 57, "count": 1},
+    ]
+    # Count descending, then value ascending.
+    assert counts["top_over_embedding_dim_values"] == [
+        {"value": 40, "count": 2},
+        {"value": 42, "count": 2},
+        {"value": 41, "count": 1},
+        {"value": 57, "count": 1},
+    ]
+    assert _findings(run, "eval", "product_xf") == [
+        ("INDEX_OUT_OF_RANGE", "ERROR", 3),
+        ("INDEX_OVER_EMBEDDING_DIM", "ERROR", 6),
+        ("OOV_BUCKET_HITS", "INFO", 3),
+    ]
+    samples = _samples(run, "eval", "product_xf")
+    assert samples["INDEX_OUT_OF_RANGE"] == [(42, 2), (57, 1)]
+    assert samples["INDEX_OVER_EMBEDDING_DIM"] == [(40, 2), (42, 2), (41, 1), (57, 1)]
+    (over_dim,) = [f for f in product["findings"] if f["reason"] == "INDEX_OVER_EMBEDDING_DIM"]
+    assert over_dim["description"].startswith(
+        "6 of 24 values of 'product_xf' in split 'eval' are >= the embedding input_dim 40 "
+        "(embedding_input_dims parameter). Size the Embedding as 42 "
+    )
+    report = run.report("eval")
+    assert (report["blessed"], report["num_errors"], report["num_warnings"]) == (False, 2, 0)
+    product_diff = run.schema_diff("eval").anomaly_info["product_xf"]
+    assert [r.type for r in product_diff.reason] == [BIG_INT, BIG_INT]
 
 
 # --- a feature whose kind varies between examples ----------------------------------------
@@ -510,23 +592,27 @@ def test_ints_are_checked_when_other_examples_store_floats_or_bytes(tmp_path):
         features=["product_xf"],
     )
 
-    # ints 3, 7 in vocabulary, 41 in an OOV bucket, 50 beyond [0, 42);
-    # 2.5 x2 and b"x" non-integer.
+    # ints 3, 7 in vocabulary, 41 in an OOV bucket, 50 beyond [0, 42) and so over
+    # the default input_dim 42 too; 2.5 x2 and b"x" non-integer.
     assert _counts(run, "mixed", "product_xf") == _expected(
         6, 7, 2, 3, 50, oov_bucket=1, out_of_range=1, over_embedding_dim=1, non_integer=3
     )
     counts = run.feature("mixed", "product_xf")["counts"]
     assert counts["top_offending_values"] == [{"value": 50, "count": 1}]
+    assert counts["top_out_of_range_values"] == [{"value": 50, "count": 1}]
+    assert counts["top_over_embedding_dim_values"] == [{"value": 50, "count": 1}]
     assert counts["top_non_integer_values"] == [
         {"value": "2.5", "count": 2},
         {"value": "x", "count": 1},
     ]
     assert _findings(run, "mixed", "product_xf") == [
         ("INDEX_OUT_OF_RANGE", "ERROR", 1),
-        ("INDEX_OVER_EMBEDDING_DIM", "ERROR", 1),
         ("NON_INTEGER_VALUES", "ERROR", 3),
         ("OOV_BUCKET_HITS", "INFO", 1),
     ]
+    samples = _samples(run, "mixed", "product_xf")
+    assert samples["INDEX_OUT_OF_RANGE"] == [(50, 1)]
+    assert samples["NON_INTEGER_VALUES"] == [("2.5", 2), ("x", 1)]
 
 
 # --- inputs that cannot be validated (fail before Beam starts) -----------------------------

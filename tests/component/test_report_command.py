@@ -1,7 +1,8 @@
 """`embedding-guard report` against a real MLMD written by real LocalDagRunner runs.
 
 The two runs (validator_runs.py): run 1 validates train only and is blessed; run 2
-validates train and eval and is blocked by eval's 5 ERROR findings.
+validates train and eval and is blocked by eval's 3 ERROR findings (city_xf
+NEGATIVE_INDEX, month_xf and product_xf INDEX_OUT_OF_RANGE).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def test_lists_both_runs_newest_first(runs, capsys):
     # run id, date, time, execution id, state, blessed, splits, errors, warnings
     blocked, blessed = rows
     assert blocked[0] == runs.run_ids[1]
-    assert blocked[4:] == ["COMPLETE", "no", "train,eval", "5", "2"]
+    assert blocked[4:] == ["COMPLETE", "no", "train,eval", "3", "2"]
     assert blessed[0] == runs.run_ids[0]
     assert blessed[4:] == ["COMPLETE", "yes", "train", "0", "0"]
     assert int(blocked[3]) > int(blessed[3])
@@ -74,7 +75,7 @@ def test_shows_why_the_newest_run_was_blocked(runs, capsys):
     )
     assert details.splitlines()[1].endswith("): BLOCKED")
     assert f"anomalies: {runs.blocked_anomalies}\n" in details
-    assert "split eval: 20 examples, 5 error(s), 2 warning(s) -> BLOCKED" in details
+    assert "split eval: 20 examples, 3 error(s), 2 warning(s) -> BLOCKED" in details
     assert "split train: 20 examples, 0 error(s), 0 warning(s) -> ok" in details
     assert "ERROR NEGATIVE_INDEX: 3 of 19 values of 'city_xf' in split 'eval' are negative" in (
         details
@@ -133,20 +134,26 @@ def test_json_output(runs, capsys, tmp_path):
     assert document["metadata"] == str(runs.metadata)
     assert [run["run_id"] for run in document["runs"]] == list(reversed(runs.run_ids))
     assert [run["blessed"] for run in document["runs"]] == [0, 1]
-    assert [run["num_errors"] for run in document["runs"]] == [5, 0]
+    assert [run["num_errors"] for run in document["runs"]] == [3, 0]
     assert [run["split_names"] for run in document["runs"]] == [["train", "eval"], ["train"]]
     shown = document["run"]
     assert shown["run_id"] == runs.run_ids[1]
     assert shown["anomalies_uri"] == runs.blocked_anomalies
-    assert shown["reports"]["eval"]["num_errors"] == 5
+    assert shown["reports"]["eval"]["num_errors"] == 3
     city = next(f for f in shown["reports"]["eval"]["features"] if f["feature"] == "city_xf")
     assert city["counts"]["negative"] == 3
     changes = {
         (c["split"], c["feature"], c["reason"]): (c["count"], c["previous_count"])
         for c in shown["comparison"]["changes"]
     }
-    assert changes[("eval", "city_xf", "NEGATIVE_INDEX")] == (3, None)
-    assert changes[("eval", "product_xf", "INDEX_OUT_OF_RANGE")] == (3, None)
+    # Every ERROR and WARNING of eval, which the blessed run did not check.
+    assert changes == {
+        ("eval", "city_xf", "NEGATIVE_INDEX"): (3, None),
+        ("eval", "city_xf", "OOV_RATE_INCREASE"): (3, None),
+        ("eval", "month_xf", "INDEX_OUT_OF_RANGE"): (2, None),
+        ("eval", "product_xf", "INDEX_OUT_OF_RANGE"): (3, None),
+        ("eval", "product_xf", "OOV_RATE_INCREASE"): (3, None),
+    }
     assert document["html"] is None
 
 
@@ -160,7 +167,7 @@ def test_html_option_writes_the_run_report(runs, capsys, tmp_path):
     document = out_file.read_text(encoding="utf-8")
     assert document.startswith("<!DOCTYPE html>")
     page = report_page.read(document)
-    assert page.verdict.startswith("BLOCKED: 5 errors in split eval.")
+    assert page.verdict.startswith("BLOCKED: 3 errors in split eval.")
     assert page.counts["eval"]["city_xf"]["negative"] == "3"
     assert page.counts["eval"]["product_xf"]["out_of_range"] == "3"
     assert f"Compared with run {runs.run_ids[0]}" in page.text

@@ -650,17 +650,38 @@ def test_merge_beyond_capacity_is_partial():
     capacity = core.OFFENDING_VALUES_CAPACITY
     bounds = _vocab_bounds(embedding_input_dim=10)
     left, right = core.FeatureAccumulator(bounds), core.FeatureAccumulator(bounds)
-    # Each side alone holds capacity - 1 distinct values; together 2 * (capacity - 1).
+    # Each side alone holds capacity - 1 distinct too-large values; together 2 * (capacity - 1).
     left.add_batch(*_single_valued(range(10, 9 + capacity)))
-    right.add_batch(*_single_valued(range(-capacity + 1, 0)))
+    right.add_batch(*_single_valued(range(9 + capacity, 8 + 2 * capacity)))
     assert left.result().offending_values_complete
     assert right.result().offending_values_complete
 
     stats = left.merge(right).result()
 
     assert not stats.offending_values_complete
-    assert stats.negative == capacity - 1
-    assert stats.out_of_range == capacity - 1
+    assert stats.negative == 0
+    assert stats.out_of_range == 2 * (capacity - 1)
+
+
+def test_many_too_large_values_do_not_crowd_out_negative_samples():
+    capacity = core.OFFENDING_VALUES_CAPACITY
+    bounds = _vocab_bounds(embedding_input_dim=10)
+    accumulator = core.FeatureAccumulator(bounds)
+    # capacity + 1 distinct too-large values, twice each, then a single -1.
+    too_large = list(range(10, 11 + capacity)) * 2
+    accumulator.add_batch(*_single_valued(too_large + [-1]))
+
+    stats = accumulator.result()
+
+    assert not stats.offending_values_complete
+    assert stats.negative == 1
+    assert stats.top_negative_values == ((-1, 1),)
+    (negative,) = [
+        f
+        for f in core.feature_findings("s", bounds, stats)
+        if f.reason is core.Reason.NEGATIVE_INDEX
+    ]
+    assert negative.sample_values == ((-1, 1),)
 
 
 def test_merge_into_complete_accumulator_keeps_other_partial():
@@ -676,7 +697,7 @@ def test_merge_into_complete_accumulator_keeps_other_partial():
 
     # partial kept 10 .. 9 + capacity and dropped 10 + capacity; 10 is among the kept,
     # so the merge itself drops nothing, yet the counts stay partial.
-    assert len(complete.offending) == capacity
+    assert len(complete.large_values) == capacity
     assert not stats.offending_values_complete
     assert stats.top_offending_values[0] == (10, 2)
 

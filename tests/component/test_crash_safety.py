@@ -1,0 +1,376 @@
+"""Nothing lost, nothing forged: a run killed mid-write never leaves a report that looks complete.
+
+Runs are killed with SIGKILL, so no `finally` or cleanup code runs, in a
+subprocess: the command line or the executor. Two ways:
+
+* A harness (written to tmp_path; product code has no test hooks) wraps the
+  `fileio` module of report_io so that the Nth report file write writes half
+  its data, flushes it and SIGKILLs its own process: a crash mid-write, at a
+  known point.
+* The plain command line, killed from outside as soon as it starts writing
+  reports, at whatever point that is.
+
+After a kill, every file under a final name (SchemaDiff.pb, index_report.html,
+index_report.json) must be byte-identical to a complete run's file, the earlier
+run's or the killed run's; index_report.json, written last, must be present only
+where the split's other files are the killed run's; a rerun must succeed and
+write exactly what an uninterrupted run writes; an earlier artifact and the
+inputs must be untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, file_digests, input_digests
+from tfx.types import standard_artifacts
+
+from embedding_guard import cli, report_io
+from embedding_guard.executor import Executor
+
+FINAL_NAMES = ("SchemaDiff.pb", "index_report.html", "index_report.json")
+# Changes every report, so the earlier run's files and the killed run's differ.
+NEW_OPTIONS = ["--embedding-dim", "month_xf=12"]
+NEW_EXEC_PROPERTIES = {"embedding_input_dims": json.dumps({"month_xf": 12})}
+
+HARNESS = '''
+"""Runs the CLI or the executor; the Nth report file write dies halfway (SIGKILL)."""
+import json
+import os
+import signal
+import sys
+
+from tfx.dsl.io import fileio
+
+from embedding_guard import report_io
+
+kill_at, command, arguments = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+writes = 0
+
+
+class DyingFile:
+    def __init__(self, file):
+        self._file = file
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._file.__exit__(*exc_info)
+
+    def write(self, data):
+        self._file.write(data[: len(data) // 2])
+        self._file.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class FileioWithDyingWrite:
+    def __getattr__(self, name):
+        return getattr(fileio, name)
+
+    def open(self, path, mode="r"):
+        global writes
+        file = fileio.open(path, mode)
+        if "w" in mode:
+            writes += 1
+            if writes == kill_at:
+                return DyingFile(file)
+        return file
+
+
+report_io.fileio = FileioWithDyingWrite()
+if command == "cli":
+    from embedding_guard import cli
+
+    sys.exit(cli.main(arguments))
+from tfx.types import artifact_utils, standard_artifacts
+
+from embedding_guard.executor import Executor
+
+examples_uri, graph_uri, anomalies_uri, properties = arguments
+examples = standard_artifacts.Examples()
+examples.uri = examples_uri
+examples.split_names = artifact_utils.encode_split_names(["train", "eval", "test"])
+graph = standard_artifacts.TransformGraph()
+graph.uri = graph_uri
+anomalies = standard_artifacts.ExampleAnomalies()
+anomalies.uri = anomalies_uri
+Executor().Do(
+    {"examples": [examples], "transform_graph": [graph]},
+    {"anomalies": [anomalies]},
+    json.loads(properties),
+)
+'''
+
+
+def _environment() -> dict:
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+
+
+def _check_argv(examples: Path, output: Path, *options: str) -> list[str]:
+    return [
+        "check",
+        "--transform-graph",
+        str(TRANSFORM_GRAPH_DIR),
+        "--examples",
+        str(examples),
+        "--output",
+        str(output),
+        *options,
+    ]
+
+
+def _contents(output: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under a final name."""
+    return {
+        str(path.relative_to(output)): path.read_bytes()
+        for path in sorted(output.rglob("*"))
+        if path.name in FINAL_NAMES
+    }
+
+
+def _temporaries(output: Path) -> list[Path]:
+    return sorted(path for path in output.rglob(".*") if path.is_file())
+
+
+def _executor_run(anomalies_uri: Path, properties: dict) -> None:
+    examples = standard_artifacts.Examples()
+    examples.uri = str(EXAMPLES_DIR)
+    examples.split_names = json.dumps(["train", "eval", "test"])
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = str(TRANSFORM_GRAPH_DIR)
+    anomalies = standard_artifacts.ExampleAnomalies()
+    anomalies.uri = str(anomalies_uri)
+    Executor().Do(
+        {"examples": [examples], "transform_graph": [graph]}, {"anomalies": [anomalies]}, properties
+    )
+
+
+@dataclasses.dataclass
+class Killed:
+    output: Path
+    returncode: int
+    stderr: str
+    old: dict[str, bytes]
+    new: dict[str, bytes]
+    killed_write: int | None = None
+
+
+def _wait(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    _, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stderr
+
+
+def _kill_when_writing_starts(process: subprocess.Popen, output: Path, timeout: float = 300):
+    # A run's first report file is a temporary one.
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if _temporaries(output):
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.0005)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Complete runs, the killed runs beside them, then reruns; inputs hashed around it all."""
+    tmp_path = tmp_path_factory.mktemp("crash")
+    inputs_before = input_digests()
+    harness = tmp_path / "harness.py"
+    harness.write_text(HARNESS)
+
+    # Many splits for the run killed from outside, so that writing takes a while.
+    many = tmp_path / "many_splits"
+    for index in range(16):
+        shutil.copytree(EXAMPLES_DIR / "Split-eval", many / f"Split-span{index:02d}")
+
+    # Complete runs: the earlier (old) output and what the killed runs would write.
+    golden = {}
+    for name, examples, options in (
+        ("old", EXAMPLES_DIR, []),
+        ("new", EXAMPLES_DIR, NEW_OPTIONS),
+        ("many_old", many, []),
+        ("many_new", many, NEW_OPTIONS),
+    ):
+        assert cli.main(_check_argv(examples, tmp_path / name, *options)) == cli.EXIT_BLOCKED
+        golden[name] = _contents(tmp_path / name)
+    _executor_run(tmp_path / "executor_old", {})
+    _executor_run(tmp_path / "executor_new", NEW_EXEC_PROPERTIES)
+    old_artifact_digests = file_digests(tmp_path / "executor_old", base=tmp_path)
+
+    # The killed runs write over a copy of the earlier output, as a rerun into
+    # the same --output folder does.
+    processes = {}
+    for kill_at in (1, 5):
+        output = tmp_path / f"killed_at_{kill_at}"
+        shutil.copytree(tmp_path / "old", output)
+        processes[f"killed_at_{kill_at}"] = subprocess.Popen(
+            [sys.executable, str(harness), str(kill_at), "cli"]
+            + _check_argv(EXAMPLES_DIR, output, *NEW_OPTIONS),
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_environment(),
+        )
+    executor_output = tmp_path / "executor_killed"
+    processes["executor"] = subprocess.Popen(
+        [sys.executable, str(harness), "4", "executor"]
+        + [str(EXAMPLES_DIR), str(TRANSFORM_GRAPH_DIR), str(executor_output)]
+        + [json.dumps(NEW_EXEC_PROPERTIES)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(),
+    )
+    outside = tmp_path / "killed_from_outside"
+    shutil.copytree(tmp_path / "many_old", outside)
+    external = subprocess.Popen(
+        [sys.executable, "-m", "embedding_guard.cli"] + _check_argv(many, outside, *NEW_OPTIONS),
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(),
+    )
+    _kill_when_writing_starts(external, outside)
+
+    killed = {}
+    for name in ("killed_at_1", "killed_at_5"):
+        returncode, stderr = _wait(processes[name])
+        killed[name] = Killed(
+            tmp_path / name,
+            returncode,
+            stderr,
+            golden["old"],
+            golden["new"],
+            int(name.rsplit("_", 1)[1]),
+        )
+    returncode, stderr = _wait(processes["executor"])
+    killed["executor"] = Killed(
+        executor_output, returncode, stderr, {}, _contents(tmp_path / "executor_new"), 4
+    )
+    returncode, stderr = _wait(external)
+    killed["outside"] = Killed(outside, returncode, stderr, golden["many_old"], golden["many_new"])
+    after_kill = {name: (_contents(k.output), _temporaries(k.output)) for name, k in killed.items()}
+
+    # Reruns into the same folders.
+    rerun_codes = {}
+    for name, examples in (("killed_at_1", EXAMPLES_DIR), ("killed_at_5", EXAMPLES_DIR)):
+        rerun_codes[name] = cli.main(_check_argv(examples, killed[name].output, *NEW_OPTIONS))
+    rerun_codes["outside"] = cli.main(_check_argv(many, outside, *NEW_OPTIONS))
+    _executor_run(executor_output, NEW_EXEC_PROPERTIES)
+    return {
+        "killed": killed,
+        "after_kill": after_kill,
+        "rerun_codes": rerun_codes,
+        "inputs_before": inputs_before,
+        "inputs_after": input_digests(),
+        "old_artifact_before": old_artifact_digests,
+        "old_artifact_after": file_digests(tmp_path / "executor_old", base=tmp_path),
+    }
+
+
+KILLED = ["killed_at_1", "killed_at_5", "executor", "outside"]
+
+
+@pytest.mark.parametrize("name", KILLED)
+def test_runs_were_killed_mid_run(runs, name):
+    killed = runs["killed"][name]
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["killed_at_1", "killed_at_5", "executor"])
+def test_the_killed_write_left_only_a_hidden_partial_file(runs, name):
+    killed = runs["killed"][name]
+    _, temporaries = runs["after_kill"][name]
+    (partial,) = temporaries
+    final = partial.parent / partial.name[1:].split(".tmp-")[0]
+    complete = killed.new[str(final.relative_to(killed.output))]
+    data = partial.read_bytes()
+    assert 0 < len(data) < len(complete)
+    assert complete.startswith(data)
+
+
+@pytest.mark.parametrize("name", KILLED)
+def test_no_file_under_a_final_name_is_partial(runs, name):
+    killed = runs["killed"][name]
+    contents, _ = runs["after_kill"][name]
+    for path, data in contents.items():
+        assert data in (killed.old.get(path), killed.new.get(path)), path
+
+
+@pytest.mark.parametrize("name", KILLED)
+def test_a_report_marked_complete_is_wholly_from_one_run(runs, name):
+    # index_report.json marks a split's report as complete: where it is present,
+    # the split's other files are from the same run.
+    killed = runs["killed"][name]
+    contents, _ = runs["after_kill"][name]
+    complete_splits = [
+        os.path.dirname(path) for path in contents if path.endswith("index_report.json")
+    ]
+    for split in complete_splits:
+        paths = [os.path.join(split, file_name) for file_name in FINAL_NAMES]
+        found = [contents.get(path) for path in paths]
+        assert found in ([killed.old.get(p) for p in paths], [killed.new[p] for p in paths]), split
+
+
+def test_kill_points_fall_before_and_after_a_complete_split(runs):
+    # Splits are written in name order (eval, test, train), three files each:
+    # write 1 is eval's SchemaDiff.pb; write 5 is test's index_report.html, after
+    # eval is complete.
+    def complete(name):
+        contents, _ = runs["after_kill"][name]
+        return sorted(path for path in contents if path.endswith("index_report.json"))
+
+    assert complete("killed_at_1") == []
+    assert complete("killed_at_5") == ["Split-eval/index_report.json"]
+    assert complete("executor") == ["Split-eval/index_report.json"]
+
+
+def test_no_report_of_the_earlier_run_survives_once_writing_started(runs):
+    # Every stale marker is dropped before the first new file is written, so no
+    # split can show the earlier run's report beside another split's new one.
+    for name in ("killed_at_1", "killed_at_5", "outside"):
+        killed = runs["killed"][name]
+        contents, _ = runs["after_kill"][name]
+        for path, data in contents.items():
+            if path.endswith("index_report.json"):
+                assert data == killed.new[path] != killed.old[path], (name, path)
+
+
+@pytest.mark.parametrize("name", KILLED)
+def test_rerun_succeeds_and_writes_what_an_uninterrupted_run_writes(runs, name):
+    killed = runs["killed"][name]
+    if name != "executor":
+        assert runs["rerun_codes"][name] == cli.EXIT_BLOCKED
+    assert _contents(killed.output) == killed.new
+    # The dead run's hidden temporary file is no split and no report to a reader.
+    reports = report_io.read_split_reports(str(killed.output))
+    assert reports == {
+        os.path.dirname(path)[len("Split-") :]: json.loads(data)
+        for path, data in killed.new.items()
+        if path.endswith("index_report.json")
+    }
+
+
+def test_earlier_artifact_and_inputs_are_untouched(runs):
+    assert runs["old_artifact_after"] == runs["old_artifact_before"]
+    assert len(runs["old_artifact_before"]) == 9
+    assert runs["inputs_after"] == runs["inputs_before"]
+    assert "transform_graph/transform_fn/saved_model.pb" in runs["inputs_before"]
+
+
+def test_killed_executor_leaves_only_the_finished_split_under_final_names(runs):
+    # Splits are written in name order: eval, test, train; write 4 is test's first.
+    contents, temporaries = runs["after_kill"]["executor"]
+    assert sorted(contents) == [
+        "Split-eval/SchemaDiff.pb",
+        "Split-eval/index_report.html",
+        "Split-eval/index_report.json",
+    ]
+    assert [path.parent.name for path in temporaries] == ["Split-test"]

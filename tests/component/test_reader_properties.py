@@ -1,0 +1,205 @@
+"""Property test: reader + core count random tf.Examples exactly as a pure-Python decode does.
+
+Random examples (int64, float and bytes values, empty lists, absent features,
+kinds that vary between examples) are written to TFRecord shards, gzip or not,
+read back in small batches by the DoFn the Beam pipeline runs, and merged in a
+random order. The counts must equal a brute-force count over the Python values
+the examples were built from, whatever the batch size, shard cuts and merge order.
+(tests/unit/test_core_properties.py checks the core alone on numpy arrays.)
+"""
+
+from __future__ import annotations
+
+import collections
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from embedding_guard import core, validation
+
+INT64 = np.iinfo(np.int64)
+FEATURES = ("a_xf", "b_xf")
+
+# Every case writes and parses TFRecords, so fewer cases than the core's own test.
+BOUNDED = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+int64_values = st.one_of(
+    st.integers(-3, 16),
+    st.sampled_from([int(INT64.min), -1, 0, int(INT64.max)]),
+    st.integers(int(INT64.min), int(INT64.max)),
+)
+# -0.0 becomes 0.0: the core labels a float batch's -0.0 and 0.0 as one sample
+# value ("0.0" x2) but a batch mixing kinds as two, so only those labels (never
+# the counts) would depend on how examples fall into batches.
+floats = st.floats(width=32).map(lambda value: 0.0 if value == 0 else value)
+# A feature of an example: absent (None), or its kind and values (maybe none).
+feature_values = st.one_of(
+    st.none(),
+    st.tuples(st.just("int64"), st.lists(int64_values, max_size=5)),
+    st.tuples(st.just("float"), st.lists(floats, max_size=3)),
+    st.tuples(st.just("bytes"), st.lists(st.binary(max_size=4), max_size=3)),
+)
+examples_strategy = st.lists(
+    st.fixed_dictionaries({name: feature_values for name in (*FEATURES, "unchecked")}),
+    min_size=0,
+    max_size=30,
+)
+
+
+@st.composite
+def bounds_strategy(draw):
+    vocab_size = draw(st.integers(1, 10))
+    with_vocabulary = core.FeatureBounds(
+        feature="a_xf",
+        upper_bound=vocab_size + (oov := draw(st.integers(0, 3))),
+        embedding_input_dim=draw(st.one_of(st.integers(1, 15), st.just(vocab_size + oov))),
+        vocab_size=vocab_size,
+        num_oov_buckets=oov,
+    )
+    upper_bound = draw(st.integers(1, 12))
+    without_vocabulary = core.FeatureBounds(
+        feature="b_xf",
+        upper_bound=upper_bound,
+        embedding_input_dim=draw(st.one_of(st.integers(1, 15), st.just(upper_bound))),
+    )
+    return with_vocabulary, without_vocabulary
+
+
+def _to_example(row: dict) -> tf.train.Example:
+    example = tf.train.Example()
+    for name, entry in row.items():
+        if entry is None:
+            continue
+        kind, values = entry
+        getattr(example.features.feature[name], f"{kind}_list").value.extend(values)
+    return example
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def _text(kind: str, value) -> str:
+    return value.decode("utf-8", "backslashreplace") if kind == "bytes" else repr(_float32(value))
+
+
+def _top(counter: collections.Counter) -> tuple:
+    return tuple(sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:10])
+
+
+def reference_stats(rows: list[dict], bounds: core.FeatureBounds) -> dict:
+    """Counts one feature value by value, in plain Python."""
+    stats = collections.Counter()
+    offending, non_integer = collections.Counter(), collections.Counter()
+    negative, out_of_range, over_dim = (collections.Counter() for _ in range(3))
+    seen, ints = set(), []
+    lowest_bad = min(bounds.upper_bound, bounds.embedding_input_dim)
+    for row in rows:
+        entry = row[bounds.feature]
+        if entry is None or not entry[1]:
+            stats["missing"] += 1
+            continue
+        kind, values = entry
+        stats["num_values"] += len(values)
+        for value in values:
+            if kind != "int64":
+                stats["non_integer"] += 1
+                non_integer[_text(kind, value)] += 1
+                continue
+            ints.append(value)
+            if value < 0:
+                stats["negative"] += 1
+                negative[value] += 1
+            elif value < bounds.in_vocab_bound:
+                stats["in_vocab"] += 1
+                seen.add(value)
+            elif value < bounds.upper_bound:
+                stats["oov_bucket"] += 1
+            else:
+                stats["out_of_range"] += 1
+                out_of_range[value] += 1
+            if value >= bounds.embedding_input_dim:
+                stats["over_embedding_dim"] += 1
+                over_dim[value] += 1
+            if bounds.vocab_size is not None and bounds.num_oov_buckets == 0:
+                stats["at_default"] += value == -1
+            if value < 0 or value >= lowest_bad:
+                offending[value] += 1
+    keys = (
+        "num_values",
+        "missing",
+        "negative",
+        "in_vocab",
+        "oov_bucket",
+        "out_of_range",
+        "over_embedding_dim",
+        "non_integer",
+        "at_default",
+    )
+    return {
+        "num_examples": len(rows),
+        **{key: stats[key] for key in keys},
+        "min": min(ints, default=None),
+        "max": max(ints, default=None),
+        "top_offending_values": _top(offending),
+        "top_negative_values": _top(negative),
+        "top_out_of_range_values": _top(out_of_range),
+        "top_over_embedding_dim_values": _top(over_dim),
+        "top_non_integer_values": _top(non_integer),
+        "offending_values_complete": True,
+        "vocab_entries_unseen": (
+            None if bounds.vocab_size is None else bounds.vocab_size - len(seen)
+        ),
+    }
+
+
+def counted_stats(stats: core.FeatureStats, reference: dict) -> dict:
+    return {key: getattr(stats, key) for key in reference}
+
+
+@BOUNDED
+@given(
+    rows=examples_strategy,
+    bounds=bounds_strategy(),
+    batch_size=st.integers(1, 7),
+    data=st.data(),
+)
+def test_reader_and_core_count_like_a_python_decode(rows, bounds, batch_size, data):
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(rows)), max_size=2), label="cuts"))
+    shards_rows = [
+        rows[start:end] for start, end in zip([0, *cuts], [*cuts, len(rows)], strict=True)
+    ]
+    gzipped = data.draw(
+        st.lists(st.booleans(), min_size=len(shards_rows), max_size=len(shards_rows)),
+        label="gzip",
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        counted = []
+        for index, (shard_rows, gzip) in enumerate(zip(shards_rows, gzipped, strict=True)):
+            path = str(Path(folder, f"shard-{index}"))
+            with tf.io.TFRecordWriter(path, "GZIP" if gzip else "") as writer:
+                for row in shard_rows:
+                    writer.write(_to_example(row).SerializeToString())
+            (accumulator,) = validation._CountShard(bounds, batch_size).process(path)
+            counted.append(accumulator)
+
+    merge = validation._MergeSplit(bounds)
+    merged = merge.create_accumulator()
+    for accumulator in data.draw(st.permutations(counted), label="merge order"):
+        merged = merge.add_input(merged, accumulator)
+
+    assert merged.num_examples == len(rows)
+    for feature_bounds in bounds:
+        reference = reference_stats(rows, feature_bounds)
+        stats = merged.features[feature_bounds.feature].result()
+        assert counted_stats(stats, reference) == reference, feature_bounds.feature
