@@ -16,6 +16,7 @@ import html
 from collections.abc import Mapping, Sequence
 
 from embedding_guard.core import Reason, Severity
+from embedding_guard.text import printable
 
 # Every selector is scoped to this class, so the style cannot leak into a
 # Jupyter notebook that shows the fragment inline.
@@ -120,7 +121,9 @@ _MIN_BAR_PERCENT = 0.8
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    # Control characters (ESC, BEL) are shown escaped too, as in the terminal, so a
+    # report that is printed with `cat` cannot drive the terminal.
+    return html.escape(printable(value), quote=True)
 
 
 def _n(value: int | None) -> str:

@@ -24,9 +24,10 @@ import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
 
-# The same per-split table `check` prints.
-from embedding_guard.cli import _format_table, printable
 from embedding_guard.errors import InputError
+
+# The same per-split table `check` prints.
+from embedding_guard.text import printable, report_table
 
 # What TFX records as the execution type: BaseNode.get_class_type() of the
 # component class. Written out so that listing runs does not import Beam; a
@@ -574,7 +575,7 @@ def run_command(args) -> int:
         print(printable(problem), file=out)
         return 0
     print(f"anomalies: {printable(chosen.anomalies_uri)}", file=out)
-    print(_format_table(reports), file=out)
+    print(report_table(reports), file=out)
     if comparison is not None:
         print("\n" + _format_comparison(comparison), file=out)
     if args.html:

@@ -1083,6 +1083,9 @@ def test_html_report_escapes_hostile_strings(hostile_runs, which, split):
     assert "<script" not in html.lower()
     assert "<img" not in html.lower()
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    # Control characters are shown escaped, as on the terminal, so `cat` is safe too.
+    assert "\x1b" not in html and "\x07" not in html
+    assert "\\x1b[31m\\x1b]0;pwned\\x07" in html
 
 
 def test_schema_diff_holds_the_hostile_feature_name_as_data(hostile_runs):
@@ -1092,7 +1095,7 @@ def test_schema_diff_holds_the_hostile_feature_name_as_data(hostile_runs):
     anomalies = anomalies_pb2.Anomalies.FromString(path.read_bytes())
     assert list(anomalies.anomaly_info) == [HOSTILE_FEATURE]
     assert [r.short_description for r in anomalies.anomaly_info[HOSTILE_FEATURE].reason] == [
-        "Index beyond vocabulary and OOV buckets",
+        "Index beyond the valid range",
         "Non-integer values in an index feature",
     ]
 
