@@ -330,32 +330,17 @@ class _Progress:
 
 @contextlib.contextmanager
 def _progress_on_tty(jobs, stream):
-    """Shows examples read per split on stream while the block runs, if it is a TTY.
-
-    Beam's DirectRunner reads the shards in this process, through the module
-    attribute reader.read_batches, so wrapping that attribute for the duration
-    of the run sees every batch. A runner with worker processes would show
-    nothing; the counts only feed the display, never the report.
-    """
+    """Shows examples read per split on stream while the block runs, if it is a TTY."""
     if not stream.isatty():
         yield
         return
-    from embedding_guard import reader
+    from embedding_guard import validation
 
     progress = _Progress(jobs, stream)
-    read_batches = reader.read_batches
-
-    def counting_read_batches(path, *args, **kwargs):
-        for batch in read_batches(path, *args, **kwargs):
-            progress.add(path, batch.num_examples)
-            yield batch
-        progress.add(path, 0, shard_done=True)
-
-    reader.read_batches = counting_read_batches
     try:
-        yield
+        with validation.progress_listener(progress.add):
+            yield
     finally:
-        reader.read_batches = read_batches
         progress.finish()
 
 

@@ -9,6 +9,7 @@ Spark.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 
@@ -34,6 +35,30 @@ class SplitJob:
     output_dir: str
 
 
+# Set by `progress_listener` for the length of a run; see there.
+_progress_callback = None
+
+
+@contextlib.contextmanager
+def progress_listener(callback):
+    """Calls callback(shard, num_examples, shard_done) for every batch while the block runs.
+
+    Only runners that read shards in this process (DirectRunner in-memory) call
+    it; others show nothing. It feeds displays only, never a report.
+    """
+    global _progress_callback
+    _progress_callback = callback
+    try:
+        yield
+    finally:
+        _progress_callback = None
+
+
+def _notify(shard: str, num_examples: int, shard_done: bool = False) -> None:
+    if _progress_callback is not None:
+        _progress_callback(shard, num_examples, shard_done)
+
+
 class _CountShard(beam.DoFn):
     """Reads one shard batch by batch and emits its partial counts.
 
@@ -53,12 +78,14 @@ class _CountShard(beam.DoFn):
     def process(self, shard: str):
         accumulator = core.SplitAccumulator(self._bounds)
         for batch in reader.read_batches(shard, self._features, self._batch_size, self._parse):
+            _notify(shard, batch.num_examples)
             accumulator.add_examples(batch.num_examples)
             for name, (values, row_lengths) in batch.columns.items():
                 raw_values, raw_row_lengths = batch.raw_columns.get(name, (None, None))
                 accumulator.features[name].add_batch(
                     values, row_lengths, raw_values, raw_row_lengths
                 )
+        _notify(shard, 0, shard_done=True)
         yield accumulator
 
 
