@@ -217,9 +217,13 @@ def main() -> None:
         )
         report_paths += _print_run(config, seconds, store, run_context_id, run_id)
 
+    # The console script sits next to this interpreter (the venv's bin), which is
+    # not always on PATH.
+    command = pathlib.Path(sys.executable).parent / "embedding-guard"
     print("\nReview the findings of both runs:")
-    print(f"  embedding-guard report {_shown(PIPELINE_ROOT)}")
-    print("  or read the JSON reports:")
+    print(f"  {_shown(command)} report {_shown(PIPELINE_ROOT)}")
+    print(f"  {_shown(command)} report {_shown(PIPELINE_ROOT)} --html report.html")
+    print("  or open the reports (index_report.html beside each JSON file):")
     for report_path in report_paths:
         print(f"    {_shown(report_path)}")
 
