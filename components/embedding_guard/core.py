@@ -206,6 +206,22 @@ def _non_integer_text(uniques: np.ndarray) -> list[str]:
     return texts
 
 
+# Plain counts: merging adds them.
+_COUNT_FIELDS = (
+    "num_examples",
+    "num_values",
+    "missing",
+    "negative",
+    "in_vocab",
+    "oov_bucket",
+    "out_of_range",
+    "over_embedding_dim",
+    "non_integer",
+    "at_default",
+    "raw_empty_or_missing",
+)
+
+
 class FeatureAccumulator:
     """Mutable partial counts for one feature; merge() makes it a Beam combiner.
 
@@ -215,39 +231,22 @@ class FeatureAccumulator:
 
     __slots__ = (
         "bounds",
-        "num_examples",
-        "num_values",
-        "missing",
-        "negative",
-        "in_vocab",
-        "oov_bucket",
-        "out_of_range",
-        "over_embedding_dim",
-        "non_integer",
+        *_COUNT_FIELDS,
         "min",
         "max",
         "negative_values",
         "large_values",
         "non_integer_values",
         "complete",
-        "at_default",
         "seen",
         "raw_values_checked",
-        "raw_empty_or_missing",
         "raw_oov_values",
     )
 
     def __init__(self, bounds: FeatureBounds):
         self.bounds = bounds
-        self.num_examples = 0
-        self.num_values = 0
-        self.missing = 0
-        self.negative = 0
-        self.in_vocab = 0
-        self.oov_bucket = 0
-        self.out_of_range = 0
-        self.over_embedding_dim = 0
-        self.non_integer = 0
+        for name in _COUNT_FIELDS:
+            setattr(self, name, 0)
         self.min: int | None = None
         self.max: int | None = None
         # Negative and too-large values are tracked apart, so that many distinct
@@ -256,11 +255,9 @@ class FeatureAccumulator:
         self.large_values: dict[int, int] = {}
         self.non_integer_values: dict[str, int] = {}
         self.complete = True
-        self.at_default = 0
         # Which vocabulary entries occur: the rest are embedding rows that never train.
         self.seen = None if bounds.vocab_size is None else np.zeros(bounds.vocab_size, dtype=bool)
         self.raw_values_checked = False
-        self.raw_empty_or_missing = 0
         self.raw_oov_values: dict[str, int] = {}
 
     def __getstate__(self):
@@ -399,19 +396,7 @@ class FeatureAccumulator:
 
     def merge(self, other: FeatureAccumulator) -> FeatureAccumulator:
         """Adds other's counts into self and returns self."""
-        for name in (
-            "num_examples",
-            "num_values",
-            "missing",
-            "negative",
-            "in_vocab",
-            "oov_bucket",
-            "out_of_range",
-            "over_embedding_dim",
-            "non_integer",
-            "at_default",
-            "raw_empty_or_missing",
-        ):
+        for name in _COUNT_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.raw_values_checked = self.raw_values_checked or other.raw_values_checked
         if self.seen is not None:
