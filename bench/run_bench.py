@@ -220,7 +220,7 @@ def machine_facts() -> dict:
 
 
 def code_version() -> dict:
-    """The git commit measured, and whether components/ differed from it."""
+    """The git commit measured, and a fingerprint of components/ as it is on disk."""
 
     def git(*args):
         try:
@@ -231,7 +231,17 @@ def code_version() -> dict:
             return None
 
     status = git("status", "--porcelain", "--", "components")
-    return {"commit": git("rev-parse", "--short", "HEAD"), "components_modified": bool(status)}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "components_modified": bool(status),
+        # The committed tree plus any uncommitted change: equal fingerprints mean
+        # the measured code did not change, whatever else was committed.
+        "components_fingerprint": [
+            git("rev-parse", "HEAD:components"),
+            status,
+            git("diff", "HEAD", "--", "components"),
+        ],
+    }
 
 
 def _detection(truth: dict, counts: dict | None, tfdv_anomalies: dict | None) -> list[dict]:
@@ -691,7 +701,9 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_facts(),
         "code": code_before,
-        "code_changed_during_run": code_version() != code_before,
+        "code_changed_during_run": (
+            code_version()["components_fingerprint"] != code_before["components_fingerprint"]
+        ),
         "load_before": load_before,
         "load_after": _load(),
         "reps": reps,
