@@ -12,6 +12,20 @@ from pathlib import Path
 TESTDATA = Path(__file__).parent / "testdata"
 EXAMPLES_DIR = TESTDATA / "transformed_examples"
 TRANSFORM_GRAPH_DIR = TESTDATA / "transform_graph"
+# The per-feature counts of index_report.json that tests compare with hand-computed
+# or independently decoded values.
+VALUE_COUNT_KEYS = (
+    "num_examples",
+    "num_values",
+    "missing",
+    "negative",
+    "in_vocab",
+    "oov_bucket",
+    "out_of_range",
+    "over_embedding_dim",
+    "non_integer",
+)
+COUNT_KEYS = (*VALUE_COUNT_KEYS, "min", "max")
 
 
 def file_digests(*roots: Path, base: Path = TESTDATA) -> dict[str, str]:

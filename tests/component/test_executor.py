@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 from component_testlib import (
+    COUNT_KEYS,
     EXAMPLES_DIR,
     TESTDATA,
     TRANSFORM_GRAPH_DIR,
@@ -205,20 +206,6 @@ def test_inputs_are_never_modified(eval_run, train_run, blocked_run):
 
 
 # --- counts --------------------------------------------------------------------------------
-
-COUNT_KEYS = (
-    "num_examples",
-    "num_values",
-    "missing",
-    "negative",
-    "in_vocab",
-    "oov_bucket",
-    "out_of_range",
-    "over_embedding_dim",
-    "non_integer",
-    "min",
-    "max",
-)
 
 
 def _counts(run: Run, split: str, feature: str) -> dict:

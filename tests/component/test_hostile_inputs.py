@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, file_digests
+from component_testlib import COUNT_KEYS, EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, file_digests
 from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
@@ -579,21 +579,6 @@ def value_run(tmp_path_factory):
         + ["--examples", str(tmp_path / "examples"), "--output", str(output), *CHECKED]
     )
     return code, output
-
-
-COUNT_KEYS = (
-    "num_examples",
-    "num_values",
-    "missing",
-    "negative",
-    "in_vocab",
-    "oov_bucket",
-    "out_of_range",
-    "over_embedding_dim",
-    "non_integer",
-    "min",
-    "max",
-)
 
 
 def counts(output: Path, split: str, name: str, **nonzero) -> tuple[dict, dict]:

@@ -23,7 +23,7 @@ import json
 
 import pytest
 import tensorflow as tf
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, VALUE_COUNT_KEYS
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifacts
 
@@ -46,17 +46,6 @@ RUNNER_ARGS = {
         "--environment_type=LOOPBACK",
     ],
 }
-INDEPENDENT_KEYS = (
-    "num_examples",
-    "num_values",
-    "missing",
-    "negative",
-    "in_vocab",
-    "oov_bucket",
-    "out_of_range",
-    "over_embedding_dim",
-    "non_integer",
-)
 
 
 def _validate(output_dir, beam_pipeline_args) -> dict[str, dict]:
@@ -137,8 +126,8 @@ def test_counts_match_an_independent_count(runner_counts, expected_counts):
     for split in SPLITS:
         assert set(reports[split]) == set(expected_counts[split]), (runner, split)
         for feature, expected in expected_counts[split].items():
-            actual = {key: reports[split][feature][key] for key in INDEPENDENT_KEYS}
-            assert actual == {key: expected[key] for key in INDEPENDENT_KEYS}, (
+            actual = {key: reports[split][feature][key] for key in VALUE_COUNT_KEYS}
+            assert actual == {key: expected[key] for key in VALUE_COUNT_KEYS}, (
                 runner,
                 split,
                 feature,
