@@ -12,10 +12,12 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import sys
 import tempfile
 import threading
-import time
+import traceback
+import uuid
 import warnings
 
 from embedding_guard.errors import InputError
@@ -24,6 +26,9 @@ from embedding_guard.text import printable, report_table
 EXIT_CLEAN = 0
 EXIT_BLOCKED = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL_ERROR = 3
+# What a shell reports for a process ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(InputError):
@@ -55,31 +60,63 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _rate(text: str) -> float:
+def _rate_value(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
+        raise ValueError(f"{text!r} is not a number between 0 and 1") from None
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"a rate must be between 0 and 1, got {value!r}")
+        raise ValueError(f"a rate must be between 0 and 1, got {value!r}")
     return value
 
 
+def _threshold(flag: str, allow_off: bool):
+    """Parses `RATE`, `FEATURE=RATE` or (if allowed) `off` into (feature or None, rate or None)."""
+
+    def parse(text: str):
+        if allow_off and text == "off":
+            return None, None
+        feature, sep, rate = text.rpartition("=")
+        try:
+            if not sep:
+                return None, _rate_value(text)
+            if not feature:
+                raise ValueError(f"no feature before '=' in {text!r}")
+            return feature, _rate_value(rate)
+        except ValueError as error:
+            off = ", or off" if allow_off else ""
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes RATE or FEATURE=RATE (0..1){off}: {error}"
+            ) from None
+
+    return parse
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    # argparse prints the whole usage before its error; the failure contract is one
+    # line that names the flag and points at --help.
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"embedding-guard: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="embedding-guard",
         description=(
             "Find categorical indices that would fail an embedding lookup, before the Trainer does."
         ),
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_OneLineErrorParser
+    )
     check = commands.add_parser(
         "check",
         help="validate Transform outputs on disk",
         description=(
             "Check every categorical feature of every split against the transform graph's "
             "vocabularies (plus OOV buckets) and the embedding sizes. Exit code 0: clean; "
-            "1: an index would fail (blocked); 2: bad usage or unreadable input."
+            "1: an index would fail (blocked); 2: bad usage or unreadable input; 3: internal "
+            "error (the message says where the full log is); 130: interrupted."
         ),
     )
     bounds_source = check.add_mutually_exclusive_group(required=True)
@@ -104,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="validate only this split (repeatable; default: every Split-* folder)",
+    )
+    check.add_argument(
+        "--exclude-split",
+        action="append",
+        metavar="NAME",
+        help="do not validate this split (repeatable)",
     )
     check.add_argument(
         "--feature",
@@ -140,16 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--max-oov-rate",
-        type=_rate,
-        metavar="RATE",
-        help="flag features whose share of out-of-vocabulary values exceeds RATE (0..1)",
+        action="append",
+        type=_threshold("--max-oov-rate", allow_off=False),
+        metavar="[FEATURE=]RATE",
+        help="flag features whose share of out-of-vocabulary values exceeds RATE (0..1); "
+        "FEATURE=RATE sets it per feature (repeatable)",
     )
     check.add_argument(
         "--max-oov-rate-increase",
-        type=_rate,
-        default=0.05,
-        metavar="RATE",
-        help="flag OOV rates above the baseline split's by more than RATE (default 0.05)",
+        action="append",
+        type=_threshold("--max-oov-rate-increase", allow_off=True),
+        metavar="[FEATURE=]RATE|off",
+        help="flag OOV rates above the baseline split's by more than RATE (default 0.05); "
+        "FEATURE=RATE per feature (repeatable); off: no drift check",
     )
     for flag in ("--max-oov-rate-severity", "--max-oov-rate-increase-severity"):
         check.add_argument(
@@ -160,9 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
     check.add_argument(
         "--baseline-split",
-        default="train",
         metavar="NAME",
-        help="split that OOV drift is measured against (default train)",
+        help="split that OOV drift is measured against (default: train, when there is one)",
+    )
+    check.add_argument(
+        "--parallelism",
+        type=int,
+        metavar="N",
+        help="threads reading each split (default: the CPUs this process may use)",
     )
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
     check.set_defaults(handler=_run_check)
@@ -178,165 +229,337 @@ class _DropInputErrorTracebacks(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], InputError))
 
 
-_INPUT_ERROR_TRACEBACK_FILTER = _DropInputErrorTracebacks()
-
-
-def _quiet_libraries() -> None:
-    # Must run before TensorFlow is imported: its C++ logging reads this once.
+@contextlib.contextmanager
+def _command_line_environment():
+    """Quiets the libraries for the length of one command, then restores them."""
+    previous_tf_log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    # TensorFlow's C++ logging reads this once, when TensorFlow is first imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.getLogger("apache_beam.runners.common").addFilter(_INPUT_ERROR_TRACEBACK_FILTER)
+    beam_logger = logging.getLogger("apache_beam.runners.common")
+    traceback_filter = _DropInputErrorTracebacks()
+    beam_logger.addFilter(traceback_filter)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            yield
+    finally:
+        beam_logger.removeFilter(traceback_filter)
+        if previous_tf_log_level is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = previous_tf_log_level
 
 
-def _load_schema(args):
-    """Returns (schema, vocabulary sizes, transform graph info or None)."""
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _existing_folder(flag: str, path: str, what: str) -> str:
+    """Checks that a local input folder exists and is a folder; remote paths pass."""
+    if _is_remote(path):
+        return path
+    if not os.path.exists(path):
+        raise UsageError(f"{flag} {path!r} does not exist; pass {what}.")
+    if not os.path.isdir(path):
+        raise UsageError(f"{flag} {path!r} is a file, not a folder; pass {what}.")
+    return path
+
+
+def _read_schema_file(path: str):
+    from google.protobuf import message, text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
-
-    from embedding_guard import transform_graph
-
-    if args.transform_graph:
-        if not os.path.isdir(args.transform_graph) and "://" not in args.transform_graph:
-            raise UsageError(f"--transform-graph {args.transform_graph!r} is not a folder.")
-        graph = transform_graph.load_transform_graph(args.transform_graph)
-        return graph.schema, graph.vocabulary_sizes, graph
-    from google.protobuf import text_format
     from tfx.dsl.io import fileio
 
-    if not fileio.exists(args.schema):
-        raise UsageError(f"--schema {args.schema!r} does not exist.")
-    schema = schema_pb2.Schema()
-    with fileio.open(args.schema, "r") as f:
-        try:
-            text_format.Parse(f.read(), schema)
-        except text_format.ParseError as error:
+    if not _is_remote(path):
+        if not os.path.exists(path):
+            raise UsageError(f"--schema {path!r} does not exist; pass a schema.pbtxt file.")
+        if os.path.isdir(path):
             raise UsageError(
-                f"--schema {args.schema!r} is not a text Schema proto: {error}"
-            ) from error
-    return schema, {}, None
+                f"--schema {path!r} is a folder; pass the schema.pbtxt file inside it."
+            )
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # Reading a FIFO or a device would block or never end.
+            raise UsageError(
+                f"--schema {path!r} is not a regular file (a FIFO, socket or device); pass a "
+                "schema.pbtxt file."
+            )
+    with fileio.open(path, "rb") as f:
+        data = f.read()
+    schema = schema_pb2.Schema()
+    try:
+        text_format.Parse(data.decode("utf-8"), schema)
+    except UnicodeDecodeError:
+        try:
+            schema.ParseFromString(data)
+        except message.DecodeError:
+            raise UsageError(
+                f"--schema {path!r} is neither a text Schema proto (it is not UTF-8) nor a "
+                "binary one; pass a schema.pbtxt such as SchemaGen writes."
+            ) from None
+    except text_format.ParseError as error:
+        raise UsageError(
+            f"--schema {path!r} is not a text Schema proto ({error}); pass a schema.pbtxt such "
+            "as SchemaGen writes."
+        ) from None
+    return schema
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_output_apart_from_inputs(output: str, inputs: dict[str, str]) -> None:
+    """Refuses an --output that is, holds, or lies inside an input.
+
+    Reports written into a Split-* folder would be read as shards by the Trainer
+    and by the next run; an input inside the output would be replaced.
+    """
+    resolved_output = output.rstrip("/") if _is_remote(output) else os.path.realpath(output)
+    for flag, path in inputs.items():
+        if path is None:
+            continue
+        resolved = path.rstrip("/") if _is_remote(path) else os.path.realpath(path)
+        if _inside(resolved_output, resolved) or _inside(resolved, resolved_output):
+            raise UsageError(
+                f"--output {output!r} overlaps {flag} {path!r}: reports written there would "
+                "mix with the inputs (the Trainer would read them as shards). Pick a folder "
+                "outside every input."
+            )
+
+
+class _OutputFolder:
+    """Where one run writes its reports, then publishes them into --output.
+
+    The run writes into a fresh staging folder of its own and reads its verdict
+    back from there, so a concurrent run into the same --output cannot hand it
+    another verdict. A lock on the folder keeps a second run out while one runs.
+
+    Args:
+      output: The --output folder, or None for a scratch folder that is
+        deleted afterwards.
+    """
+
+    def __init__(self, output: str | None):
+        self.output = output
+        self._lock_handle = None
+        self._scratch = None
+        self.staging = ""
+
+    def __enter__(self) -> _OutputFolder:
+        from tfx.dsl.io import fileio
+
+        if self.output is None:
+            self._scratch = tempfile.mkdtemp(prefix="embedding-guard-")
+            self.staging = self._scratch
+            return self
+        try:
+            fileio.makedirs(self.output)
+            if not _is_remote(self.output):
+                self._lock()
+            self.staging = os.path.join(self.output, f".staging-{uuid.uuid4().hex}")
+            fileio.makedirs(self.staging)
+        except InputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - every I/O failure means the same here
+            raise UsageError(
+                f"--output {self.output!r} cannot be written ({printable(error)}); pass a "
+                "writable folder."
+            ) from None
+        return self
+
+    def _lock(self) -> None:
+        import fcntl
+
+        # flock on the folder itself: no lock file is left among the reports.
+        handle = os.open(self.output, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise UsageError(
+                f"--output {self.output!r} is in use by another embedding-guard run; wait for "
+                "it to finish, or pass another folder."
+            ) from None
+        self._lock_handle = handle
+
+    def split_dirs(self, splits) -> dict[str, str]:
+        from embedding_guard import reader
+
+        return {
+            name: os.path.join(self.staging, f"{reader.SPLIT_DIR_PREFIX}{name}") for name in splits
+        }
+
+    def publish(self, splits) -> None:
+        """Moves each split's reports from staging into --output, the JSON report last."""
+        from tfx.dsl.io import fileio
+
+        from embedding_guard import report_io
+
+        if self.output is None:
+            return
+        for staged in self.split_dirs(splits).values():
+            final = os.path.join(self.output, os.path.basename(staged))
+            report_io.discard_report(final)
+            fileio.makedirs(final)
+            names = sorted(fileio.listdir(staged), key=lambda f: f == report_io.REPORT_JSON_FILE)
+            for file_name in names:
+                fileio.rename(
+                    os.path.join(staged, file_name), os.path.join(final, file_name), overwrite=True
+                )
+
+    def __exit__(self, *exc_info) -> None:
+        from tfx.dsl.io import fileio
+
+        with contextlib.suppress(Exception):
+            if self.staging and fileio.exists(self.staging):
+                fileio.rmtree(self.staging)
+        if self._lock_handle is not None:
+            os.close(self._lock_handle)
 
 
 def _run_check(args) -> int:
-    _quiet_libraries()
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from embedding_guard import orchestration, reader
+    from embedding_guard.options import CLI_FLAGS, ValidatorOptions
 
-    from embedding_guard import core, reader, validation
-
-    schema, vocabulary_sizes, graph = _load_schema(args)
-    split_uris = reader.split_dirs(args.examples)
-    if not split_uris:
+    options = ValidatorOptions.from_cli_args(args)
+    _existing_folder("--examples", args.examples, "the examples artifact folder")
+    if args.transform_graph:
+        _existing_folder(
+            "--transform-graph", args.transform_graph, "Transform's transform_graph output"
+        )
+    schema = _read_schema_file(args.schema) if args.schema else None
+    if args.output:
+        _check_output_apart_from_inputs(
+            args.output,
+            {
+                "--examples": args.examples,
+                "--transform-graph": args.transform_graph,
+                "--schema": args.schema,
+            },
+        )
+    all_split_uris = reader.split_dirs(args.examples)
+    if not all_split_uris:
         raise UsageError(
             f"--examples {args.examples!r} holds no Split-<name> folders; pass the examples "
             "artifact folder (e.g. .../Transform/transformed_examples/<id>)."
         )
-    if args.split:
-        unknown = sorted(set(args.split) - set(split_uris))
-        if unknown:
-            raise UsageError(
-                f"--split {unknown!r} not found under {args.examples!r}; "
-                f"splits there: {sorted(split_uris)!r}."
-            )
-        split_uris = {name: split_uris[name] for name in args.split}
-    validation_plan = validation.plan(
-        split_uris,
-        schema,
-        vocabulary_sizes,
-        transform_graph_uri=graph.uri if graph else None,
-        raw_schema=graph.raw_schema if graph else None,
-        features=args.feature,
-        embedding_input_dims=dict(args.embedding_dim),
-        feature_vocabularies=dict(args.feature_vocabulary),
-        examples_kind=args.examples_kind,
+    splits = orchestration.select_splits(
+        list(all_split_uris),
+        exclude_splits=options.exclude_splits,
+        only=args.split,
+        source=f"--examples {args.examples!r}",
+        exclude_setting="--exclude-split",
     )
-    policy = core.OovPolicy(
-        max_oov_rate=args.max_oov_rate,
-        max_oov_rate_severity=core.Severity(args.max_oov_rate_severity),
-        max_oov_rate_increase=args.max_oov_rate_increase,
-        max_oov_rate_increase_severity=core.Severity(args.max_oov_rate_increase_severity),
-        baseline_split=args.baseline_split,
-    )
-    with tempfile.TemporaryDirectory(prefix="embedding-guard-") as scratch:
-        output = args.output or scratch
-        jobs = validation.split_jobs(
-            split_uris,
-            {name: os.path.join(output, f"{reader.SPLIT_DIR_PREFIX}{name}") for name in split_uris},
-        )
-        pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
-        with _progress_on_tty(jobs, sys.stderr):
-            reports = validation.run(
-                jobs,
-                validation_plan.bounds,
-                pipeline,
-                baseline=schema,
-                policy=policy,
-                parse=validation_plan.parse,
+    split_uris = {name: all_split_uris[name] for name in splits}
+    with _OutputFolder(args.output) as output:
+        output_dirs = output.split_dirs(splits)
+        with _progress_on_tty(split_uris, sys.stderr):
+            result = orchestration.validate(
+                split_uris,
+                output_dirs,
+                options,
+                transform_graph=args.transform_graph,
+                schema=schema,
+                option_names=CLI_FLAGS,
             )
+        output.publish(splits)
     if args.json:
-        print(json.dumps(reports, sort_keys=True, indent=2))
+        print(json.dumps(dict(result.reports), sort_keys=True, indent=2))
     else:
-        print(report_table(reports))
+        print(report_table(dict(result.reports)))
         if args.output:
-            print(f"reports written under {args.output}")
-    return EXIT_CLEAN if all(r["blessed"] for r in reports.values()) else EXIT_BLOCKED
+            print(f"reports written under {printable(args.output)}")
+    return EXIT_CLEAN if result.blessed else EXIT_BLOCKED
 
 
 class _Progress:
-    """Examples read so far per split, redrawn on one terminal line.
+    """One progress bar per split: examples read, rate, and an ETA once it can be estimated.
+
+    The total number of examples is not stored anywhere; it is estimated from the
+    shard sizes as soon as one shard is done (examples per byte so far times the
+    split's bytes).
 
     Args:
-      jobs: The splits being validated (validation.SplitJob).
+      split_uris: Split name -> folder of the splits being validated.
       stream: The terminal to draw on.
     """
 
-    # Redraws at most this often; a batch can take far less time than a redraw.
-    REDRAW_SECONDS = 0.2
+    def __init__(self, split_uris, stream):
+        from tqdm import tqdm
 
-    def __init__(self, jobs, stream):
-        self._stream = stream
-        self._split_of_shard = {shard: job.name for job in jobs for shard in job.shards}
-        self._shards = {job.name: len(job.shards) for job in jobs}
-        self._examples = {job.name: 0 for job in jobs}
-        self._shards_done = {job.name: 0 for job in jobs}
+        from embedding_guard import reader
+
+        self._split_of_shard = {}
+        self._shard_bytes = {}
+        self._split_bytes = {}
+        for split, uri in split_uris.items():
+            for shard in reader.list_shards(uri):
+                self._split_of_shard[shard] = split
+                self._shard_bytes[shard] = _file_size(shard)
+            self._split_bytes[split] = sum(
+                size for shard, size in self._shard_bytes.items() if shard.startswith(uri)
+            )
+        self._examples_in_shard = dict.fromkeys(self._split_of_shard, 0)
+        self._done_bytes = dict.fromkeys(split_uris, 0)
+        self._done_examples = dict.fromkeys(split_uris, 0)
         self._lock = threading.Lock()
-        self._last_draw = 0.0
+        self._bars = {
+            split: tqdm(
+                desc=f"{printable(split)}",
+                unit=" examples",
+                unit_scale=True,
+                file=stream,
+                position=position,
+                leave=True,
+                dynamic_ncols=True,
+            )
+            for position, split in enumerate(sorted(split_uris))
+        }
 
     def add(self, shard: str, num_examples: int, shard_done: bool = False) -> None:
         split = self._split_of_shard.get(shard)
         if split is None:
             return
         with self._lock:
-            self._examples[split] += num_examples
-            self._shards_done[split] += int(shard_done)
-            now = time.monotonic()
-            if shard_done or now - self._last_draw >= self.REDRAW_SECONDS:
-                self._last_draw = now
-                self._draw()
-
-    def _draw(self, end: str = "") -> None:
-        parts = [
-            f"{printable(split)} {self._examples[split]:,} "
-            f"({self._shards_done[split]}/{self._shards[split]} shards)"
-            for split in sorted(self._examples)
-        ]
-        # \r and erase-to-end-of-line redraw the same terminal line.
-        self._stream.write(f"\r\x1b[Kexamples read: {', '.join(parts)}{end}")
-        self._stream.flush()
+            bar = self._bars[split]
+            self._examples_in_shard[shard] += num_examples
+            if shard_done:
+                self._done_bytes[split] += self._shard_bytes[shard]
+                self._done_examples[split] += self._examples_in_shard[shard]
+                if self._done_bytes[split]:
+                    per_byte = self._done_examples[split] / self._done_bytes[split]
+                    bar.total = max(
+                        bar.n + num_examples, round(per_byte * self._split_bytes[split])
+                    )
+            bar.update(num_examples)
 
     def finish(self) -> None:
         with self._lock:
-            self._draw(end="\n")
+            for bar in self._bars.values():
+                bar.total = bar.n
+                bar.refresh()
+                bar.close()
+
+
+def _file_size(path: str) -> int:
+    from tfx.dsl.io import fileio
+
+    try:
+        return int(fileio.stat(path).length)
+    except Exception:  # noqa: BLE001 - a size only feeds the ETA
+        return 0
 
 
 @contextlib.contextmanager
-def _progress_on_tty(jobs, stream):
-    """Shows examples read per split on stream while the block runs, if it is a TTY."""
+def _progress_on_tty(split_uris, stream):
+    """Shows a progress bar per split on stream while the block runs, if it is a TTY."""
     if not stream.isatty():
         yield
         return
     from embedding_guard import validation
 
-    progress = _Progress(jobs, stream)
+    progress = _Progress(split_uris, stream)
     try:
         with validation.progress_listener(progress.add):
             yield
@@ -379,20 +602,53 @@ def _add_report_command(commands) -> None:
 
 
 def _run_report(args) -> int:
-    _quiet_libraries()
     from embedding_guard import mlmd_report
 
     return mlmd_report.run_command(args)
 
 
+def _crash_log(error: BaseException) -> str:
+    """Writes the full traceback to a log file and returns its path."""
+    handle, path = tempfile.mkstemp(prefix="embedding-guard-crash-", suffix=".log")
+    with os.fdopen(handle, "w") as log:
+        log.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    return path
+
+
+def _one_line(error: BaseException) -> str:
+    # Library messages repeat paths and may carry data bytes: keep the first line,
+    # with control characters escaped.
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return printable(lines[0])
+
+
 def main(argv=None) -> int:
-    """Runs the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except InputError as error:
-        print(f"embedding-guard: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    """Runs the command line; returns the exit code.
+
+    0 clean, 1 blocked, 2 bad input or usage, 3 internal error, 130 interrupted.
+    Every failure is one line on stderr, never a traceback.
+    """
+    with _command_line_environment():
+        try:
+            args = build_parser().parse_args(argv)
+            return args.handler(args)
+        except SystemExit as exit_request:
+            # argparse's usage errors (2) and --help (0).
+            return exit_request.code if isinstance(exit_request.code, int) else EXIT_USAGE
+        except InputError as error:
+            print(f"embedding-guard: error: {_one_line(error)}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("embedding-guard: interrupted; no report was published.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Exception as error:  # noqa: BLE001 - the contract: one line, never a traceback
+            log = _crash_log(error)
+            print(
+                f"embedding-guard: internal error: {type(error).__name__}: {_one_line(error)} "
+                f"(full log: {log}; please report it)",
+                file=sys.stderr,
+            )
+            return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

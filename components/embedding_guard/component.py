@@ -6,89 +6,11 @@ from collections.abc import Mapping, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.types import artifact_utils, standard_artifacts
-from tfx.utils import json_utils
+from tfx.types import standard_artifacts
 
 from embedding_guard import spec
-from embedding_guard.core import Severity
 from embedding_guard.executor import Executor
-from embedding_guard.raw_mode import ExamplesKind
-
-_EXAMPLES_KINDS = tuple(kind.value for kind in ExamplesKind)
-_SEVERITIES = (Severity.WARNING.value, Severity.ERROR.value)
-
-
-def _check_names(parameter: str, value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(
-            f"{parameter} must be a list of names, got {type(value).__name__} {value!r}; "
-            f"e.g. {parameter}=[{value!r}]."
-            if isinstance(value, str)
-            else f"{parameter} must be a list of names, got {type(value).__name__} {value!r}."
-        )
-    names = list(value)
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"{parameter} must hold non-empty strings, got {name!r} in {names!r}.")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"{parameter} names {duplicates!r} more than once; list each once.")
-    return names
-
-
-def _check_mapping(parameter: str, value, value_check, expected: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(
-            f"{parameter} must be a dict of feature -> {expected}, "
-            f"got {type(value).__name__} {value!r}."
-        )
-    for feature, item in value.items():
-        if not isinstance(feature, str) or not feature:
-            raise TypeError(f"{parameter} keys must be feature names, got {feature!r}.")
-        if not value_check(item):
-            raise ValueError(f"{parameter}[{feature!r}] must be {expected}, got {item!r}.")
-    return dict(value)
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _vocabulary_name(value) -> bool:
-    return isinstance(value, str) and bool(value)
-
-
-def _rate(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-
-
-def _check_rate(parameter: str, value):
-    if value is None or _rate(value):
-        return value
-    if isinstance(value, Mapping):
-        return _check_mapping(parameter, value, _rate, "a rate between 0 and 1")
-    raise TypeError(
-        f"{parameter} must be a rate between 0 and 1, or a dict of feature -> rate, got {value!r}."
-    )
-
-
-def _check_split_names(parameter: str, names: list[str]) -> list[str]:
-    # TFX's own rule, so a name that could never match a split fails here.
-    try:
-        artifact_utils.encode_split_names(names)
-    except ValueError as error:
-        raise ValueError(f"{parameter}: {error}") from None
-    return names
-
-
-def _check_choice(parameter: str, value, choices) -> str:
-    if value not in choices:
-        raise ValueError(f"{parameter} must be one of {sorted(choices)!r}, got {value!r}.")
-    return value
+from embedding_guard.options import DEFAULT_MAX_OOV_RATE_INCREASE, ValidatorOptions
 
 
 class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
@@ -118,6 +40,7 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
         examples: types.BaseChannel,
         transform_graph: types.BaseChannel,
         schema: types.BaseChannel | None = None,
+        model: types.BaseChannel | None = None,
         exclude_splits: Sequence[str] | None = None,
         embedding_input_dims: Mapping[str, int] | None = None,
         feature_vocabularies: Mapping[str, str] | None = None,
@@ -126,9 +49,10 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
         examples_kind: str = "auto",
         max_oov_rate: float | Mapping[str, float] | None = None,
         max_oov_rate_severity: str = "WARNING",
-        max_oov_rate_increase: float | Mapping[str, float] | None = 0.05,
+        max_oov_rate_increase: float | Mapping[str, float] | None = DEFAULT_MAX_OOV_RATE_INCREASE,
         max_oov_rate_increase_severity: str = "WARNING",
-        baseline_split: str = "train",
+        baseline_split: str | None = None,
+        parallelism: int | None = None,
     ):
         """Constructs the component; bad arguments fail here, not at run time.
 
@@ -138,6 +62,9 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
             vocabularies and the transformed schema.
           schema: Optional Schema channel of the transformed features, used
             instead of the transform graph's schema for int_domains.
+          model: Optional Model channel: the trained model whose embedding
+            tables the indices must fit (the Trainer's output, to gate the
+            Pusher; or a resolved earlier model, before a warm start).
           exclude_splits: Split names not to validate.
           embedding_input_dims: Transformed feature -> the Trainer's
             Embedding(input_dim=...). Default per feature: vocab_size +
@@ -158,64 +85,44 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
           max_oov_rate_increase: Highest accepted rise of a split's OOV rate over
             baseline_split's, as a difference of rates.
           max_oov_rate_increase_severity: "WARNING" reports, "ERROR" blocks.
-          baseline_split: The split OOV drift is measured against.
+          baseline_split: The split OOV drift is measured against; default
+            "train" when the examples have it. A split named here must exist.
+          parallelism: Threads reading one split on one worker; default the
+            CPUs the worker process may use.
 
         Raises:
           TypeError: A parameter has the wrong type.
           ValueError: A parameter has a bad value.
         """
-        exclude_splits = _check_split_names(
-            "exclude_splits", _check_names("exclude_splits", exclude_splits)
-        )
-        feature_names = None if features is None else _check_names("features", features)
-        if feature_names is not None and not feature_names:
-            raise ValueError(
-                "features=[] checks nothing; leave it out to check every categorical "
-                "feature, or name the features to check."
-            )
-        embedding_input_dims = _check_mapping(
-            "embedding_input_dims", embedding_input_dims, _positive_int, "a positive int"
-        )
-        feature_vocabularies = _check_mapping(
-            "feature_vocabularies", feature_vocabularies, _vocabulary_name, "a vocabulary name"
-        )
-        if feature_names is not None:
-            for parameter, mapping in (
-                ("embedding_input_dims", embedding_input_dims),
-                ("feature_vocabularies", feature_vocabularies),
-            ):
-                outside = sorted(set(mapping) - set(feature_names))
-                if outside:
-                    raise ValueError(
-                        f"{parameter} names {outside!r}, which are not in features="
-                        f"{feature_names!r}; add them to features or drop them."
-                    )
-        if not isinstance(fail_on_block, bool):
-            raise TypeError(f"fail_on_block must be True or False, got {fail_on_block!r}.")
-        _check_choice("examples_kind", examples_kind, _EXAMPLES_KINDS)
-        max_oov_rate = _check_rate("max_oov_rate", max_oov_rate)
-        max_oov_rate_increase = _check_rate("max_oov_rate_increase", max_oov_rate_increase)
-        _check_choice("max_oov_rate_severity", max_oov_rate_severity, _SEVERITIES)
-        _check_choice("max_oov_rate_increase_severity", max_oov_rate_increase_severity, _SEVERITIES)
-        if not isinstance(baseline_split, str) or not baseline_split:
-            raise TypeError(f"baseline_split must be a split name, got {baseline_split!r}.")
-        _check_split_names("baseline_split", [baseline_split])
+        options = ValidatorOptions(
+            features=None if features is None else _as_tuple("features", features),
+            exclude_splits=_as_tuple("exclude_splits", exclude_splits or ()),
+            embedding_input_dims=embedding_input_dims or {},
+            feature_vocabularies=feature_vocabularies or {},
+            fail_on_block=fail_on_block,
+            examples_kind=examples_kind,
+            max_oov_rate=max_oov_rate,
+            max_oov_rate_severity=max_oov_rate_severity,
+            max_oov_rate_increase=max_oov_rate_increase,
+            max_oov_rate_increase_severity=max_oov_rate_increase_severity,
+            baseline_split=baseline_split,
+            parallelism=parallelism,
+        ).validate()
         super().__init__(
             spec=spec.EmbeddingIndexValidatorSpec(
                 examples=examples,
                 transform_graph=transform_graph,
                 schema=schema,
-                exclude_splits=json_utils.dumps(exclude_splits),
-                embedding_input_dims=json_utils.dumps(embedding_input_dims),
-                feature_vocabularies=json_utils.dumps(feature_vocabularies),
-                features=json_utils.dumps(feature_names),
-                fail_on_block=int(fail_on_block),
-                examples_kind=examples_kind,
-                max_oov_rate=json_utils.dumps(max_oov_rate),
-                max_oov_rate_severity=max_oov_rate_severity,
-                max_oov_rate_increase=json_utils.dumps(max_oov_rate_increase),
-                max_oov_rate_increase_severity=max_oov_rate_increase_severity,
-                baseline_split=baseline_split,
+                model=model,
+                **options.to_exec_properties(),
                 anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies),
             )
         )
+
+
+def _as_tuple(parameter: str, value):
+    # A string is a sequence too; keep it whole so ValidatorOptions can say that a
+    # list was expected instead of checking each character.
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        return value
+    return tuple(value)

@@ -11,6 +11,7 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 EXAMPLES_KEY = "examples"
 TRANSFORM_GRAPH_KEY = "transform_graph"
 SCHEMA_KEY = "schema"
+MODEL_KEY = "model"
 ANOMALIES_KEY = "anomalies"
 
 # Execution parameters; lists and dicts travel JSON-encoded (json_utils).
@@ -25,6 +26,7 @@ MAX_OOV_RATE_SEVERITY_KEY = "max_oov_rate_severity"
 MAX_OOV_RATE_INCREASE_KEY = "max_oov_rate_increase"
 MAX_OOV_RATE_INCREASE_SEVERITY_KEY = "max_oov_rate_increase_severity"
 BASELINE_SPLIT_KEY = "baseline_split"
+PARALLELISM_KEY = "parallelism"
 
 # Custom properties of the anomalies artifact. `blessed` is an int so that
 # `tfx.dsl.Cond(... .custom_property('blessed') == 1)` can gate the Trainer.
@@ -49,11 +51,15 @@ class EmbeddingIndexValidatorSpec(ComponentSpec):
         MAX_OOV_RATE_INCREASE_KEY: ExecutionParameter(type=str, optional=True),
         MAX_OOV_RATE_INCREASE_SEVERITY_KEY: ExecutionParameter(type=str, optional=True),
         BASELINE_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
+        PARALLELISM_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
         TRANSFORM_GRAPH_KEY: ChannelParameter(type=standard_artifacts.TransformGraph),
         SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
+        # The trained model whose embedding tables the indices must fit: the
+        # Trainer's output (gating the Pusher), or a resolved earlier model.
+        MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
         ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies),

@@ -167,37 +167,6 @@ def test_missing_examples_dir_exits_2_naming_it(tmp_path, capsys):
     assert repr(str(missing)) in stderr
 
 
-def test_examples_dir_without_splits_exits_2(tmp_path, capsys):
-    code = cli.main(
-        ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(tmp_path)]
-    )
-
-    stderr = capsys.readouterr().err
-    assert code == 2
-    assert repr(str(tmp_path)) in stderr
-    assert "Split-<name>" in stderr
-
-
-def test_unknown_split_exits_2_listing_the_splits(capsys):
-    code = cli.main([*CHECK, "--split", "tset"])
-
-    stderr = capsys.readouterr().err
-    assert code == 2
-    assert "--split ['tset']" in stderr
-    assert "['eval', 'test', 'train']" in stderr
-
-
-@pytest.mark.parametrize("bad", ["month_xf=0", "month_xf=-3", "month_xf=twelve", "month_xf"])
-def test_bad_embedding_dim_exits_2(bad, capsys):
-    with pytest.raises(SystemExit) as raised:
-        cli.main([*CHECK, "--embedding-dim", bad])
-
-    stderr = capsys.readouterr().err
-    assert raised.value.code == 2
-    assert "--embedding-dim" in stderr
-    assert repr(bad) in stderr
-
-
 @pytest.mark.parametrize(
     "not_a_graph",
     [EXAMPLES_DIR, TRANSFORM_GRAPH_DIR / "transform_fn"],

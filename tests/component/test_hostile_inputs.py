@@ -470,7 +470,7 @@ def test_examples_artifact_without_splits_is_refused_by_the_executor(tmp_path):
     examples, graph, anomalies = _executor_artifacts(tmp_path, [])
 
     with pytest.raises(
-        InputError, match=r"examples artifact .* has no splits \(split_names '\[\]'"
+        InputError, match=r"examples artifact .* \(split_names '\[\]'\) has no splits"
     ):
         _do(examples, graph, anomalies)
 
@@ -838,10 +838,10 @@ def test_unknown_names_on_the_command_line(capsys, argv, expected):
 
 @pytest.mark.parametrize("value", ["city_xf=0", "city_xf=-3", "city_xf=2.5", "city_xf"])
 def test_bad_embedding_dim_on_the_command_line(capsys, value):
-    with pytest.raises(SystemExit) as raised:
-        check(capsys, EXAMPLES_DIR, "--embedding-dim", value)
-    assert raised.value.code == cli.EXIT_USAGE
-    assert "argument --embedding-dim: --embedding-dim" in capsys.readouterr().err
+    assert_usage_error(
+        check(capsys, EXAMPLES_DIR, "--embedding-dim", value),
+        "argument --embedding-dim: --embedding-dim",
+    )
 
 
 def test_unknown_excluded_split_is_logged_and_the_others_are_validated(tmp_path, caplog):

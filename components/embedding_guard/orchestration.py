@@ -1,0 +1,199 @@
+"""One validation run, shared by the executor, the CLI and the Python API.
+
+Like ExampleValidator's artifact-free `_Validate`, this works on plain folders:
+split folders in, report folders out. The executor resolves artifacts into
+folders, the CLI resolves flags; both then call `validate`, so the component and
+`embedding-guard check` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+
+from absl import logging
+
+from embedding_guard import core
+from embedding_guard.errors import InputError
+from embedding_guard.options import ValidatorOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationResult:
+    """What one run found.
+
+    Attributes:
+      reports: Split name -> the split's report (index_report.json content).
+      bounds: The bounds every checked feature was checked against.
+      examples_kind: "transformed" or "raw".
+    """
+
+    reports: Mapping[str, dict]
+    bounds: tuple[core.FeatureBounds, ...]
+    examples_kind: str
+
+    @property
+    def blessed_by_split(self) -> dict[str, bool]:
+        """Split name -> whether the split has no ERROR finding."""
+        return {name: bool(report["blessed"]) for name, report in sorted(self.reports.items())}
+
+    @property
+    def blessed(self) -> bool:
+        """True when no split has an ERROR finding."""
+        return all(self.blessed_by_split.values())
+
+    def summary(self, limit: int = 20) -> str:
+        """The ERROR findings, one line each, for logs and error messages."""
+        from embedding_guard import validation
+
+        return validation.blocked_summary(self.reports, limit)
+
+
+def select_splits(
+    available: Sequence[str],
+    *,
+    exclude_splits: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+    source: str,
+    exclude_setting: str = "exclude_splits",
+    only_setting: str = "--split",
+) -> list[str]:
+    """Picks the splits to validate, in the order given.
+
+    Args:
+      available: The splits the examples have.
+      exclude_splits: Splits to leave out; names the examples lack are logged.
+      only: If set, validate just these (the CLI's --split).
+      source: What holds the examples, as messages name it (e.g. "examples
+        artifact '/a/b' (split_names '[]')").
+      exclude_setting: How the caller spells exclude_splits.
+      only_setting: How the caller spells `only`.
+
+    Returns:
+      The split names.
+
+    Raises:
+      InputError: `only` names a split the examples lack, or nothing is left.
+    """
+    available = list(available)
+    if not available:
+        raise InputError(
+            f"{source} has no splits, so there is nothing to validate. Pass the examples "
+            "written by ExampleGen or Transform (a folder of Split-<name> folders)."
+        )
+    if only is not None:
+        only = list(only)
+        unknown = sorted(set(only) - set(available))
+        if unknown:
+            raise InputError(
+                f"{only_setting} {unknown!r} not found in {source}; splits there: "
+                f"{sorted(available)!r}."
+            )
+        available = [name for name in available if name in set(only)]
+    exclude = list(exclude_splits)
+    unknown_excluded = sorted(set(exclude) - set(available))
+    if unknown_excluded:
+        logging.warning(
+            "%s names %r, which %s does not have; its splits are %r.",
+            exclude_setting,
+            unknown_excluded,
+            source,
+            available,
+        )
+    splits = [name for name in available if name not in set(exclude)]
+    if not splits:
+        raise InputError(
+            f"{exclude_setting}={exclude!r} leaves no split of {source} (splits: "
+            f"{available!r}) to validate; exclude fewer splits."
+        )
+    return splits
+
+
+def validate(
+    split_uris: Mapping[str, str],
+    output_dirs: Mapping[str, str],
+    options: ValidatorOptions,
+    *,
+    transform_graph: str | None = None,
+    schema=None,
+    pipeline=None,
+    option_names: Mapping[str, str] | None = None,
+) -> ValidationResult:
+    """Validates every split and writes each split's reports.
+
+    Args:
+      split_uris: Split name -> folder of its TFRecord shards.
+      output_dirs: Split name -> folder for its SchemaDiff.pb and reports. They
+        must belong to this run alone: the verdict is read back from them.
+      options: Validated settings.
+      transform_graph: Transform's transform_graph folder; gives the bounds and,
+        for raw examples, the graph to apply.
+      schema: A Schema proto used instead of the transform graph's transformed
+        schema for int_domains (the component's `schema` input, the CLI's
+        --schema).
+      pipeline: An unstarted Beam pipeline; default DirectRunner in-memory.
+      option_names: Setting -> how the caller spells it, for messages.
+
+    Returns:
+      The reports and the verdict.
+
+    Raises:
+      InputError: The inputs or settings cannot be used; the message says which.
+    """
+    from embedding_guard import transform_graph as transform_graph_lib
+    from embedding_guard import validation
+
+    if transform_graph is None and schema is None:
+        raise InputError(
+            "Nothing gives the bounds: pass a transform graph (Transform's transform_graph "
+            "output), or a schema with int_domains."
+        )
+    graph = None
+    vocabulary_sizes: Mapping[str, int] = {}
+    if transform_graph is not None:
+        graph = transform_graph_lib.load_transform_graph(transform_graph)
+        vocabulary_sizes = graph.vocabulary_sizes
+        if schema is None:
+            schema = graph.schema
+    plan = validation.plan(
+        split_uris,
+        schema,
+        vocabulary_sizes,
+        transform_graph_uri=graph.uri if graph else None,
+        raw_schema=graph.raw_schema if graph else None,
+        features=options.features,
+        embedding_input_dims=options.embedding_input_dims,
+        feature_vocabularies=options.feature_vocabularies,
+        examples_kind=options.examples_kind,
+    )
+    options.check_against_run(split_uris, [b.feature for b in plan.bounds], option_names)
+    logging.info("Validating %s examples.", plan.examples_kind.value)
+    for b in plan.bounds:
+        logging.info(
+            "Checking %s in [0, %d), embedding input_dim %d (%s; %s).",
+            b.feature,
+            b.upper_bound,
+            b.embedding_input_dim,
+            b.bound_source,
+            b.embedding_dim_source,
+        )
+    jobs = validation.split_jobs(split_uris, output_dirs)
+    if pipeline is None:
+        pipeline = default_pipeline()
+    reports = validation.run(
+        jobs,
+        plan.bounds,
+        pipeline,
+        baseline=schema,
+        policy=options.oov_policy(split_uris),
+        parse=plan.parse,
+    )
+    return ValidationResult(reports, plan.bounds, plan.examples_kind.value)
+
+
+def default_pipeline():
+    """A Beam pipeline on DirectRunner in-memory: every split read in this process."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
