@@ -31,6 +31,7 @@ from embedding_guard import cli
 from embedding_guard.component import EmbeddingIndexValidator
 from embedding_guard.errors import InputError
 from embedding_guard.executor import Executor
+from embedding_guard.options import ValidatorOptions
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 ASSETS = Path("transform_fn", "assets")
@@ -1107,3 +1108,193 @@ def test_package_never_evaluates_or_unpickles_anything():
                 assert not names & forbidden_modules, (module.name, node.lineno)
             if isinstance(node, ast.ImportFrom):
                 assert (node.module or "").split(".")[0] not in forbidden_modules, module.name
+
+
+# --- the failure contract: outputs apart from inputs, one verdict per run, exit codes -------
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["examples", "split", "parent-of-examples", "graph"],
+)
+def test_output_overlapping_an_input_is_refused_before_anything_is_written(tmp_path, capsys, where):
+    examples = copy_split(tmp_path, "eval")
+    graph = copy_graph(tmp_path)
+    output = {
+        "examples": examples,
+        "split": examples / "Split-eval",
+        "parent-of-examples": tmp_path,
+        "graph": graph / "transform_fn",
+    }[where]
+    before = file_digests(tmp_path, base=tmp_path)
+
+    result = check(capsys, examples, "--output", output, graph=graph)
+
+    assert_usage_error(result, f"--output {str(output)!r} overlaps", "Pick a folder outside")
+    assert file_digests(tmp_path, base=tmp_path) == before
+
+
+def test_output_in_use_by_another_run_is_refused(tmp_path, capsys):
+    import fcntl
+
+    output = tmp_path / "reports"
+    output.mkdir()
+    handle = os.open(output, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        result = check(capsys, EXAMPLES_DIR, "--output", output)
+    finally:
+        os.close(handle)
+
+    assert_usage_error(result, f"--output {str(output)!r} is in use by another embedding-guard run")
+    assert list(output.iterdir()) == []
+
+
+def test_verdict_comes_from_this_run_not_from_reports_already_in_the_output(tmp_path, capsys):
+    # A clean run's reports sit in --output (as a concurrent run would leave them);
+    # a run on bad data into the same folder must still exit 1 with its own table.
+    output = tmp_path / "reports"
+    clean = check(capsys, EXAMPLES_DIR, "--split", "train", "--output", output)
+    assert clean.code == cli.EXIT_CLEAN
+    examples = copy_split(tmp_path, "eval", name="train")
+
+    blocked = check(capsys, examples, "--output", output)
+
+    assert blocked.code == cli.EXIT_BLOCKED
+    assert "split train: 20 examples, 2 error(s)" in blocked.stdout
+    assert report(output, "train")["blessed"] is False
+    assert [p.name for p in output.iterdir()] == ["Split-train"]
+
+
+def test_output_under_a_file_is_a_usage_error_before_beam_starts(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+
+    result = check(capsys, EXAMPLES_DIR, "--output", blocker / "reports")
+
+    assert_usage_error(result, f"--output {str(blocker / 'reports')!r} cannot be written")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--baseline-split", "trian"], "--baseline-split 'trian' is not a validated split"),
+        (["--max-oov-rate", "cty_xf=0.1"], "--max-oov-rate names ['cty_xf']"),
+        (["--embedding-dim", "city_xf=3", "--embedding-dim", "city_xf=4"], "names 'city_xf' twice"),
+        (["--parallelism", "0"], "--parallelism must be a positive int"),
+    ],
+)
+def test_misspelled_or_contradicting_settings_fail_instead_of_switching_checks_off(
+    capsys, argv, expected
+):
+    assert_usage_error(check(capsys, EXAMPLES_DIR, *argv), expected)
+
+
+def test_misspelled_baseline_split_fails_in_the_executor_too(tmp_path):
+    examples, graph, anomalies = _executor_artifacts(tmp_path, ["train", "eval"])
+    options = ValidatorOptions(baseline_split="trian").validate()
+
+    with pytest.raises(InputError, match=r"baseline_split 'trian' is not a validated split"):
+        Executor().Do(
+            {"examples": [examples], "transform_graph": [graph]},
+            {"anomalies": [anomalies]},
+            options.to_exec_properties(),
+        )
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: p.write_text("x"), "is a file, not a folder"),
+        (lambda p: None, "does not exist"),
+    ],
+    ids=["file", "missing"],
+)
+def test_examples_path_of_the_wrong_kind_says_so(tmp_path, capsys, make, expected):
+    path = tmp_path / "examples"
+    make(path)
+
+    assert_usage_error(check(capsys, path), f"--examples {str(path)!r} {expected}")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: p.mkdir(), "is a folder; pass the schema.pbtxt file inside it"),
+        (lambda p: os.mkfifo(p), "is not a regular file (a FIFO, socket or device)"),
+        (lambda p: p.write_bytes(b"\xff\xfe\x00garbage"), "is neither a text Schema proto"),
+        (lambda p: p.write_text("feature { nme: 'x' }"), "is not a text Schema proto"),
+    ],
+    ids=["folder", "fifo", "binary-garbage", "unparsable"],
+)
+def test_unusable_schema_file_is_one_error_line(tmp_path, capsys, make, expected):
+    schema = tmp_path / "schema.pbtxt"
+    make(schema)
+
+    result = run_cli(capsys, "check", "--schema", schema, "--examples", EXAMPLES_DIR)
+
+    assert_usage_error(result, f"--schema {str(schema)!r} {expected}")
+
+
+def test_binary_schema_proto_is_read(tmp_path, capsys):
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    text = (TRANSFORM_GRAPH_DIR / "transformed_metadata" / "schema.pbtxt").read_text()
+    schema = tmp_path / "schema.pb"
+    schema.write_bytes(text_format.Parse(text, schema_pb2.Schema()).SerializeToString())
+
+    result = run_cli(capsys, "check", "--schema", schema, "--examples", EXAMPLES_DIR, *CHECKED)
+
+    assert result.code == cli.EXIT_BLOCKED, result
+
+
+def test_internal_error_is_one_line_exit_3_with_the_full_log(capsys, monkeypatch):
+    from embedding_guard import orchestration
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(orchestration, "validate", crash)
+
+    result = check(capsys, EXAMPLES_DIR)
+
+    assert result.code == cli.EXIT_INTERNAL_ERROR == 3
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(
+        "embedding-guard: internal error: RuntimeError: boom (full log: "
+    )
+    log = result.stderr.split("(full log: ")[1].split(";")[0]
+    assert "Traceback" in Path(log).read_text()
+    assert "second line" in Path(log).read_text()
+
+
+def test_ctrl_c_exits_130_and_leaves_no_staging_folder_or_lock(tmp_path, capsys, monkeypatch):
+    from embedding_guard import orchestration
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    output = tmp_path / "reports"
+    with monkeypatch.context() as patch:
+        patch.setattr(orchestration, "validate", interrupted)
+        result = check(capsys, EXAMPLES_DIR, "--output", output)
+
+    assert result.code == cli.EXIT_INTERRUPTED == 130
+    assert result.stderr == "embedding-guard: interrupted; no report was published.\n"
+    assert list(output.iterdir()) == []
+    # The folder's lock was released: the next run goes through.
+    assert check(capsys, EXAMPLES_DIR, "--split", "train", "--output", output).code == 0
+
+
+def test_command_line_side_effects_are_undone_after_main(capsys):
+    import logging
+    import warnings
+
+    filters_before = list(warnings.filters)
+    beam_filters_before = list(logging.getLogger("apache_beam.runners.common").filters)
+
+    check(capsys, EXAMPLES_DIR, "--split", "train")
+
+    assert warnings.filters == filters_before
+    assert logging.getLogger("apache_beam.runners.common").filters == beam_filters_before
