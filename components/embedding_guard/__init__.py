@@ -10,6 +10,8 @@ __version__ = "0.1.0"
 
 _LAZY_EXPORTS = {
     "EmbeddingIndexValidator": "embedding_guard.component",
+    "ValidatorOptions": "embedding_guard.options",
+    "check": "embedding_guard.api",
     "embedding_input_dim": "embedding_guard.transform_graph",
     "display": "embedding_guard.notebook",
 }

@@ -12,10 +12,10 @@ import contextlib
 import json
 import logging
 import os
-import stat
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import uuid
 import warnings
@@ -266,45 +266,6 @@ def _existing_folder(flag: str, path: str, what: str) -> str:
     return path
 
 
-def _read_schema_file(path: str):
-    from google.protobuf import message, text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx.dsl.io import fileio
-
-    if not _is_remote(path):
-        if not os.path.exists(path):
-            raise UsageError(f"--schema {path!r} does not exist; pass a schema.pbtxt file.")
-        if os.path.isdir(path):
-            raise UsageError(
-                f"--schema {path!r} is a folder; pass the schema.pbtxt file inside it."
-            )
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            # Reading a FIFO or a device would block or never end.
-            raise UsageError(
-                f"--schema {path!r} is not a regular file (a FIFO, socket or device); pass a "
-                "schema.pbtxt file."
-            )
-    with fileio.open(path, "rb") as f:
-        data = f.read()
-    schema = schema_pb2.Schema()
-    try:
-        text_format.Parse(data.decode("utf-8"), schema)
-    except UnicodeDecodeError:
-        try:
-            schema.ParseFromString(data)
-        except message.DecodeError:
-            raise UsageError(
-                f"--schema {path!r} is neither a text Schema proto (it is not UTF-8) nor a "
-                "binary one; pass a schema.pbtxt such as SchemaGen writes."
-            ) from None
-    except text_format.ParseError as error:
-        raise UsageError(
-            f"--schema {path!r} is not a text Schema proto ({error}); pass a schema.pbtxt such "
-            "as SchemaGen writes."
-        ) from None
-    return schema
-
-
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -419,7 +380,7 @@ class _OutputFolder:
 
 
 def _run_check(args) -> int:
-    from embedding_guard import orchestration, reader
+    from embedding_guard import orchestration, reader, schema_io
     from embedding_guard.options import CLI_FLAGS, ValidatorOptions
 
     options = ValidatorOptions.from_cli_args(args)
@@ -428,7 +389,7 @@ def _run_check(args) -> int:
         _existing_folder(
             "--transform-graph", args.transform_graph, "Transform's transform_graph output"
         )
-    schema = _read_schema_file(args.schema) if args.schema else None
+    schema = schema_io.read_schema(args.schema, "--schema") if args.schema else None
     if args.output:
         _check_output_apart_from_inputs(
             args.output,
@@ -476,8 +437,8 @@ def _run_check(args) -> int:
 class _Progress:
     """One progress bar per split: examples read, rate, and an ETA once it can be estimated.
 
-    The total number of examples is not stored anywhere; it is estimated from the
-    shard sizes as soon as one shard is done (examples per byte so far times the
+    The total number of examples is stored nowhere; it is estimated from the
+    shard sizes as soon as one shard is done (examples per byte so far, times the
     split's bytes).
 
     Args:
@@ -486,60 +447,86 @@ class _Progress:
     """
 
     def __init__(self, split_uris, stream):
-        from tqdm import tqdm
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         from embedding_guard import reader
 
         self._split_of_shard = {}
         self._shard_bytes = {}
-        self._split_bytes = {}
+        self._split_bytes = dict.fromkeys(split_uris, 0)
         for split, uri in split_uris.items():
             for shard in reader.list_shards(uri):
                 self._split_of_shard[shard] = split
                 self._shard_bytes[shard] = _file_size(shard)
-            self._split_bytes[split] = sum(
-                size for shard, size in self._shard_bytes.items() if shard.startswith(uri)
-            )
+                self._split_bytes[split] += self._shard_bytes[shard]
         self._examples_in_shard = dict.fromkeys(self._split_of_shard, 0)
         self._done_bytes = dict.fromkeys(split_uris, 0)
         self._done_examples = dict.fromkeys(split_uris, 0)
+        self._examples = dict.fromkeys(split_uris, 0)
         self._lock = threading.Lock()
-        self._bars = {
-            split: tqdm(
-                desc=f"{printable(split)}",
-                unit=" examples",
-                unit_scale=True,
-                file=stream,
-                position=position,
-                leave=True,
-                dynamic_ncols=True,
-            )
-            for position, split in enumerate(sorted(split_uris))
+        console = Console(file=stream, force_terminal=True, width=_terminal_width(stream))
+        self._bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._started = time.monotonic()
+        self._tasks = {
+            split: self._bars.add_task(printable(split), total=None, rate="")
+            for split in sorted(split_uris)
         }
+        self._bars.start()
 
     def add(self, shard: str, num_examples: int, shard_done: bool = False) -> None:
         split = self._split_of_shard.get(shard)
         if split is None:
             return
         with self._lock:
-            bar = self._bars[split]
             self._examples_in_shard[shard] += num_examples
+            self._examples[split] += num_examples
+            total = None
             if shard_done:
                 self._done_bytes[split] += self._shard_bytes[shard]
                 self._done_examples[split] += self._examples_in_shard[shard]
-                if self._done_bytes[split]:
-                    per_byte = self._done_examples[split] / self._done_bytes[split]
-                    bar.total = max(
-                        bar.n + num_examples, round(per_byte * self._split_bytes[split])
-                    )
-            bar.update(num_examples)
+            if self._done_bytes[split]:
+                per_byte = self._done_examples[split] / self._done_bytes[split]
+                total = max(self._examples[split], round(per_byte * self._split_bytes[split]))
+            seconds = max(time.monotonic() - self._started, 1e-6)
+            self._bars.update(
+                self._tasks[split],
+                completed=self._examples[split],
+                total=total,
+                rate=f"{self._examples[split] / seconds:,.0f} examples/s",
+            )
 
     def finish(self) -> None:
         with self._lock:
-            for bar in self._bars.values():
-                bar.total = bar.n
-                bar.refresh()
-                bar.close()
+            for split, task in self._tasks.items():
+                self._bars.update(
+                    task, total=self._examples[split], completed=self._examples[split]
+                )
+            self._bars.stop()
+
+
+def _terminal_width(stream) -> int:
+    # A pseudo-terminal nobody sized reports 0 columns.
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        columns = 0
+    return columns or 100
 
 
 def _file_size(path: str) -> int:

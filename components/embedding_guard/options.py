@@ -432,9 +432,7 @@ def _mapping(setting: str, value, convert, expected: str) -> dict:
             raise OptionsTypeError(f"{setting} keys must be feature names, got {feature!r}.")
         converted = convert(item)
         if converted is None:
-            raise OptionsError(
-                f"{setting}[{feature!r}] must be {expected}, got {_shown(item)}."
-            )
+            raise OptionsError(f"{setting}[{feature!r}] must be {expected}, got {_shown(item)}.")
         result[feature] = converted
     return dict(sorted(result.items()))
 

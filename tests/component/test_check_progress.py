@@ -1,10 +1,11 @@
-"""`embedding-guard check` shows examples read per split on a TTY, and nothing otherwise."""
+"""`embedding-guard check` shows a progress bar per split on a TTY, and nothing otherwise."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import pty
+import re
 import subprocess
 import sys
 import threading
@@ -21,10 +22,8 @@ CHECK = [
     "month_xf=12",
 ]
 # By hand from testdata/make_examples.py: eval 20 examples in 1 shard, test 6 in 1,
-# train 10 + 10 in 2.
-FINAL_PROGRESS = (
-    "\r\x1b[Kexamples read: eval 20 (1/1 shards), test 6 (1/1 shards), train 20 (2/2 shards)"
-)
+# train 10 + 10 in 2. Each bar ends at 100% of its split's examples.
+FINAL_BARS = {"eval": "20/20", "test": "6/6", "train": "20/20"}
 
 
 def _read_all(fd: int, chunks: list[bytes]) -> None:
@@ -55,17 +54,23 @@ def test_progress_on_a_terminal():
 
     shown = b"".join(chunks).decode()
     assert result.returncode == 1
-    assert shown.startswith("\r\x1b[Kexamples read: ")
-    # The terminal turns the final "\n" into "\r\n".
-    assert shown.endswith(FINAL_PROGRESS + "\r\n")
-    assert "examples read" not in result.stdout
+    # The last screen, without colours and cursor moves: one line per split.
+    plain = re.sub(r"\x1b\[[0-9;?]*[ABJK]", "\n", shown)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", plain)
+    last_lines = {line.split(" ", 1)[0]: line for line in plain.replace("\r", "\n").splitlines()}
+    for split, final in FINAL_BARS.items():
+        cells = last_lines[split].split()
+        assert final in cells, plain[-2000:]
+        assert "100%" in cells
+        assert "examples/s" in cells
+    assert "examples/s" not in result.stdout
 
 
 def test_quiet_when_not_a_terminal():
     result = subprocess.run(CHECK, capture_output=True, text=True, timeout=300)
 
     assert result.returncode == 1
-    assert "examples read" not in result.stderr
+    assert "examples/s" not in result.stderr
     assert "\x1b" not in result.stderr + result.stdout
     # city_xf NEGATIVE_INDEX, month_xf and product_xf INDEX_OUT_OF_RANGE.
     assert "split eval: 20 examples, 3 error(s), 2 warning(s) -> BLOCKED" in result.stdout

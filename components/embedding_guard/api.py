@@ -1,0 +1,189 @@
+"""`embedding_guard.check`: the CLI's check as a Python call, for notebooks and scripts.
+
+    import embedding_guard
+    result = embedding_guard.check(
+        transform_graph="root/Transform/transform_graph/5",
+        examples="root/Transform/transformed_examples/5",
+    )
+    result.blessed          # False when an index would fail a lookup
+    result.to_dataframe()   # one row per split and feature
+    result                  # in a notebook: the HTML report
+
+It runs the same orchestration as the component's executor and `embedding-guard
+check`, on Beam's DirectRunner in this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+
+from embedding_guard.errors import InputError
+from embedding_guard.options import ValidatorOptions
+from embedding_guard.orchestration import ValidationResult
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """What `check` found: typed per-split reports and the verdict.
+
+    Attributes:
+      validation: The orchestration's result (reports, bounds, examples kind).
+      output: Where the report files were written, or None when they were
+        written to a scratch folder that is gone.
+    """
+
+    validation: ValidationResult
+    output: str | None
+
+    @property
+    def reports(self) -> Mapping[str, dict]:
+        """Split name -> the split's report."""
+        return self.validation.reports
+
+    @property
+    def blessed(self) -> bool:
+        """True when no split has an ERROR finding."""
+        return self.validation.blessed
+
+    @property
+    def blessed_by_split(self) -> dict[str, bool]:
+        """Split name -> whether the split has no ERROR finding."""
+        return self.validation.blessed_by_split
+
+    def summary(self) -> str:
+        """The ERROR findings, one line each."""
+        return self.validation.summary()
+
+    def to_dataframe(self):
+        """One row per split and checked feature: bounds, counts and the worst finding.
+
+        Returns:
+          A pandas DataFrame (pandas comes with TFX).
+        """
+        import pandas as pd
+
+        rows = []
+        for split, report in sorted(self.reports.items()):
+            for feature in report["features"]:
+                counts, bounds = feature["counts"], feature["bounds"]
+                severities = [finding["severity"] for finding in feature["findings"]]
+                rows.append(
+                    {
+                        "split": split,
+                        "feature": feature["feature"],
+                        "upper_bound": bounds["upper_bound"],
+                        "embedding_input_dim": bounds["embedding_input_dim"],
+                        "bound_source": bounds["bound_source"],
+                        **{
+                            key: counts[key]
+                            for key in (
+                                "num_examples",
+                                "num_values",
+                                "missing",
+                                "negative",
+                                "in_vocab",
+                                "oov_bucket",
+                                "out_of_range",
+                                "over_embedding_dim",
+                                "non_integer",
+                                "min",
+                                "max",
+                                "oov_rate",
+                            )
+                        },
+                        "verdict": "ERROR"
+                        if "ERROR" in severities
+                        else ("WARNING" if "WARNING" in severities else "ok"),
+                        "reasons": ",".join(finding["reason"] for finding in feature["findings"]),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        from embedding_guard import html_report
+
+        info: list[tuple[str, object]] = [("blessed", int(self.blessed))]
+        if self.output:
+            info.append(("reports", self.output))
+        return html_report.render_fragment(
+            dict(self.reports), "embedding-guard check", run_info=info
+        )
+
+
+def check(
+    examples: str | os.PathLike,
+    transform_graph: str | os.PathLike | None = None,
+    *,
+    schema: str | os.PathLike | None = None,
+    splits: Sequence[str] | None = None,
+    output: str | os.PathLike | None = None,
+    beam_pipeline=None,
+    **options,
+) -> CheckResult:
+    """Checks every index of every split, as `embedding-guard check` does.
+
+    Args:
+      examples: A folder of Split-<name> folders of TFRecord tf.Examples (an
+        Examples artifact's URI).
+      transform_graph: Transform's transform_graph folder (the bounds, and the
+        graph applied to raw examples).
+      schema: A schema.pbtxt whose int_domains give the bounds instead.
+      splits: Validate only these splits.
+      output: Folder for SchemaDiff.pb and the reports, under Split-<name>/;
+        default: a scratch folder that is deleted afterwards.
+      beam_pipeline: An unstarted Beam pipeline; default DirectRunner in-memory.
+      **options: Any ValidatorOptions field, as for EmbeddingIndexValidator
+        (features, embedding_input_dims, feature_vocabularies, examples_kind,
+        max_oov_rate, max_oov_rate_increase, baseline_split, parallelism, ...).
+
+    Returns:
+      The reports and verdict.
+
+    Raises:
+      InputError: An input or option cannot be used; the message names it.
+    """
+    from embedding_guard import orchestration, reader
+
+    fields = {field.name for field in dataclasses.fields(ValidatorOptions)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise InputError(
+            f"check() got unknown options {unknown!r}; valid options: {sorted(fields)!r}."
+        )
+    for name in ("features", "exclude_splits"):
+        if isinstance(options.get(name), list):
+            options[name] = tuple(options[name])
+    validator_options = ValidatorOptions(**options).validate()
+    examples = os.fspath(examples)
+    transform_graph = None if transform_graph is None else os.fspath(transform_graph)
+    schema_proto = None
+    if schema is not None:
+        from embedding_guard import schema_io
+
+        schema_proto = schema_io.read_schema(os.fspath(schema), "schema")
+    all_split_uris = reader.split_dirs(examples)
+    selected = orchestration.select_splits(
+        list(all_split_uris),
+        exclude_splits=validator_options.exclude_splits,
+        only=splits,
+        source=f"examples {examples!r}",
+        only_setting="splits",
+    )
+    split_uris = {name: all_split_uris[name] for name in selected}
+    with tempfile.TemporaryDirectory(prefix="embedding-guard-") as scratch:
+        root = scratch if output is None else os.fspath(output)
+        output_dirs = {
+            name: os.path.join(root, f"{reader.SPLIT_DIR_PREFIX}{name}") for name in selected
+        }
+        result = orchestration.validate(
+            split_uris,
+            output_dirs,
+            validator_options,
+            transform_graph=transform_graph,
+            schema=schema_proto,
+            pipeline=beam_pipeline,
+        )
+    return CheckResult(result, None if output is None else os.fspath(output))

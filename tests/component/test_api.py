@@ -1,0 +1,85 @@
+"""`embedding_guard.check`: the same run as the CLI, as a Python call with typed results."""
+
+import json
+
+import pytest
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
+
+import embedding_guard
+from embedding_guard import cli
+from embedding_guard.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def result():
+    return embedding_guard.check(
+        EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, embedding_input_dims={"month_xf": 12}
+    )
+
+
+def test_verdict_per_split(result):
+    assert result.blessed is False
+    assert result.blessed_by_split == {"eval": False, "test": False, "train": True}
+    assert "NEGATIVE_INDEX" in result.summary()
+
+
+def test_reports_equal_the_command_lines(result, capsys):
+    code = cli.main(
+        [
+            "check",
+            "--transform-graph",
+            str(TRANSFORM_GRAPH_DIR),
+            "--examples",
+            str(EXAMPLES_DIR),
+            "--embedding-dim",
+            "month_xf=12",
+            "--json",
+        ]
+    )
+
+    assert code == cli.EXIT_BLOCKED
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(dict(result.reports)))
+
+
+def test_dataframe_has_one_row_per_split_and_feature(result):
+    frame = result.to_dataframe()
+
+    assert len(frame) == 12
+    city = frame[(frame.split == "eval") & (frame.feature == "city_xf")].iloc[0]
+    # Hand-counted from testdata/make_examples.py (see test_executor.py).
+    assert (city.num_values, city.negative, city.missing, city.verdict) == (19, 3, 1, "ERROR")
+    month = frame[(frame.split == "eval") & (frame.feature == "month_xf")].iloc[0]
+    assert (month.embedding_input_dim, month.over_embedding_dim) == (12, 2)
+
+
+def test_notebook_shows_the_html_report(result):
+    html = result._repr_html_()
+
+    assert html.startswith("<style>")
+    assert "city_xf" in html
+    assert "BLOCKED" in html.upper()
+
+
+def test_split_selection_and_output_folder(tmp_path):
+    only_train = embedding_guard.check(
+        EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, splits=["train"], output=tmp_path / "out"
+    )
+
+    assert only_train.blessed is True
+    assert list(only_train.reports) == ["train"]
+    assert (tmp_path / "out" / "Split-train" / "index_report.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"embeding_input_dims": {"m": 3}}, "unknown options ['embeding_input_dims']"),
+        ({"baseline_split": "trian"}, "baseline_split 'trian' is not a validated split"),
+        ({"splits": ["tset"]}, "splits ['tset'] not found"),
+    ],
+)
+def test_bad_arguments_are_input_errors_naming_them(kwargs, message):
+    with pytest.raises(InputError) as raised:
+        embedding_guard.check(EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, **kwargs)
+
+    assert message in str(raised.value)
