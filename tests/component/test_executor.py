@@ -35,8 +35,6 @@ from component_testlib import (
 )
 from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.components.util import examples_utils
-from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 from embedding_guard.executor import Executor, IndexValidationBlockedError
@@ -410,21 +408,6 @@ def test_fail_on_block_raises_with_split_feature_reason_and_top_value(blocked_ru
     assert blocked_run.feature("eval", "product_xf")["counts"]["over_embedding_dim"] == 3
 
 
-def test_blocked_run_still_writes_reports_and_properties(blocked_run):
-    assert tree(blocked_run.output_dir) == {
-        ".": [],
-        "Split-train": REPORT_FILES,
-        "Split-eval": REPORT_FILES,
-        "Split-test": REPORT_FILES,
-    }
-    assert blocked_run.anomalies.get_int_custom_property("blessed") == 0
-    assert blocked_run.anomalies.get_json_value_custom_property("blessed_by_split") == {
-        "train": 1,
-        "eval": 0,
-        "test": 0,
-    }
-
-
 def test_only_categorical_features_are_checked_by_default(blocked_run):
     features = [f["feature"] for f in blocked_run.report("eval")["features"]]
     assert features == ["age_xf", "city_xf", "product_xf"]
@@ -605,39 +588,10 @@ def test_ints_are_checked_when_other_examples_store_floats_or_bytes(tmp_path):
 # --- inputs that cannot be validated (fail before Beam starts) -----------------------------
 
 
-def test_excluding_every_split_raises(tmp_path):
-    examples, graph, anomalies = _artifacts(tmp_path / "anomalies", ["train", "eval"])
-
-    with pytest.raises(ValueError) as raised:
-        Executor().Do(
-            {"examples": [examples], "transform_graph": [graph]},
-            {"anomalies": [anomalies]},
-            _exec_properties(exclude_splits=["train", "eval"]),
-        )
-
-    message = str(raised.value)
-    assert "exclude_splits=['train', 'eval']" in message
-    assert "leaves no split" in message
-    assert "(splits: ['train', 'eval'])" in message
-    assert not (tmp_path / "anomalies").exists()
-
-
 def test_split_without_folder_raises_naming_the_folder(tmp_path):
     examples, graph, anomalies = _artifacts(tmp_path / "anomalies", ["train", "valid"])
 
     with pytest.raises(ValueError, match="Split-valid' does not exist"):
-        Executor().Do(
-            {"examples": [examples], "transform_graph": [graph]},
-            {"anomalies": [anomalies]},
-            _exec_properties(),
-        )
-
-
-def test_non_tf_example_payload_raises(tmp_path):
-    examples, graph, anomalies = _artifacts(tmp_path / "anomalies", ["train"])
-    examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_PARQUET)
-
-    with pytest.raises(ValueError, match="holds FORMAT_PARQUET.*FORMAT_TF_EXAMPLE"):
         Executor().Do(
             {"examples": [examples], "transform_graph": [graph]},
             {"anomalies": [anomalies]},
