@@ -255,3 +255,48 @@ def test_finder_explains_what_to_install_when_nothing_is_found(tmp_path):
     result = _finder({"PATH": "/nonexistent", "PYENV_ROOT": str(tmp_path / "none")}, tmp_path)
     assert result.returncode == 1
     assert "Install Python 3.10" in result.stderr
+
+
+def test_lint_config_rejects_evaluating_or_unpickling_artifacts(tmp_path):
+    # Replaces a hand-written AST scan: ruff's S rules and banned-api do the job in `make lint`.
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import marshal\nimport pickle\n\nimport yaml\n\n\n"
+        "def load(text):\n"
+        "    eval(text)\n"
+        "    exec(text)\n"
+        "    return pickle.loads(text), marshal.loads(text), yaml.load(text)\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--config",
+            str(REPO / "pyproject.toml"),
+            "--output-format",
+            "concise",
+            "--no-cache",
+            str(probe),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    found = {
+        (int(line.split(":")[1]), line.split(" ")[1])
+        for line in result.stdout.splitlines()
+        if line.startswith(str(probe))
+    }
+    assert {
+        (1, "TID251"),
+        (2, "TID251"),
+        (4, "TID251"),
+        (8, "S307"),
+        (9, "S102"),
+        (10, "S301"),
+        (10, "S302"),
+        (10, "S506"),
+    } <= found
