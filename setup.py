@@ -41,6 +41,8 @@ INSTALL_REQUIRES = [
     "numpy>=1.22,<2",
     "absl-py>=0.9,<2",
     "protobuf>=3.20.3,<5",
+    # check's progress bars.
+    "rich>=13,<16",
 ]
 
 EXTRAS_REQUIRE = {
