@@ -19,6 +19,7 @@ import dataclasses
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from embedding_guard.errors import InputError
 from embedding_guard.options import ValidatorOptions
@@ -57,13 +58,13 @@ class CheckResult:
         """The ERROR findings, one line each."""
         return self.validation.summary()
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> Any:
         """One row per split and checked feature: bounds, counts and the worst finding.
 
         Returns:
           A pandas DataFrame (pandas comes with TFX).
         """
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped]
 
         rows = []
         for split, report in sorted(self.reports.items()):
@@ -120,8 +121,8 @@ def check(
     schema: str | os.PathLike | None = None,
     splits: Sequence[str] | None = None,
     output: str | os.PathLike | None = None,
-    beam_pipeline=None,
-    **options,
+    beam_pipeline: Any = None,
+    **options: Any,
 ) -> CheckResult:
     """Checks every index of every split, as `embedding-guard check` does.
 

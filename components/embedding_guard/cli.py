@@ -19,6 +19,8 @@ import time
 import traceback
 import uuid
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn, TextIO
 
 from embedding_guard.errors import InputError
 from embedding_guard.text import printable, report_table
@@ -35,8 +37,8 @@ class UsageError(InputError):
     """Bad arguments or unreadable input; the message names the path or argument."""
 
 
-def _key_value(parameter: str, convert):
-    def parse(text: str):
+def _key_value(parameter: str, convert: Callable[[str], Any]) -> Callable[[str], tuple[str, Any]]:
+    def parse(text: str) -> tuple[str, Any]:
         feature, sep, value = text.partition("=")
         if not sep or not feature or not value:
             raise argparse.ArgumentTypeError(
@@ -70,10 +72,10 @@ def _rate_value(text: str) -> float:
     return value
 
 
-def _threshold(flag: str, allow_off: bool):
+def _threshold(flag: str, allow_off: bool) -> Callable[[str], tuple[str | None, float | None]]:
     """Parses `RATE`, `FEATURE=RATE` or (if allowed) `off` into (feature or None, rate or None)."""
 
-    def parse(text: str):
+    def parse(text: str) -> tuple[str | None, float | None]:
         if allow_off and text == "off":
             return None, None
         feature, sep, rate = text.rpartition("=")
@@ -95,7 +97,7 @@ def _threshold(flag: str, allow_off: bool):
 class _OneLineErrorParser(argparse.ArgumentParser):
     # argparse prints the whole usage before its error; the failure contract is one
     # line that names the flag and points at --help.
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"embedding-guard: error: {message} (see {self.prog} --help)\n")
 
 
@@ -230,7 +232,7 @@ class _DropInputErrorTracebacks(logging.Filter):
 
 
 @contextlib.contextmanager
-def _command_line_environment():
+def _command_line_environment() -> Iterator[None]:
     """Quiets the libraries for the length of one command, then restores them."""
     previous_tf_log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
     # TensorFlow's C++ logging reads this once, when TensorFlow is first imported.
@@ -301,10 +303,10 @@ class _OutputFolder:
         deleted afterwards.
     """
 
-    def __init__(self, output: str | None):
+    def __init__(self, output: str | None) -> None:
         self.output = output
-        self._lock_handle = None
-        self._scratch = None
+        self._lock_handle: int | None = None
+        self._scratch: str | None = None
         self.staging = ""
 
     def __enter__(self) -> _OutputFolder:
@@ -317,7 +319,7 @@ class _OutputFolder:
         try:
             fileio.makedirs(self.output)
             if not _is_remote(self.output):
-                self._lock()
+                self._lock(self.output)
             self.staging = os.path.join(self.output, f".staging-{uuid.uuid4().hex}")
             fileio.makedirs(self.staging)
         except InputError:
@@ -329,29 +331,29 @@ class _OutputFolder:
             ) from None
         return self
 
-    def _lock(self) -> None:
+    def _lock(self, output: str) -> None:
         import fcntl
 
         # flock on the folder itself: no lock file is left among the reports.
-        handle = os.open(self.output, os.O_RDONLY)
+        handle = os.open(output, os.O_RDONLY)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(handle)
             raise UsageError(
-                f"--output {self.output!r} is in use by another embedding-guard run; wait for "
+                f"--output {output!r} is in use by another embedding-guard run; wait for "
                 "it to finish, or pass another folder."
             ) from None
         self._lock_handle = handle
 
-    def split_dirs(self, splits) -> dict[str, str]:
+    def split_dirs(self, splits: Iterable[str]) -> dict[str, str]:
         from embedding_guard import reader
 
         return {
             name: os.path.join(self.staging, f"{reader.SPLIT_DIR_PREFIX}{name}") for name in splits
         }
 
-    def publish(self, splits) -> None:
+    def publish(self, splits: Iterable[str]) -> None:
         """Moves each split's reports from staging into --output, the JSON report last."""
         from tfx.dsl.io import fileio
 
@@ -369,7 +371,7 @@ class _OutputFolder:
                     os.path.join(staged, file_name), os.path.join(final, file_name), overwrite=True
                 )
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         from tfx.dsl.io import fileio
 
         with contextlib.suppress(Exception):
@@ -379,7 +381,7 @@ class _OutputFolder:
             os.close(self._lock_handle)
 
 
-def _run_check(args) -> int:
+def _run_check(args: argparse.Namespace) -> int:
     from embedding_guard import orchestration, reader, schema_io
     from embedding_guard.options import CLI_FLAGS, ValidatorOptions
 
@@ -446,7 +448,7 @@ class _Progress:
       stream: The terminal to draw on.
     """
 
-    def __init__(self, split_uris, stream):
+    def __init__(self, split_uris: Mapping[str, str], stream: TextIO):
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -520,7 +522,7 @@ class _Progress:
             self._bars.stop()
 
 
-def _terminal_width(stream) -> int:
+def _terminal_width(stream: TextIO) -> int:
     # A pseudo-terminal nobody sized reports 0 columns.
     try:
         columns = os.get_terminal_size(stream.fileno()).columns
@@ -539,7 +541,7 @@ def _file_size(path: str) -> int:
 
 
 @contextlib.contextmanager
-def _progress_on_tty(split_uris, stream):
+def _progress_on_tty(split_uris: Mapping[str, str], stream: TextIO) -> Iterator[None]:
     """Shows a progress bar per split on stream while the block runs, if it is a TTY."""
     if not stream.isatty():
         yield
@@ -554,7 +556,7 @@ def _progress_on_tty(split_uris, stream):
         progress.finish()
 
 
-def _add_report_command(commands) -> None:
+def _add_report_command(commands: Any) -> None:
     report = commands.add_parser(
         "report",
         help="review the validator's runs recorded in ML Metadata",
@@ -588,7 +590,7 @@ def _add_report_command(commands) -> None:
     report.set_defaults(handler=_run_report)
 
 
-def _run_report(args) -> int:
+def _run_report(args: argparse.Namespace) -> int:
     from embedding_guard import mlmd_report
 
     return mlmd_report.run_command(args)
@@ -609,7 +611,7 @@ def _one_line(error: BaseException) -> str:
     return printable(lines[0])
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code.
 
     0 clean, 1 blocked, 2 bad input or usage, 3 internal error, 130 interrupted.

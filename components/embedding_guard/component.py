@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -95,8 +96,8 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
           ValueError: A parameter has a bad value.
         """
         options = ValidatorOptions(
-            features=None if features is None else _as_tuple("features", features),
-            exclude_splits=_as_tuple("exclude_splits", exclude_splits or ()),
+            features=None if features is None else _as_tuple(features),
+            exclude_splits=_as_tuple(exclude_splits or ()),
             embedding_input_dims=embedding_input_dims or {},
             feature_vocabularies=feature_vocabularies or {},
             fail_on_block=fail_on_block,
@@ -120,7 +121,7 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
         )
 
 
-def _as_tuple(parameter: str, value):
+def _as_tuple(value: Any) -> Any:
     # A string is a sequence too; keep it whole so ValidatorOptions can say that a
     # list was expected instead of checking each character.
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):

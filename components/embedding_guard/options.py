@@ -15,7 +15,7 @@ import dataclasses
 import json
 import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from embedding_guard.errors import InputError
@@ -54,20 +54,20 @@ class OptionsTypeError(OptionsError, TypeError):
     """A setting has the wrong type; a TypeError as Python callers expect."""
 
 
-def _is_integer(value) -> bool:
+def _is_integer(value: object) -> bool:
     # numpy integer scalars are Integral too; bool is an int that nobody means.
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_real(value) -> bool:
+def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _type_name(value) -> str:
+def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     # The repr alone hides the type of numpy scalars and of a '25' typed as text.
     if type(value) in (int, float, bool, type(None)):
         return repr(value)
@@ -260,7 +260,7 @@ class ValidatorOptions:
         """The exec properties of the component spec; lists and mappings as sorted JSON."""
         from embedding_guard import spec
 
-        def dumps(value) -> str:
+        def dumps(value: object) -> str:
             return json.dumps(value, sort_keys=True)
 
         return {
@@ -290,7 +290,7 @@ class ValidatorOptions:
         """
         from embedding_guard import spec
 
-        def loads(key: str):
+        def loads(key: str) -> Any:
             text = exec_properties.get(key)
             if text is None or text == "":
                 return None
@@ -332,7 +332,7 @@ class ValidatorOptions:
         return options.validate()
 
     @classmethod
-    def from_cli_args(cls, args) -> ValidatorOptions:
+    def from_cli_args(cls, args: Any) -> ValidatorOptions:
         """Builds and validates the options of `embedding-guard check`.
 
         Args:
@@ -361,7 +361,7 @@ class ValidatorOptions:
         )
         return options.validate(CLI_FLAGS)
 
-    def oov_policy(self, split_names: Iterable[str]):
+    def oov_policy(self, split_names: Iterable[str]) -> Any:
         """The OOV thresholds of a run over split_names, as the core applies them."""
         from embedding_guard import core
 
@@ -374,7 +374,7 @@ class ValidatorOptions:
         )
 
 
-def _names(setting: str, value) -> tuple[str, ...]:
+def _names(setting: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Sequence):
         example = f"; e.g. {setting}=[{value!r}]" if isinstance(value, str) else ""
         raise OptionsTypeError(
@@ -392,7 +392,7 @@ def _names(setting: str, value) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _split_names(setting: str, value) -> tuple[str, ...]:
+def _split_names(setting: str, value: Any) -> tuple[str, ...]:
     names = _names(setting, value)
     for item in names:
         if not _SPLIT_NAME.match(item):
@@ -403,23 +403,25 @@ def _split_names(setting: str, value) -> tuple[str, ...]:
     return names
 
 
-def _positive_int(value):
+def _positive_int(value: Any) -> int | None:
     if _is_integer(value) and value > 0:
         return int(value)
     return None
 
 
-def _vocabulary_name(value):
+def _vocabulary_name(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _rate(value):
+def _rate(value: Any) -> float | None:
     if _is_real(value) and 0 <= value <= 1:
         return float(value)
     return None
 
 
-def _mapping(setting: str, value, convert, expected: str) -> dict:
+def _mapping(
+    setting: str, value: Any, convert: Callable[[Any], Any], expected: str
+) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -437,7 +439,7 @@ def _mapping(setting: str, value, convert, expected: str) -> dict:
     return dict(sorted(result.items()))
 
 
-def _threshold(setting: str, value):
+def _threshold(setting: str, value: Any) -> float | dict[str, float] | None:
     if value is None:
         return None
     if isinstance(value, Mapping):
@@ -451,12 +453,12 @@ def _threshold(setting: str, value):
     return converted
 
 
-def _choice(setting: str, value, choices: Sequence[str]) -> None:
+def _choice(setting: str, value: object, choices: Sequence[str]) -> None:
     if value not in choices:
         raise OptionsError(f"{setting} must be one of {sorted(choices)!r}, got {value!r}.")
 
 
-def _pairs_to_mapping(flag: str, pairs) -> dict:
+def _pairs_to_mapping(flag: str, pairs: Iterable[tuple[str, Any]] | None) -> dict[str, Any]:
     result: dict = {}
     for feature, value in pairs or ():
         if feature in result:
@@ -468,7 +470,9 @@ def _pairs_to_mapping(flag: str, pairs) -> dict:
     return result
 
 
-def _cli_threshold(flag: str, pairs, default):
+def _cli_threshold(
+    flag: str, pairs: list[tuple[str | None, float | None]] | None, default: float | None
+) -> float | dict[str, Any] | None:
     """Turns repeated `RATE` / `FEATURE=RATE` / `off` flags into one threshold setting."""
     if pairs is None:
         return default

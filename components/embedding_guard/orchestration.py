@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from absl import logging
 
@@ -115,8 +116,8 @@ def validate(
     options: ValidatorOptions,
     *,
     transform_graph: str | None = None,
-    schema=None,
-    pipeline=None,
+    schema: Any = None,
+    pipeline: Any = None,
     option_names: Mapping[str, str] | None = None,
 ) -> ValidationResult:
     """Validates every split and writes each split's reports.
@@ -191,7 +192,7 @@ def validate(
     return ValidationResult(reports, plan.bounds, plan.examples_kind.value)
 
 
-def default_pipeline():
+def default_pipeline() -> Any:
     """A Beam pipeline on DirectRunner in-memory: every split read in this process."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Any
 
 from embedding_guard.errors import InputError
 
@@ -12,7 +13,7 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
-def read_schema(path: str, parameter: str):
+def read_schema(path: str, parameter: str) -> Any:
     """Reads a Schema proto from a text (schema.pbtxt) or binary file.
 
     Args:
