@@ -1,0 +1,849 @@
+"""Finds every table lookup in a SavedModel and the size of its table.
+
+The lookup that fails on a bad index is the model's, so its sizes have to come from
+the model itself. The analysis reads `saved_model.pb` as a protocol buffer (no
+variables are restored, nothing is executed) and follows the serving signature
+through the function library:
+
+* every `GatherV2` / `ResourceGather` on a variable, every `OneHot` and every
+  `DenseBincount` reached from the signature is a lookup;
+* its indices are traced backwards through value-preserving ops (Identity, Cast,
+  Reshape, ...), Keras 3's negative-index wrap `SelectV2(i < 0, i + n, i)`, additions
+  of constants (the offset), call boundaries (StatefulPartitionedCall /
+  PartitionedCall) and function arguments, until they reach a named tensor: a
+  signature input, a key of a dict returned by a called function (TFT's transform
+  layer returns the transformed features as a dict), or a `ParseExampleV2` dense key;
+* the table size is the variable's first dimension, `OneHot`'s depth or
+  `DenseBincount`'s size.
+
+When the signature takes integer features directly, each traced lookup is then
+cross-checked by black-box probing on CPU: the restored serving function is called
+with one feature varied, and an exponential-then-binary search finds the first value
+at which the lookup raises or starts returning the same all-zero result as a value far
+out of range. A signature that takes serialized tf.Examples cannot be probed this way
+(the transform, not the caller, decides the indices), so those lookups are found by
+graph tracing alone, and each says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+from absl import logging
+
+from embedding_guard.errors import InputError
+
+METHOD_GRAPH = "graph tracing"
+METHOD_GRAPH_AND_PROBE = "graph tracing, confirmed by black-box probing"
+METHOD_GRAPH_PROBE_DISAGREES = "graph tracing; black-box probing disagreed"
+
+KIND_KERAS_EMBEDDING = "Embedding"
+KIND_RESOURCE_GATHER = "ResourceGather"
+KIND_GATHER = "GatherV2"
+KIND_ONE_HOT = "OneHot"
+KIND_BINCOUNT = "DenseBincount"
+
+_CALL_OPS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
+# Ops whose output holds the same index values as their first input.
+_VALUE_PRESERVING_OPS = frozenset(
+    {
+        "Identity",
+        "IdentityN",
+        "Snapshot",
+        "StopGradient",
+        "PreventGradient",
+        "Cast",
+        "Reshape",
+        "ExpandDims",
+        "Squeeze",
+        "EnsureShape",
+        "Tile",
+        "BroadcastTo",
+        "PlaceholderWithDefault",
+        "CheckNumerics",
+    }
+)
+_ADD_OPS = frozenset({"AddV2", "Add"})
+_SUB_OPS = frozenset({"Sub"})
+_LOOKUP_OPS = frozenset({"GatherV2", "ResourceGather", "OneHot", "DenseBincount"})
+_VARIABLE_OPS = frozenset({"VarHandleOp"})
+_MAX_CALL_DEPTH = 64
+_PROBE_LIMIT = 2**31 - 1
+_BAD_INDEX_RE = re.compile(r"indices\[[^\]]*\] = (-?\d+) is not in \[0, (\d+)\)")
+
+_BEHAVIOUR = {
+    KIND_KERAS_EMBEDDING: (
+        True,
+        "a value in [-n, 0) silently reads row value+n (Keras 3 wraps negatives); "
+        "a value >= n raises InvalidArgumentError on CPU and returns a zero row on GPU",
+    ),
+    KIND_RESOURCE_GATHER: (
+        False,
+        "raises InvalidArgumentError on CPU; returns a zero row on GPU",
+    ),
+    KIND_GATHER: (
+        False,
+        "raises InvalidArgumentError on CPU; returns a zero row on GPU",
+    ),
+    KIND_ONE_HOT: (
+        True,
+        "a negative value or a value >= depth silently gives an all-zero row, no error",
+    ),
+    KIND_BINCOUNT: (
+        True,
+        "a value >= size is silently dropped (all-zero row for one value); "
+        "a negative value raises InvalidArgumentError",
+    ),
+}
+
+
+class ModelInputError(InputError):
+    """The path is not a readable SavedModel with the requested serving signature."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelLookup:
+    """One table lookup of the model and the feature whose values index it.
+
+    Attributes:
+      feature: The transformed feature (signature input, transform-layer output or
+        parsed tf.Example key) whose values index the table; None when not traced.
+      lookup_kind: KIND_KERAS_EMBEDDING (Keras 3 Embedding: GatherV2 behind the
+        negative-index wrap), KIND_RESOURCE_GATHER (tf.nn.embedding_lookup, tf.gather
+        on a variable, tf_keras Embedding), KIND_GATHER (GatherV2 on a variable read
+        without the wrap), KIND_ONE_HOT (tf.one_hot, Keras CategoryEncoding one_hot)
+        or KIND_BINCOUNT (Keras CategoryEncoding multi_hot/count).
+      table_size: Rows of the table (first dimension of the variable, OneHot depth,
+        DenseBincount size); None when the graph does not hold it as a constant.
+      offset: The constant the model adds to the feature before the lookup
+        (index = feature + offset); None when the path is not traced.
+      method: How table_size was found: METHOD_GRAPH, METHOD_GRAPH_AND_PROBE or
+        METHOD_GRAPH_PROBE_DISAGREES.
+      layer_name: The Keras layer (from the table variable's name, else the op's name
+        scope); "" for a lookup outside any layer.
+      op_name: The lookup op's name inside its function.
+      function_name: The library function holding the op ("" for the outer graph).
+      variable_name: The table variable's shared name ("" when there is none).
+      silent: Whether a bad index can give a wrong result instead of an error on CPU.
+      behaviour_on_bad_index: What the op does with a bad index; measured values when
+        probed.
+      traced: Whether the indices were followed back to a named feature.
+      probed_table_size: The first feature value the probe found bad, plus offset;
+        None when not probed.
+      note: Why something is missing (untraced op, no probe), else "".
+    """
+
+    feature: str | None
+    lookup_kind: str
+    table_size: int | None
+    offset: int | None
+    method: str
+    layer_name: str
+    op_name: str
+    function_name: str
+    variable_name: str
+    silent: bool
+    behaviour_on_bad_index: str
+    traced: bool
+    probed_table_size: int | None
+    note: str
+
+    @property
+    def feature_input_dim(self) -> int | None:
+        """One past the largest feature value the table holds (table_size - offset)."""
+        if self.table_size is None or self.offset is None:
+            return None
+        return self.table_size - self.offset
+
+    @property
+    def min_valid_value(self) -> int | None:
+        """The smallest feature value that indexes row 0 (-offset)."""
+        return None if self.offset is None else -self.offset
+
+    def source_text(self) -> str:
+        """Says where the size came from, e.g. for FeatureBounds' source field."""
+        where = (
+            f"model layer {self.layer_name!r}" if self.layer_name else f"model op {self.op_name!r}"
+        )
+        size = "?" if self.table_size is None else str(self.table_size)
+        offset = f", index = {self.feature} + {self.offset}" if self.offset else ""
+        return f"{where} ({self.lookup_kind}, table {size}{offset}), by {self.method}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelAnalysis:
+    """Every lookup of one serving signature of a SavedModel.
+
+    Attributes:
+      saved_model_dir: The analysed directory.
+      signature_name: The signature traced.
+      signature_inputs: The signature's input names, sorted.
+      lookups: The lookups found, sorted by feature then op.
+      probed: Whether black-box probing ran.
+      probe_note: Why probing did not run, or what it cost.
+      seconds: Wall time of the analysis.
+    """
+
+    saved_model_dir: str
+    signature_name: str
+    signature_inputs: tuple[str, ...]
+    lookups: tuple[ModelLookup, ...]
+    probed: bool
+    probe_note: str
+    seconds: float
+
+    def by_feature(self) -> dict[str, tuple[ModelLookup, ...]]:
+        """Traced lookups grouped by feature (a feature may index several tables)."""
+        grouped: dict[str, list[ModelLookup]] = {}
+        for lookup in self.lookups:
+            if lookup.feature is not None:
+                grouped.setdefault(lookup.feature, []).append(lookup)
+        return {feature: tuple(found) for feature, found in grouped.items()}
+
+    def feature_input_dims(self) -> dict[str, int]:
+        """The smallest feature_input_dim of each traced feature with a known size."""
+        dims: dict[str, int] = {}
+        for feature, found in self.by_feature().items():
+            sizes = [lookup.feature_input_dim for lookup in found]
+            known = [size for size in sizes if size is not None]
+            if known:
+                dims[feature] = min(known)
+        return dims
+
+
+@dataclasses.dataclass(frozen=True)
+class _Body:
+    """The outer graph (name "") or one library function, indexed for tracing."""
+
+    name: str
+    nodes: Mapping[str, object]
+    arg_index: Mapping[str, int]
+    output_names: tuple[str, ...]
+    ret: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Frame:
+    body: _Body
+    call_node: object
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ref:
+    """A tensor: a function argument (node_name None) or an output of a node."""
+
+    body: _Body
+    stack: tuple[_Frame, ...]
+    node_name: str | None
+    arg_name: str | None = None
+    out_arg: str | None = None
+    index: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Trace:
+    feature: str | None
+    offset: int | None
+    wrapped: bool
+    note: str
+
+
+class _Model:
+    """The parsed graph of one SavedModel signature."""
+
+    def __init__(self, saved_model_dir: str, signature_name: str):
+        from tensorflow.core.protobuf import saved_model_pb2
+        from tfx.dsl.io import fileio
+
+        self.saved_model_dir = saved_model_dir
+        pb_path = os.path.join(saved_model_dir, "saved_model.pb")
+        fix = "pass the directory that holds saved_model.pb (a Model artifact's Format-Serving)"
+        if not fileio.isdir(saved_model_dir):
+            raise ModelInputError(f"Model directory {saved_model_dir!r} does not exist; {fix}.")
+        if not fileio.exists(pb_path):
+            raise ModelInputError(
+                f"{pb_path!r} not found: {saved_model_dir!r} is not a SavedModel directory; {fix}."
+            )
+        try:
+            with fileio.open(pb_path, "rb") as f:
+                data = f.read()
+            saved_model = saved_model_pb2.SavedModel()
+            saved_model.ParseFromString(data)
+        except Exception as e:  # noqa: BLE001 - any parse failure is a bad input file
+            raise ModelInputError(
+                f"Cannot read {pb_path!r} as a SavedModel ({type(e).__name__}: {e}); "
+                "re-export the model with tf.saved_model.save or model.export()."
+            ) from e
+        if not saved_model.meta_graphs:
+            raise ModelInputError(f"{pb_path!r} holds no meta graph; re-export the model.")
+        meta_graph = saved_model.meta_graphs[0]
+        signatures = {
+            key: value
+            for key, value in meta_graph.signature_def.items()
+            if not key.startswith("__")
+        }
+        if signature_name not in signatures:
+            raise ModelInputError(
+                f"SavedModel {saved_model_dir!r} has no signature {signature_name!r}; "
+                f"pass one of {sorted(signatures)!r}, or export the model with a serving signature."
+            )
+        self.signature = signatures[signature_name]
+        self.signature_name = signature_name
+        graph_def = meta_graph.graph_def
+        self.outer = _Body(
+            name="",
+            nodes={node.name: node for node in graph_def.node},
+            arg_index={},
+            output_names=(),
+            ret={},
+        )
+        self.functions = {
+            function.signature.name: _Body(
+                name=function.signature.name,
+                nodes={node.name: node for node in function.node_def},
+                arg_index={arg.name: i for i, arg in enumerate(function.signature.input_arg)},
+                output_names=tuple(arg.name for arg in function.signature.output_arg),
+                ret=dict(function.ret),
+            )
+            for function in graph_def.library.function
+        }
+        self.input_names_by_tensor = {
+            info.name.split(":")[0]: key for key, info in self.signature.inputs.items()
+        }
+        self.output_keys = _output_keys_by_function(meta_graph.object_graph_def)
+
+    def parse_ref(self, body: _Body, stack: tuple[_Frame, ...], text: str) -> _Ref:
+        if body.name and text in body.arg_index:
+            return _Ref(body, stack, None, arg_name=text)
+        parts = text.split(":")
+        if body.name:
+            if len(parts) == 3:
+                return _Ref(body, stack, parts[0], out_arg=parts[1], index=int(parts[2]))
+            return _Ref(body, stack, parts[0])
+        return _Ref(body, stack, parts[0], index=int(parts[1]) if len(parts) > 1 else 0)
+
+    def data_input(self, ref: _Ref, node, position: int) -> _Ref:
+        inputs = [text for text in node.input if not text.startswith("^")]
+        return self.parse_ref(ref.body, ref.stack, inputs[position])
+
+    def resolve(self, ref: _Ref) -> _Ref | None:
+        """Follows arguments to their call sites and calls into their bodies."""
+        for _ in range(10_000):
+            if ref.node_name is None:
+                if not ref.stack:
+                    return None
+                frame = ref.stack[-1]
+                position = ref.body.arg_index[ref.arg_name]
+                ref = self.data_input(
+                    _Ref(frame.body, ref.stack[:-1], None), frame.call_node, position
+                )
+                continue
+            node = ref.body.nodes.get(ref.node_name)
+            if node is None:
+                return None
+            if node.op == "Identity":
+                ref = self.data_input(ref, node, 0)
+                continue
+            return ref
+        return None
+
+    def node(self, ref: _Ref):
+        return ref.body.nodes[ref.node_name]
+
+    def callee(self, node) -> _Body | None:
+        if node.op not in _CALL_OPS or "f" not in node.attr:
+            return None
+        return self.functions.get(node.attr["f"].func.name)
+
+    def constant(self, ref: _Ref):
+        """The numpy value of a constant tensor, or None."""
+        import tensorflow as tf
+
+        resolved = self.resolve(ref)
+        if resolved is None:
+            return None
+        node = self.node(resolved)
+        if node.op != "Const":
+            return None
+        return tf.make_ndarray(node.attr["value"].tensor)
+
+    def variable(self, ref: _Ref):
+        """The VarHandleOp node behind a resource (through ReadVariableOp), or None."""
+        for _ in range(100):
+            resolved = self.resolve(ref)
+            if resolved is None:
+                return None
+            node = self.node(resolved)
+            if node.op in _VARIABLE_OPS:
+                return node
+            if node.op == "ReadVariableOp":
+                ref = self.data_input(resolved, node, 0)
+                continue
+            callee = self.callee(node)
+            if callee is not None:
+                ref = self._enter_call(resolved, node, callee)
+                if ref is None:
+                    return None
+                continue
+            return None
+        return None
+
+    def _enter_call(self, ref: _Ref, node, callee: _Body) -> _Ref | None:
+        index = ref.index
+        if index >= len(callee.output_names):
+            return None
+        inner = callee.ret.get(callee.output_names[index])
+        if inner is None:
+            return None
+        return self.parse_ref(callee, ref.stack + (_Frame(ref.body, node),), inner)
+
+    def feature_name(self, ref: _Ref, node) -> str | None:
+        """The name a node's output carries as a feature, or None."""
+        if not ref.body.name and node.op == "Placeholder":
+            return self.input_names_by_tensor.get(node.name)
+        callee = self.callee(node)
+        if callee is not None:
+            keys = self.output_keys.get(callee.name)
+            if keys is not None and ref.index < len(keys) and keys[ref.index] is not None:
+                return keys[ref.index]
+        if node.op == "ParseExampleV2" and ref.out_arg == "dense_values":
+            keys = self.constant(self.data_input(ref, node, 3))
+            if keys is not None and ref.index < len(keys):
+                return _text(keys[ref.index])
+        return None
+
+    def trace_indices(self, ref: _Ref) -> _Trace:
+        offset = 0
+        wrapped = False
+        for _ in range(10_000):
+            resolved = self.resolve(ref)
+            if resolved is None:
+                return _Trace(None, None, wrapped, "indices come from an unnamed argument")
+            ref = resolved
+            node = self.node(ref)
+            name = self.feature_name(ref, node)
+            if name is not None:
+                return _Trace(name, offset, wrapped, "")
+            if node.op in _VALUE_PRESERVING_OPS:
+                ref = self.data_input(ref, node, 0)
+                continue
+            if node.op == "SelectV2" and self._is_negative_wrap(ref, node):
+                wrapped = True
+                ref = self.data_input(ref, node, 2)
+                continue
+            if node.op in _ADD_OPS or node.op in _SUB_OPS:
+                step = self._constant_step(ref, node)
+                if step is not None:
+                    amount, operand = step
+                    offset += amount
+                    ref = operand
+                    continue
+            callee = self.callee(node)
+            if callee is not None:
+                entered = self._enter_call(ref, node, callee)
+                if entered is None:
+                    break
+                ref = entered
+                continue
+            return _Trace(
+                None,
+                None,
+                wrapped,
+                f"not traced: indices pass through {node.op} op {node.name!r}",
+            )
+        return _Trace(None, None, wrapped, "not traced: the index path does not end")
+
+    def _is_negative_wrap(self, ref: _Ref, node) -> bool:
+        condition = self.resolve(self.data_input(ref, node, 0))
+        shifted = self.resolve(self.data_input(ref, node, 1))
+        if condition is None or shifted is None:
+            return False
+        return self.node(condition).op == "Less" and self.node(shifted).op in _ADD_OPS
+
+    def _constant_step(self, ref: _Ref, node) -> tuple[int, _Ref] | None:
+        left = self.data_input(ref, node, 0)
+        right = self.data_input(ref, node, 1)
+        for constant_ref, operand, sign in ((right, left, 1), (left, right, 1)):
+            if node.op in _SUB_OPS and constant_ref is left:
+                # c - x flips the sign of the feature: not an offset.
+                continue
+            value = self.constant(constant_ref)
+            if value is not None and value.size == 1 and value.dtype.kind in "iu":
+                amount = int(value.reshape(()))
+                return (sign * amount if node.op in _ADD_OPS else -amount), operand
+        return None
+
+    def walk_lookups(self) -> Iterator[_Ref]:
+        """Every lookup op reachable from the signature's outputs, in its call context."""
+        roots = []
+        for info in self.signature.outputs.values():
+            roots.append(self.parse_ref(self.outer, (), info.name))
+        seen_outer: set[str] = set()
+        pending = [ref.node_name for ref in roots]
+        while pending:
+            name = pending.pop()
+            if name in seen_outer or name not in self.outer.nodes:
+                continue
+            seen_outer.add(name)
+            node = self.outer.nodes[name]
+            pending.extend(text.lstrip("^").split(":")[0] for text in node.input)
+        for name in sorted(seen_outer):
+            yield from self._walk_node(_Ref(self.outer, (), name), depth=0)
+
+    def _walk_node(self, ref: _Ref, depth: int) -> Iterator[_Ref]:
+        node = self.node(ref)
+        if node.op in _LOOKUP_OPS:
+            yield ref
+            return
+        callee = self.callee(node)
+        if callee is None or depth >= _MAX_CALL_DEPTH:
+            return
+        stack = ref.stack + (_Frame(ref.body, node),)
+        for name in callee.nodes:
+            yield from self._walk_node(_Ref(callee, stack, name), depth + 1)
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _output_keys_by_function(object_graph_def) -> dict[str, tuple[str | None, ...]]:
+    """Per function, the dict key of each flat output (None where it has no key).
+
+    Flattening follows tf.nest: dict keys in sorted order, sequences in order. A
+    composite leaf (SparseTensor, RaggedTensor) has several flat tensors, so keys stop
+    at the first one rather than be misaligned.
+    """
+    keys_by_function: dict[str, tuple[str | None, ...]] = {}
+    for name, function in object_graph_def.concrete_functions.items():
+        keys: list[str | None] = []
+        if _flatten_keys(function.output_signature, None, keys) and any(keys):
+            keys_by_function[name] = tuple(keys)
+    return keys_by_function
+
+
+def _flatten_keys(structure, key: str | None, keys: list[str | None]) -> bool:
+    kind = structure.WhichOneof("kind")
+    if kind == "tensor_spec_value":
+        keys.append(key)
+        return True
+    if kind == "dict_value":
+        for field_key in sorted(structure.dict_value.fields):
+            if not _flatten_keys(structure.dict_value.fields[field_key], field_key, keys):
+                return False
+        return True
+    if kind in ("tuple_value", "list_value"):
+        return all(_flatten_keys(value, key, keys) for value in getattr(structure, kind).values)
+    return kind == "none_value"
+
+
+def _layer_name(op_name: str, variable_name: str) -> str:
+    if variable_name and "/" in variable_name:
+        return variable_name.rsplit("/", 1)[0]
+    scopes = op_name.split("/")[:-1]
+    if not scopes:
+        return ""
+    # Keras 3 under tf.function names every scope `<name>_1`; strip that suffix only
+    # when the enclosing scopes carry it too, so a layer really named `x_1` survives.
+    if len(scopes) >= 2 and all(scope.endswith("_1") for scope in scopes[:2]):
+        for scope in reversed(scopes):
+            if scope.endswith("_1") and scope not in ("one_hot", "bincount"):
+                return scope[: -len("_1")]
+    layer_scopes = [scope for scope in scopes if scope not in ("one_hot", "bincount")]
+    return layer_scopes[-1] if layer_scopes else ""
+
+
+def _describe(model: _Model, ref: _Ref) -> ModelLookup:
+    node = model.node(ref)
+    variable_name = ""
+    table_size: int | None = None
+    if node.op == "GatherV2":
+        axis = model.constant(model.data_input(ref, node, 2))
+        variable = model.variable(model.data_input(ref, node, 0))
+        if variable is not None:
+            variable_name = _text(variable.attr["shared_name"].s) or variable.name
+            dims = variable.attr["shape"].shape.dim
+            table_size = int(dims[0].size) if dims and dims[0].size >= 0 else None
+        else:
+            table = model.constant(model.data_input(ref, node, 0))
+            table_size = int(table.shape[0]) if table is not None and table.ndim else None
+        indices = model.data_input(ref, node, 1)
+        axis_note = "" if axis is None or int(axis) == 0 else f"gather on axis {int(axis)}; "
+    elif node.op == "ResourceGather":
+        variable = model.variable(model.data_input(ref, node, 0))
+        if variable is not None:
+            variable_name = _text(variable.attr["shared_name"].s) or variable.name
+            dims = variable.attr["shape"].shape.dim
+            table_size = int(dims[0].size) if dims and dims[0].size >= 0 else None
+        indices = model.data_input(ref, node, 1)
+        axis_note = ""
+    elif node.op == "OneHot":
+        depth = model.constant(model.data_input(ref, node, 1))
+        table_size = int(depth) if depth is not None else None
+        indices = model.data_input(ref, node, 0)
+        axis_note = ""
+    else:  # DenseBincount
+        size = model.constant(model.data_input(ref, node, 1))
+        table_size = int(size) if size is not None else None
+        indices = model.data_input(ref, node, 0)
+        axis_note = ""
+
+    trace = model.trace_indices(indices)
+    if node.op == "GatherV2":
+        kind = KIND_KERAS_EMBEDDING if trace.wrapped else KIND_GATHER
+    else:
+        kind = {
+            "ResourceGather": KIND_RESOURCE_GATHER,
+            "OneHot": KIND_ONE_HOT,
+            "DenseBincount": KIND_BINCOUNT,
+        }[node.op]
+    silent, behaviour = _BEHAVIOUR[kind]
+    notes = [note for note in (axis_note.rstrip("; "), trace.note) if note]
+    if table_size is None:
+        notes.append("table size is not a constant in the graph")
+    return ModelLookup(
+        feature=trace.feature,
+        lookup_kind=kind,
+        table_size=table_size,
+        offset=trace.offset,
+        method=METHOD_GRAPH,
+        layer_name=_layer_name(node.name, variable_name),
+        op_name=node.name,
+        function_name=ref.body.name,
+        variable_name=variable_name,
+        silent=silent,
+        behaviour_on_bad_index=behaviour,
+        traced=trace.feature is not None,
+        probed_table_size=None,
+        note="; ".join(notes),
+    )
+
+
+class _Prober:
+    """Calls the restored serving function with one integer feature varied."""
+
+    def __init__(self, saved_model_dir: str, signature_name: str, signature):
+        import tensorflow as tf
+
+        self._tf = tf
+        loaded = tf.saved_model.load(saved_model_dir)
+        self._loaded = loaded  # keeps the restored variables alive
+        self._function = loaded.signatures[signature_name]
+        self._specs = {}
+        for key, info in signature.inputs.items():
+            dtype = tf.as_dtype(info.dtype)
+            shape = [1 if dim.size < 0 else dim.size for dim in info.tensor_shape.dim]
+            self._specs[key] = (dtype, shape)
+        self.calls = 0
+
+    def integer_inputs(self) -> set[str]:
+        return {key for key, (dtype, _) in self._specs.items() if dtype.is_integer}
+
+    def call(self, feature: str | None, value: int):
+        """Returns ("ok", outputs) or ("error", message)."""
+        tf = self._tf
+        feeds = {}
+        for key, (dtype, shape) in self._specs.items():
+            fill = value if key == feature else (b"" if dtype == tf.string else 0)
+            feeds[key] = tf.fill(shape, tf.constant(fill, dtype=dtype))
+        self.calls += 1
+        try:
+            outputs = self._function(**feeds)
+        except tf.errors.InvalidArgumentError as e:
+            return "error", e.message
+        return "ok", {key: tensor.numpy() for key, tensor in outputs.items()}
+
+
+def _outputs_equal(left, right) -> bool:
+    import numpy as np
+
+    return left.keys() == right.keys() and all(
+        np.array_equal(left[key], right[key]) for key in left
+    )
+
+
+def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, str]:
+    """The smallest feature value >= -offset that the lookup rejects or zeroes."""
+    low = lookup.min_valid_value or 0
+    far_status, far = prober.call(lookup.feature, _PROBE_LIMIT)
+    op_leaf = lookup.op_name
+
+    def bad(value: int) -> bool:
+        status, result = prober.call(lookup.feature, value)
+        if status == "error":
+            return op_leaf in result or _BAD_INDEX_RE.search(result) is not None
+        return far_status == "ok" and _outputs_equal(result, far)
+
+    if bad(low):
+        return None, f"the probe found value {low} already bad"
+    step = 1
+    good = low
+    while not bad(low + step):
+        good = low + step
+        if low + step >= _PROBE_LIMIT:
+            return None, "no bad value found up to 2**31 - 1"
+        step = min(step * 2, _PROBE_LIMIT - low)
+    first_bad = low + step
+    while first_bad - good > 1:
+        middle = (good + first_bad) // 2
+        if bad(middle):
+            first_bad = middle
+        else:
+            good = middle
+    return first_bad, ""
+
+
+def _measured_behaviour(prober: _Prober, lookup: ModelLookup, first_bad: int) -> str:
+    below = lookup.min_valid_value - 1
+    parts = []
+    for value in (below, first_bad):
+        status, result = prober.call(lookup.feature, value)
+        if status == "error":
+            parts.append(f"{value} -> InvalidArgumentError")
+        else:
+            parts.append(f"{value} -> no error")
+    return f"measured on CPU: {', '.join(parts)}; {lookup.behaviour_on_bad_index}"
+
+
+def _probe(
+    saved_model_dir: str, model: _Model, lookups: Sequence[ModelLookup]
+) -> tuple[list[ModelLookup], str, bool]:
+    probe_able = [
+        lookup
+        for lookup in lookups
+        if lookup.traced and lookup.feature in model.input_names_by_tensor.values()
+    ]
+    if not probe_able:
+        return (
+            list(lookups),
+            "not probed: no lookup is indexed directly by a signature input "
+            "(the signature takes serialized examples or other inputs)",
+            False,
+        )
+    prober = _Prober(saved_model_dir, model.signature_name, model.signature)
+    integer_inputs = prober.integer_inputs()
+    status, message = prober.call(None, 0)
+    if status != "ok":
+        return list(lookups), f"not probed: the all-zero input fails ({message[:200]})", False
+    probed = []
+    for lookup in lookups:
+        if lookup not in probe_able or lookup.feature not in integer_inputs:
+            probed.append(lookup)
+            continue
+        first_bad, why = _first_bad_value(prober, lookup)
+        if first_bad is None:
+            probed.append(dataclasses.replace(lookup, note=_join(lookup.note, f"probe: {why}")))
+            continue
+        probed_size = first_bad + lookup.offset
+        agrees = probed_size == lookup.table_size
+        probed.append(
+            dataclasses.replace(
+                lookup,
+                probed_table_size=probed_size,
+                method=METHOD_GRAPH_AND_PROBE if agrees else METHOD_GRAPH_PROBE_DISAGREES,
+                behaviour_on_bad_index=_measured_behaviour(prober, lookup, first_bad),
+                note=lookup.note
+                if agrees
+                else _join(
+                    lookup.note,
+                    f"probe found the first bad value {first_bad} (size {probed_size}); "
+                    "another lookup of the same feature may fail first",
+                ),
+            )
+        )
+    return probed, f"probed with {prober.calls} calls of the serving function on CPU", True
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}; {second}" if first else second
+
+
+def analyse_model(
+    saved_model_dir: str, *, signature_name: str = "serving_default", probe: bool = True
+) -> ModelAnalysis:
+    """Finds every lookup of a SavedModel's serving signature and its table size.
+
+    Args:
+      saved_model_dir: The directory holding saved_model.pb (a TFX Model artifact's
+        `Format-Serving`, a Keras 3 `model.export()`, a `tf.saved_model.save` export).
+      signature_name: The signature to trace.
+      probe: Whether to cross-check traced lookups whose feature is an integer
+        signature input by calling the model on CPU.
+
+    Returns:
+      The lookups, sorted by feature (untraced last) and op name.
+
+    Raises:
+      ModelInputError: The directory is not a readable SavedModel with that signature.
+    """
+    started = time.perf_counter()
+    model = _Model(saved_model_dir, signature_name)
+    lookups = [_describe(model, ref) for ref in model.walk_lookups()]
+    lookups = _unique(lookups)
+    probe_note = "not probed: probing was turned off"
+    probed = False
+    if probe and lookups:
+        lookups, probe_note, probed = _probe(saved_model_dir, model, lookups)
+    lookups.sort(key=lambda lookup: (lookup.feature is None, lookup.feature or "", lookup.op_name))
+    seconds = time.perf_counter() - started
+    logging.info(
+        "Model %s: %d lookups in %.2f s (%s)", saved_model_dir, len(lookups), seconds, probe_note
+    )
+    return ModelAnalysis(
+        saved_model_dir=saved_model_dir,
+        signature_name=signature_name,
+        signature_inputs=tuple(sorted(model.signature.inputs)),
+        lookups=tuple(lookups),
+        probed=probed,
+        probe_note=probe_note,
+        seconds=seconds,
+    )
+
+
+def _unique(lookups: Sequence[ModelLookup]) -> list[ModelLookup]:
+    # One function body reached through two wrappers yields the same lookup twice.
+    seen = set()
+    unique = []
+    for lookup in lookups:
+        key = (lookup.feature, lookup.op_name, lookup.function_name, lookup.offset)
+        if key not in seen:
+            seen.add(key)
+            unique.append(lookup)
+    return unique
+
+
+def render_lookups(analysis: ModelAnalysis) -> str:
+    """The `embedding-guard inspect-model` text: one block per lookup."""
+    lines = [
+        f"Model {analysis.saved_model_dir} (signature {analysis.signature_name!r}, "
+        f"inputs {', '.join(analysis.signature_inputs)}): {len(analysis.lookups)} lookup(s)"
+    ]
+    if not analysis.lookups:
+        lines.append(
+            "  no Embedding, gather, one_hot or bincount lookup reached from the signature"
+        )
+    for lookup in analysis.lookups:
+        feature = lookup.feature if lookup.traced else "(not traced)"
+        size = "unknown" if lookup.table_size is None else str(lookup.table_size)
+        offset = "" if not lookup.offset else f" (index = value + {lookup.offset})"
+        valid = (
+            ""
+            if lookup.feature_input_dim is None
+            else f", valid values [{lookup.min_valid_value}, {lookup.feature_input_dim})"
+        )
+        lines.append(
+            f"  {feature} -> {lookup.lookup_kind} -> table {size}{offset}{valid} -> {lookup.method}"
+        )
+        where = lookup.layer_name or "(no layer)"
+        lines.append(f"      layer {where}, op {lookup.op_name}")
+        lines.append(
+            f"      bad index: {'SILENT, ' if lookup.silent else ''}{lookup.behaviour_on_bad_index}"
+        )
+        if lookup.note:
+            lines.append(f"      note: {lookup.note}")
+    lines.append(f"  {analysis.probe_note}; {analysis.seconds:.2f} s")
+    return "\n".join(lines)
