@@ -72,7 +72,8 @@ _SUB_OPS = frozenset({"Sub"})
 _LOOKUP_OPS = frozenset({"GatherV2", "ResourceGather", "OneHot", "DenseBincount"})
 _VARIABLE_OPS = frozenset({"VarHandleOp"})
 _MAX_CALL_DEPTH = 64
-_PROBE_LIMIT = 2**31 - 1
+# Exactly representable in float32, since Keras casts some index inputs to float.
+_PROBE_LIMIT = 2**24
 _BAD_INDEX_RE = re.compile(r"indices\[[^\]]*\] = (-?\d+) is not in \[0, (\d+)\)")
 
 _BEHAVIOUR = {
@@ -371,6 +372,29 @@ class _Model:
             return None
         return tf.make_ndarray(node.attr["value"].tensor)
 
+    def bincount_size(self, ref: _Ref) -> int | None:
+        """DenseBincount's size: a constant, or tf.math.bincount's clip to equal bounds."""
+        value = self.constant(ref)
+        if value is not None:
+            return int(value)
+        resolved = self.resolve(ref)
+        if resolved is None or self.node(resolved).op != "Minimum":
+            return None
+        minimum = self.node(resolved)
+        maxlength = self.constant(self.data_input(resolved, minimum, 0))
+        maximum_ref = self.resolve(self.data_input(resolved, minimum, 1))
+        if maxlength is None or maximum_ref is None:
+            return None
+        maximum = self.node(maximum_ref)
+        if maximum.op != "Maximum":
+            return None
+        minlength = self.constant(self.data_input(maximum_ref, maximum, 0))
+        # minlength == maxlength (Keras CategoryEncoding) pins the size; otherwise
+        # it depends on the data.
+        if minlength is not None and int(minlength) == int(maxlength):
+            return int(maxlength)
+        return None
+
     def variable(self, ref: _Ref):
         """The VarHandleOp node behind a resource (through ReadVariableOp), or None."""
         for _ in range(100):
@@ -587,8 +611,7 @@ def _describe(model: _Model, ref: _Ref) -> ModelLookup:
         indices = model.data_input(ref, node, 0)
         axis_note = ""
     else:  # DenseBincount
-        size = model.constant(model.data_input(ref, node, 1))
-        table_size = int(size) if size is not None else None
+        table_size = model.bincount_size(model.data_input(ref, node, 1))
         indices = model.data_input(ref, node, 0)
         axis_note = ""
 
@@ -685,7 +708,7 @@ def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, 
     while not bad(low + step):
         good = low + step
         if low + step >= _PROBE_LIMIT:
-            return None, "no bad value found up to 2**31 - 1"
+            return None, "no bad value found up to 2**24"
         step = min(step * 2, _PROBE_LIMIT - low)
     first_bad = low + step
     while first_bad - good > 1:
