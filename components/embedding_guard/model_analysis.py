@@ -40,6 +40,7 @@ from embedding_guard.errors import InputError
 METHOD_GRAPH = "graph tracing"
 METHOD_GRAPH_AND_PROBE = "graph tracing, confirmed by black-box probing"
 METHOD_GRAPH_PROBE_DISAGREES = "graph tracing; black-box probing disagreed"
+METHOD_PROBE = "black-box probing (the graph holds no constant size)"
 
 KIND_KERAS_EMBEDDING = "Embedding"
 KIND_RESOURCE_GATHER = "ResourceGather"
@@ -70,6 +71,7 @@ _VALUE_PRESERVING_OPS = frozenset(
 _ADD_OPS = frozenset({"AddV2", "Add"})
 _SUB_OPS = frozenset({"Sub"})
 _LOOKUP_OPS = frozenset({"GatherV2", "ResourceGather", "OneHot", "DenseBincount"})
+_ZEROING_KINDS = frozenset({KIND_ONE_HOT, KIND_BINCOUNT})
 _VARIABLE_OPS = frozenset({"VarHandleOp"})
 _MAX_CALL_DEPTH = 64
 # Exactly representable in float32, since Keras casts some index inputs to float.
@@ -662,12 +664,19 @@ class _Prober:
             shape = [1 if dim.size < 0 else dim.size for dim in info.tensor_shape.dim]
             self._specs[key] = (dtype, shape)
         self.calls = 0
+        self._results: dict[tuple[str | None, int], tuple[str, object]] = {}
 
     def integer_inputs(self) -> set[str]:
         return {key for key, (dtype, _) in self._specs.items() if dtype.is_integer}
 
     def call(self, feature: str | None, value: int):
         """Returns ("ok", outputs) or ("error", message)."""
+        key = (feature, value)
+        if key not in self._results:
+            self._results[key] = self._call(feature, value)
+        return self._results[key]
+
+    def _call(self, feature: str | None, value: int):
         tf = self._tf
         feeds = {}
         for key, (dtype, shape) in self._specs.items():
@@ -690,19 +699,31 @@ def _outputs_equal(left, right) -> bool:
 
 
 def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, str]:
-    """The smallest feature value >= -offset that the lookup rejects or zeroes."""
+    """The smallest feature value >= -offset that the lookup rejects or zeroes.
+
+    The graph's size is checked first at its boundary (the last good and the first
+    bad value), which costs two calls; only when that fails does an exponential then
+    binary search look for the boundary itself.
+    """
     low = lookup.min_valid_value or 0
-    far_status, far = prober.call(lookup.feature, _PROBE_LIMIT)
-    op_leaf = lookup.op_name
+    # Only lookups that zero a bad index need a reference result to compare with; the
+    # others raise on CPU.
+    far = None
+    if lookup.lookup_kind in _ZEROING_KINDS:
+        far_status, far_result = prober.call(lookup.feature, _PROBE_LIMIT)
+        far = far_result if far_status == "ok" else None
 
     def bad(value: int) -> bool:
         status, result = prober.call(lookup.feature, value)
         if status == "error":
-            return op_leaf in result or _BAD_INDEX_RE.search(result) is not None
-        return far_status == "ok" and _outputs_equal(result, far)
+            return lookup.op_name in result or _BAD_INDEX_RE.search(result) is not None
+        return far is not None and _outputs_equal(result, far)
 
     if bad(low):
         return None, f"the probe found value {low} already bad"
+    expected = lookup.feature_input_dim
+    if expected is not None and expected > low and not bad(expected - 1) and bad(expected):
+        return expected, ""
     step = 1
     good = low
     while not bad(low + step):
@@ -762,20 +783,24 @@ def _probe(
             probed.append(dataclasses.replace(lookup, note=_join(lookup.note, f"probe: {why}")))
             continue
         probed_size = first_bad + lookup.offset
-        agrees = probed_size == lookup.table_size
-        probed.append(
-            dataclasses.replace(
+        behaviour = _measured_behaviour(prober, lookup, first_bad)
+        if lookup.table_size is None:
+            found = dataclasses.replace(lookup, table_size=probed_size, method=METHOD_PROBE)
+        elif probed_size == lookup.table_size:
+            found = dataclasses.replace(lookup, method=METHOD_GRAPH_AND_PROBE)
+        else:
+            found = dataclasses.replace(
                 lookup,
-                probed_table_size=probed_size,
-                method=METHOD_GRAPH_AND_PROBE if agrees else METHOD_GRAPH_PROBE_DISAGREES,
-                behaviour_on_bad_index=_measured_behaviour(prober, lookup, first_bad),
-                note=lookup.note
-                if agrees
-                else _join(
+                method=METHOD_GRAPH_PROBE_DISAGREES,
+                note=_join(
                     lookup.note,
                     f"probe found the first bad value {first_bad} (size {probed_size}); "
                     "another lookup of the same feature may fail first",
                 ),
+            )
+        probed.append(
+            dataclasses.replace(
+                found, probed_table_size=probed_size, behaviour_on_bad_index=behaviour
             )
         )
     return probed, f"probed with {prober.calls} calls of the serving function on CPU", True

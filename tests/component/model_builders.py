@@ -12,6 +12,7 @@ city_xf needs 25 rows plus the -1 of unseen cities; age_xf 5; month_xf 12):
     one_hot            tf.Module, tf.one_hot(city_xf, depth=24) (25 needed)
     offset             tf.Module, table [12, 4] looked up at month_xf + 1 (so month 11 fails),
                        and a [7, 2] table looked up at floormod(age_xf * 3, 7) (not traced)
+    dynamic_table      tf.Module, a [4, 2] variable declared [None, 2] for age_xf (5 needed)
     demo               the demo Trainer's own `_ServingModule` (Transform layer + Keras model),
                        with Embedding(40) for product_xf; serves serialized tf.Examples
     parsed_examples    tf.Module parsing transformed tf.Examples, tf.one_hot(age_xf, depth=4)
@@ -39,6 +40,7 @@ class BuiltModels:
     embedding_lookup: str
     one_hot: str
     offset: str
+    dynamic_table: str
     demo: str
     parsed_examples: str
 
@@ -136,6 +138,26 @@ def _offset(path: str) -> None:
     _save_module(module, path, module.serve)
 
 
+def _dynamic_table(path: str) -> None:
+    import tensorflow as tf
+
+    class DynamicTableModule(tf.Module):
+        def __init__(self):
+            super().__init__()
+            # A first dimension left open, as for a table resized after creation:
+            # the graph then holds no row count.
+            self.age_table = tf.Variable(
+                tf.zeros([4, 2]), shape=tf.TensorShape([None, 2]), name="age_table"
+            )
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="age_xf")])
+        def serve(self, age_xf):
+            return {"age": tf.gather(self.age_table, age_xf)}
+
+    module = DynamicTableModule()
+    _save_module(module, path, module.serve)
+
+
 def _demo(path: str) -> None:
     import demo_trainer
     import keras
@@ -170,6 +192,7 @@ _BUILDERS = {
     "embedding_lookup": _embedding_lookup,
     "one_hot": _one_hot,
     "offset": _offset,
+    "dynamic_table": _dynamic_table,
     "demo": _demo,
     "parsed_examples": _parsed_examples,
 }

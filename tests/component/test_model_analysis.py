@@ -129,6 +129,14 @@ def test_arithmetic_that_is_not_an_offset_is_reported_not_traced(analyses):
     assert age.method == METHOD_GRAPH
 
 
+def test_table_size_missing_from_the_graph_is_found_by_probing(analyses):
+    age = _only(analyses("dynamic_table"), "age_xf")
+
+    assert (age.table_size, age.probed_table_size) == (4, 4)
+    assert age.method == model_analysis.METHOD_PROBE
+    assert "-1 -> InvalidArgumentError, 4 -> InvalidArgumentError" in age.behaviour_on_bad_index
+
+
 def test_demo_serving_module_traced_through_the_transform_layer(analyses):
     analysis = analyses("demo")
 
