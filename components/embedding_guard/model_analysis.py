@@ -72,11 +72,13 @@ _ADD_OPS = frozenset({"AddV2", "Add"})
 _SUB_OPS = frozenset({"Sub"})
 _LOOKUP_OPS = frozenset({"GatherV2", "ResourceGather", "OneHot", "DenseBincount"})
 _ZEROING_KINDS = frozenset({KIND_ONE_HOT, KIND_BINCOUNT})
-_VARIABLE_OPS = frozenset({"VarHandleOp"})
+_VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
 _MAX_CALL_DEPTH = 64
 # Exactly representable in float32, since Keras casts some index inputs to float.
 _PROBE_LIMIT = 2**24
-_BAD_INDEX_RE = re.compile(r"indices\[[^\]]*\] = (-?\d+) is not in \[0, (\d+)\)")
+# GatherV2/ResourceGather say "indices[0] = 7 is not in [0, 7)"; the sparse segment
+# ops behind tf.feature_column say "indices[0] == 7 out of range [0, 7)".
+_BAD_INDEX_RE = re.compile(r"indices\[[^\]]*\] ==? (-?\d+) (?:is not in|out of range) \[0, (\d+)\)")
 
 _BEHAVIOUR = {
     KIND_KERAS_EMBEDDING: (
@@ -253,6 +255,7 @@ class _Trace:
     offset: int | None
     wrapped: bool
     note: str
+    filtered: bool = False
 
 
 class _Model:
@@ -445,17 +448,25 @@ class _Model:
     def trace_indices(self, ref: _Ref) -> _Trace:
         offset = 0
         wrapped = False
+        filtered = False
         for _ in range(10_000):
             resolved = self.resolve(ref)
             if resolved is None:
-                return _Trace(None, None, wrapped, "indices come from an unnamed argument")
+                return _Trace(
+                    None, None, wrapped, "indices come from an unnamed argument", filtered
+                )
             ref = resolved
             node = self.node(ref)
             name = self.feature_name(ref, node)
             if name is not None:
-                return _Trace(name, offset, wrapped, "")
+                return _Trace(name, offset, wrapped, "", filtered)
             if node.op in _VALUE_PRESERVING_OPS:
                 ref = self.data_input(ref, node, 0)
+                continue
+            values_position = self._values_position(ref, node)
+            if values_position is not None:
+                filtered = filtered or self._selects_by_mask(ref, node)
+                ref = self.data_input(ref, node, values_position)
                 continue
             if node.op == "SelectV2" and self._is_negative_wrap(ref, node):
                 wrapped = True
@@ -480,8 +491,51 @@ class _Model:
                 None,
                 wrapped,
                 f"not traced: indices pass through {node.op} op {node.name!r}",
+                filtered,
             )
-        return _Trace(None, None, wrapped, "not traced: the index path does not end")
+        return _Trace(None, None, wrapped, "not traced: the index path does not end", filtered)
+
+    def is_table(self, ref: _Ref) -> bool:
+        """Whether a gather's params are a variable or a constant (a table, not data)."""
+        if self.variable(ref) is not None:
+            return True
+        resolved = self.resolve(ref)
+        return resolved is not None and self.node(resolved).op == "Const"
+
+    def _values_position(self, ref: _Ref, node) -> int | None:
+        """The input whose values (a subset of them) this output holds, or None.
+
+        These are the ops tf.feature_column and sparse inputs put between a feature
+        and its lookup; every value they pass on is one of the feature's values (or a
+        fill value), so the valid range carries over.
+        """
+        if node.op in ("GatherV2", "GatherNd") and not self.is_table(self.data_input(ref, node, 0)):
+            return 0
+        if node.op == "Unique" and ref.index == 0 and ref.out_arg in (None, "y"):
+            return 0
+        if node.op == "SparseFillEmptyRows" and (
+            ref.out_arg == "output_values" or (ref.out_arg is None and ref.index == 1)
+        ):
+            return 1
+        if node.op == "SparseToDense":
+            return 2
+        return None
+
+    def _selects_by_mask(self, ref: _Ref, node) -> bool:
+        """Whether a values-subset op keeps only the values a boolean mask selects."""
+        if node.op not in ("GatherV2", "GatherNd"):
+            return False
+        selector = self.resolve(self.data_input(ref, node, 1))
+        for _ in range(4):
+            if selector is None:
+                return False
+            selector_node = self.node(selector)
+            if selector_node.op == "Where":
+                return True
+            if selector_node.op not in _VALUE_PRESERVING_OPS:
+                return False
+            selector = self.resolve(self.data_input(selector, selector_node, 0))
+        return False
 
     def _is_negative_wrap(self, ref: _Ref, node) -> bool:
         condition = self.resolve(self.data_input(ref, node, 0))
@@ -523,7 +577,12 @@ class _Model:
     def _walk_node(self, ref: _Ref, depth: int) -> Iterator[_Ref]:
         node = self.node(ref)
         if node.op in _LOOKUP_OPS:
-            yield ref
+            indices_position = 0 if node.op in ("OneHot", "DenseBincount") else 1
+            # A gather of constants by constants is shape arithmetic, not a lookup.
+            constant_indices = self.constant(self.data_input(ref, node, indices_position))
+            is_table = node.op != "GatherV2" or self.is_table(self.data_input(ref, node, 0))
+            if is_table and constant_indices is None:
+                yield ref
             return
         callee = self.callee(node)
         if callee is None or depth >= _MAX_CALL_DEPTH:
@@ -627,6 +686,14 @@ def _describe(model: _Model, ref: _Ref) -> ModelLookup:
             "DenseBincount": KIND_BINCOUNT,
         }[node.op]
     silent, behaviour = _BEHAVIOUR[kind]
+    if trace.filtered:
+        # tf.feature_column drops the missing-value -1 and (for embeddings) every
+        # negative id before the lookup, so those give a zero vector, not an error.
+        silent = True
+        behaviour = (
+            "values are filtered before the lookup (a Where mask on the index path; "
+            f"tf.feature_column drops -1 and negative ids, giving a zero vector); {behaviour}"
+        )
     notes = [note for note in (axis_note.rstrip("; "), trace.note) if note]
     if table_size is None:
         notes.append("table size is not a constant in the graph")
@@ -741,16 +808,19 @@ def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, 
     return first_bad, ""
 
 
-def _measured_behaviour(prober: _Prober, lookup: ModelLookup, first_bad: int) -> str:
+def _measured_behaviour(prober: _Prober, lookup: ModelLookup, first_bad: int) -> tuple[bool, str]:
+    """Whether a bad value passed without error (below or at the end), and what happened."""
     below = lookup.min_valid_value - 1
     parts = []
+    silent = False
     for value in (below, first_bad):
-        status, result = prober.call(lookup.feature, value)
+        status, _ = prober.call(lookup.feature, value)
         if status == "error":
             parts.append(f"{value} -> InvalidArgumentError")
         else:
             parts.append(f"{value} -> no error")
-    return f"measured on CPU: {', '.join(parts)}; {lookup.behaviour_on_bad_index}"
+            silent = True
+    return silent, f"measured on CPU: {', '.join(parts)}; {lookup.behaviour_on_bad_index}"
 
 
 def _probe(
@@ -783,7 +853,7 @@ def _probe(
             probed.append(dataclasses.replace(lookup, note=_join(lookup.note, f"probe: {why}")))
             continue
         probed_size = first_bad + lookup.offset
-        behaviour = _measured_behaviour(prober, lookup, first_bad)
+        silent, behaviour = _measured_behaviour(prober, lookup, first_bad)
         if lookup.table_size is None:
             found = dataclasses.replace(lookup, table_size=probed_size, method=METHOD_PROBE)
         elif probed_size == lookup.table_size:
@@ -800,7 +870,10 @@ def _probe(
             )
         probed.append(
             dataclasses.replace(
-                found, probed_table_size=probed_size, behaviour_on_bad_index=behaviour
+                found,
+                probed_table_size=probed_size,
+                behaviour_on_bad_index=behaviour,
+                silent=silent,
             )
         )
     return probed, f"probed with {prober.calls} calls of the serving function on CPU", True

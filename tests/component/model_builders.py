@@ -13,6 +13,8 @@ city_xf needs 25 rows plus the -1 of unseen cities; age_xf 5; month_xf 12):
     offset             tf.Module, table [12, 4] looked up at month_xf + 1 (so month 11 fails),
                        and a [7, 2] table looked up at floormod(age_xf * 3, 7) (not traced)
     dynamic_table      tf.Module, a [4, 2] variable declared [None, 2] for age_xf (5 needed)
+    feature_columns    TF1 graph, tf.feature_column input_layer: embedding_column of
+                       identity(age_xf, 4) and indicator_column of identity(city_xf, 24)
     demo               the demo Trainer's own `_ServingModule` (Transform layer + Keras model),
                        with Embedding(40) for product_xf; serves serialized tf.Examples
     parsed_examples    tf.Module parsing transformed tf.Examples, tf.one_hot(age_xf, depth=4)
@@ -41,6 +43,7 @@ class BuiltModels:
     one_hot: str
     offset: str
     dynamic_table: str
+    feature_columns: str
     demo: str
     parsed_examples: str
 
@@ -158,6 +161,38 @@ def _dynamic_table(path: str) -> None:
     _save_module(module, path, module.serve)
 
 
+def _feature_columns(path: str) -> None:
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default() as graph, tf1.Session(graph=graph) as session:
+        age = tf1.placeholder(tf.int64, [None], name="age_xf")
+        city = tf1.placeholder(tf.int64, [None], name="city_xf")
+        columns = [
+            tf1.feature_column.embedding_column(
+                tf1.feature_column.categorical_column_with_identity("age_xf", num_buckets=4),
+                dimension=2,
+            ),
+            tf1.feature_column.indicator_column(
+                tf1.feature_column.categorical_column_with_identity("city_xf", num_buckets=24)
+            ),
+        ]
+        features = {"age_xf": tf.reshape(age, [-1, 1]), "city_xf": tf.reshape(city, [-1, 1])}
+        output = tf1.feature_column.input_layer(features, columns)
+        session.run(tf1.global_variables_initializer())
+        builder = tf1.saved_model.Builder(path)
+        builder.add_meta_graph_and_variables(
+            session,
+            [tf1.saved_model.SERVING],
+            signature_def_map={
+                "serving_default": tf1.saved_model.predict_signature_def(
+                    {"age_xf": age, "city_xf": city}, {"features": output}
+                )
+            },
+        )
+        builder.save()
+
+
 def _demo(path: str) -> None:
     import demo_trainer
     import keras
@@ -193,6 +228,7 @@ _BUILDERS = {
     "one_hot": _one_hot,
     "offset": _offset,
     "dynamic_table": _dynamic_table,
+    "feature_columns": _feature_columns,
     "demo": _demo,
     "parsed_examples": _parsed_examples,
 }

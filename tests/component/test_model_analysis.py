@@ -137,6 +137,22 @@ def test_table_size_missing_from_the_graph_is_found_by_probing(analyses):
     assert "-1 -> InvalidArgumentError, 4 -> InvalidArgumentError" in age.behaviour_on_bad_index
 
 
+def test_feature_columns_in_a_tf1_graph(analyses):
+    analysis = analyses("feature_columns")
+
+    age = _only(analysis, "age_xf")
+    city = _only(analysis, "city_xf")
+    assert (age.lookup_kind, age.table_size, age.offset) == (KIND_RESOURCE_GATHER, 4, 0)
+    assert age.layer_name == "input_layer/age_xf_embedding"
+    assert (city.lookup_kind, city.table_size) == (KIND_ONE_HOT, 24)
+    assert age.method == city.method == METHOD_GRAPH_AND_PROBE
+    assert [lookup.feature for lookup in analysis.lookups] == ["age_xf", "city_xf"]
+    # The embedding column drops -1 (and every negative id) before its lookup.
+    assert age.silent and city.silent
+    assert "-1 -> no error, 4 -> InvalidArgumentError" in age.behaviour_on_bad_index
+    assert "tf.feature_column drops -1" in age.behaviour_on_bad_index
+
+
 def test_demo_serving_module_traced_through_the_transform_layer(analyses):
     analysis = analyses("demo")
 
