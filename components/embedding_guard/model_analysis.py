@@ -42,6 +42,11 @@ METHOD_GRAPH_AND_PROBE = "graph tracing, confirmed by black-box probing"
 METHOD_GRAPH_PROBE_DISAGREES = "graph tracing; black-box probing disagreed"
 METHOD_PROBE = "black-box probing (the graph holds no constant size)"
 
+FEATURE_SOURCE_SIGNATURE = "serving signature input"
+FEATURE_SOURCE_CALL_OUTPUT = "named output of a called function (e.g. the transform layer)"
+FEATURE_SOURCE_EXAMPLE_KEY = "tf.Example key parsed in the signature"
+FEATURE_SOURCE_COLUMN_SCOPE = "tf.feature_column scope name (path not traced)"
+
 KIND_KERAS_EMBEDDING = "Embedding"
 KIND_RESOURCE_GATHER = "ResourceGather"
 KIND_GATHER = "GatherV2"
@@ -117,6 +122,8 @@ class ModelLookup:
     Attributes:
       feature: The transformed feature (signature input, transform-layer output or
         parsed tf.Example key) whose values index the table; None when not traced.
+      feature_source: Where the feature's name came from: one of the
+        FEATURE_SOURCE_* texts, "" when there is no name.
       lookup_kind: KIND_KERAS_EMBEDDING (Keras 3 Embedding: GatherV2 behind the
         negative-index wrap), KIND_RESOURCE_GATHER (tf.nn.embedding_lookup, tf.gather
         on a variable, tf_keras Embedding), KIND_GATHER (GatherV2 on a variable read
@@ -136,13 +143,15 @@ class ModelLookup:
       silent: Whether a bad index can give a wrong result instead of an error on CPU.
       behaviour_on_bad_index: What the op does with a bad index; measured values when
         probed.
-      traced: Whether the indices were followed back to a named feature.
+      traced: Whether the indices were followed back to a named feature (False when
+        the name is only the tf.feature_column scope's).
       probed_table_size: The first feature value the probe found bad, plus offset;
         None when not probed.
       note: Why something is missing (untraced op, no probe), else "".
     """
 
     feature: str | None
+    feature_source: str
     lookup_kind: str
     table_size: int | None
     offset: int | None
@@ -249,13 +258,17 @@ class _Ref:
     index: int = 0
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Trace:
-    feature: str | None
-    offset: int | None
-    wrapped: bool
-    note: str
+    """What the walk from a lookup's indices back to a named feature found."""
+
+    feature: str | None = None
+    offset: int | None = None
+    wrapped: bool = False
+    note: str = ""
     filtered: bool = False
+    default_value: int | None = None
+    feature_source: str = ""
 
 
 class _Model:
@@ -446,30 +459,43 @@ class _Model:
         return None
 
     def trace_indices(self, ref: _Ref) -> _Trace:
+        trace = _Trace()
         offset = 0
-        wrapped = False
-        filtered = False
+        # tf.feature_column names its scopes after the column; if the walk cannot go
+        # further back (a TF1 export without the transform's output names), that name
+        # is the best one left.
+        column_fallback: tuple[str, int] | None = None
         for _ in range(10_000):
             resolved = self.resolve(ref)
             if resolved is None:
-                return _Trace(
-                    None, None, wrapped, "indices come from an unnamed argument", filtered
-                )
+                trace.note = "not traced: indices come from an unnamed argument"
+                break
             ref = resolved
             node = self.node(ref)
             name = self.feature_name(ref, node)
             if name is not None:
-                return _Trace(name, offset, wrapped, "", filtered)
+                trace.feature, trace.offset = name, offset
+                trace.feature_source = self.feature_source(ref, node)
+                return trace
+            if column_fallback is None:
+                column = _feature_column_key(node.name)
+                if column is not None:
+                    column_fallback = (column, offset)
             if node.op in _VALUE_PRESERVING_OPS:
                 ref = self.data_input(ref, node, 0)
                 continue
             values_position = self._values_position(ref, node)
             if values_position is not None:
-                filtered = filtered or self._selects_by_mask(ref, node)
+                trace.filtered = trace.filtered or self._selects_by_mask(ref, node)
                 ref = self.data_input(ref, node, values_position)
                 continue
+            replacement = self._out_of_range_default(ref, node)
+            if replacement is not None:
+                trace.default_value = replacement
+                ref = self.data_input(ref, node, 2)
+                continue
             if node.op == "SelectV2" and self._is_negative_wrap(ref, node):
-                wrapped = True
+                trace.wrapped = True
                 ref = self.data_input(ref, node, 2)
                 continue
             if node.op in _ADD_OPS or node.op in _SUB_OPS:
@@ -482,18 +508,25 @@ class _Model:
             callee = self.callee(node)
             if callee is not None:
                 entered = self._enter_call(ref, node, callee)
-                if entered is None:
-                    break
-                ref = entered
-                continue
-            return _Trace(
-                None,
-                None,
-                wrapped,
-                f"not traced: indices pass through {node.op} op {node.name!r}",
-                filtered,
-            )
-        return _Trace(None, None, wrapped, "not traced: the index path does not end", filtered)
+                if entered is not None:
+                    ref = entered
+                    continue
+            trace.note = f"not traced: indices pass through {node.op} op {node.name!r}"
+            break
+        else:
+            trace.note = "not traced: the index path does not end"
+        if column_fallback is not None:
+            trace.feature, trace.offset = column_fallback
+            trace.feature_source = FEATURE_SOURCE_COLUMN_SCOPE
+            trace.note = f"{trace.note}; named by its tf.feature_column scope"
+        return trace
+
+    def feature_source(self, ref: _Ref, node) -> str:
+        if node.op == "Placeholder":
+            return FEATURE_SOURCE_SIGNATURE
+        if node.op == "ParseExampleV2":
+            return FEATURE_SOURCE_EXAMPLE_KEY
+        return FEATURE_SOURCE_CALL_OUTPUT
 
     def is_table(self, ref: _Ref) -> bool:
         """Whether a gather's params are a variable or a constant (a table, not data)."""
@@ -536,6 +569,31 @@ class _Model:
                 return False
             selector = self.resolve(self.data_input(selector, selector_node, 0))
         return False
+
+    def _out_of_range_default(self, ref: _Ref, node) -> int | None:
+        """The default of `SelectV2(x < 0 | x >= n, fill(default), x)`, else None.
+
+        That is categorical_column_with_identity(default_value=...): ids out of range
+        silently become the default id.
+        """
+        if node.op not in ("SelectV2", "Select"):
+            return None
+        condition = self.resolve(self.data_input(ref, node, 0))
+        fill = self.resolve(self.data_input(ref, node, 1))
+        if condition is None or fill is None:
+            return None
+        if self.node(condition).op != "LogicalOr" or self.node(fill).op != "Fill":
+            return None
+        value_ref = self.data_input(fill, self.node(fill), 1)
+        for _ in range(4):
+            value = self.constant(value_ref)
+            if value is not None:
+                return int(value)
+            resolved = self.resolve(value_ref)
+            if resolved is None or self.node(resolved).op != "Cast":
+                return None
+            value_ref = self.data_input(resolved, self.node(resolved), 0)
+        return None
 
     def _is_negative_wrap(self, ref: _Ref, node) -> bool:
         condition = self.resolve(self.data_input(ref, node, 0))
@@ -590,6 +648,21 @@ class _Model:
         stack = ref.stack + (_Frame(ref.body, node),)
         for name in callee.nodes:
             yield from self._walk_node(_Ref(callee, stack, name), depth + 1)
+
+
+_COLUMN_SCOPE_SUFFIXES = ("_embedding", "_indicator", "_shared_embedding")
+
+
+def _feature_column_key(op_name: str) -> str | None:
+    """The column key in `.../<column>/to_sparse_input/...`, else None."""
+    scopes = op_name.split("/")
+    if "to_sparse_input" not in scopes[1:]:
+        return None
+    column = scopes[scopes.index("to_sparse_input") - 1]
+    for suffix in _COLUMN_SCOPE_SUFFIXES:
+        if column.endswith(suffix):
+            return column[: -len(suffix)]
+    return column
 
 
 def _text(value) -> str:
@@ -686,6 +759,13 @@ def _describe(model: _Model, ref: _Ref) -> ModelLookup:
             "DenseBincount": KIND_BINCOUNT,
         }[node.op]
     silent, behaviour = _BEHAVIOUR[kind]
+    if trace.default_value is not None:
+        silent = True
+        behaviour = (
+            "ids outside the column's range silently become its default_value "
+            f"{trace.default_value} before the lookup (categorical_column_with_identity); "
+            f"{behaviour}"
+        )
     if trace.filtered:
         # tf.feature_column drops the missing-value -1 and (for embeddings) every
         # negative id before the lookup, so those give a zero vector, not an error.
@@ -699,6 +779,7 @@ def _describe(model: _Model, ref: _Ref) -> ModelLookup:
         notes.append("table size is not a constant in the graph")
     return ModelLookup(
         feature=trace.feature,
+        feature_source=trace.feature_source,
         lookup_kind=kind,
         table_size=table_size,
         offset=trace.offset,
@@ -709,7 +790,7 @@ def _describe(model: _Model, ref: _Ref) -> ModelLookup:
         variable_name=variable_name,
         silent=silent,
         behaviour_on_bad_index=behaviour,
-        traced=trace.feature is not None,
+        traced=trace.feature is not None and trace.feature_source != FEATURE_SOURCE_COLUMN_SCOPE,
         probed_table_size=None,
         note="; ".join(notes),
     )
@@ -901,13 +982,18 @@ def analyse_model(
     Raises:
       ModelInputError: The directory is not a readable SavedModel with that signature.
     """
+    import tensorflow  # noqa: F401 - imported before the clock starts: seconds is the analysis
+
     started = time.perf_counter()
     model = _Model(saved_model_dir, signature_name)
     lookups = [_describe(model, ref) for ref in model.walk_lookups()]
     lookups = _unique(lookups)
-    probe_note = "not probed: probing was turned off"
     probed = False
-    if probe and lookups:
+    if not probe:
+        probe_note = "not probed: probing was turned off"
+    elif not lookups:
+        probe_note = "not probed: no lookup found"
+    else:
         lookups, probe_note, probed = _probe(saved_model_dir, model, lookups)
     lookups.sort(key=lambda lookup: (lookup.feature is None, lookup.feature or "", lookup.op_name))
     seconds = time.perf_counter() - started
@@ -948,7 +1034,12 @@ def render_lookups(analysis: ModelAnalysis) -> str:
             "  no Embedding, gather, one_hot or bincount lookup reached from the signature"
         )
     for lookup in analysis.lookups:
-        feature = lookup.feature if lookup.traced else "(not traced)"
+        if lookup.traced:
+            feature = lookup.feature
+        elif lookup.feature:
+            feature = f"{lookup.feature} (named by its tf.feature_column scope, not traced)"
+        else:
+            feature = "(not traced)"
         size = "unknown" if lookup.table_size is None else str(lookup.table_size)
         offset = "" if not lookup.offset else f" (index = value + {lookup.offset})"
         valid = (
@@ -960,7 +1051,8 @@ def render_lookups(analysis: ModelAnalysis) -> str:
             f"  {feature} -> {lookup.lookup_kind} -> table {size}{offset}{valid} -> {lookup.method}"
         )
         where = lookup.layer_name or "(no layer)"
-        lines.append(f"      layer {where}, op {lookup.op_name}")
+        source = f"; feature from the {lookup.feature_source}" if lookup.traced else ""
+        lines.append(f"      layer {where}, op {lookup.op_name}{source}")
         lines.append(
             f"      bad index: {'SILENT, ' if lookup.silent else ''}{lookup.behaviour_on_bad_index}"
         )

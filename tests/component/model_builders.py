@@ -14,7 +14,8 @@ city_xf needs 25 rows plus the -1 of unseen cities; age_xf 5; month_xf 12):
                        and a [7, 2] table looked up at floormod(age_xf * 3, 7) (not traced)
     dynamic_table      tf.Module, a [4, 2] variable declared [None, 2] for age_xf (5 needed)
     feature_columns    TF1 graph, tf.feature_column input_layer: embedding_column of
-                       identity(age_xf, 4) and indicator_column of identity(city_xf, 24)
+                       identity(age_xf, 4), indicator_column of identity(city_xf, 24) and
+                       embedding_column of identity(hour_xf, 24, default_value=0)
     demo               the demo Trainer's own `_ServingModule` (Transform layer + Keras model),
                        with Embedding(40) for product_xf; serves serialized tf.Examples
     parsed_examples    tf.Module parsing transformed tf.Examples, tf.one_hot(age_xf, depth=4)
@@ -24,11 +25,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import os
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
 TRANSFORM_GRAPH = HERE / "testdata" / "transform_graph"
+
+# A TFX Trainer output shipped in the tfx wheel: the TF1 Estimator of the Chicago taxi
+# example (tf.feature_column linear model behind a TFT layer).
+TFX_TAXI_ESTIMATOR = os.path.join(
+    importlib.util.find_spec("tfx").submodule_search_locations[0],
+    "components/testdata/trainer/current/Format-Serving/export/chicago-taxi/1646034756",
+)
 
 DEMO_EMBEDDING_DIMS = {"product_xf": 40, "city_xf": 25, "age_xf": 5, "month_xf": 12}
 
@@ -168,6 +177,7 @@ def _feature_columns(path: str) -> None:
     with tf.Graph().as_default() as graph, tf1.Session(graph=graph) as session:
         age = tf1.placeholder(tf.int64, [None], name="age_xf")
         city = tf1.placeholder(tf.int64, [None], name="city_xf")
+        hour = tf1.placeholder(tf.int64, [None], name="hour_xf")
         columns = [
             tf1.feature_column.embedding_column(
                 tf1.feature_column.categorical_column_with_identity("age_xf", num_buckets=4),
@@ -176,8 +186,17 @@ def _feature_columns(path: str) -> None:
             tf1.feature_column.indicator_column(
                 tf1.feature_column.categorical_column_with_identity("city_xf", num_buckets=24)
             ),
+            tf1.feature_column.embedding_column(
+                tf1.feature_column.categorical_column_with_identity(
+                    "hour_xf", num_buckets=24, default_value=0
+                ),
+                dimension=2,
+            ),
         ]
-        features = {"age_xf": tf.reshape(age, [-1, 1]), "city_xf": tf.reshape(city, [-1, 1])}
+        features = {
+            name: tf.reshape(tensor, [-1, 1])
+            for name, tensor in (("age_xf", age), ("city_xf", city), ("hour_xf", hour))
+        }
         output = tf1.feature_column.input_layer(features, columns)
         session.run(tf1.global_variables_initializer())
         builder = tf1.saved_model.Builder(path)
@@ -186,7 +205,7 @@ def _feature_columns(path: str) -> None:
             [tf1.saved_model.SERVING],
             signature_def_map={
                 "serving_default": tf1.saved_model.predict_signature_def(
-                    {"age_xf": age, "city_xf": city}, {"features": output}
+                    {"age_xf": age, "city_xf": city, "hour_xf": hour}, {"features": output}
                 )
             },
         )

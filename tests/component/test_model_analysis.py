@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_builders import DEMO_EMBEDDING_DIMS, BuiltModels, built_models, serve
+from model_builders import (
+    DEMO_EMBEDDING_DIMS,
+    TFX_TAXI_ESTIMATOR,
+    BuiltModels,
+    built_models,
+    serve,
+)
 
 from embedding_guard import model_analysis
 from embedding_guard.errors import InputError
@@ -58,6 +64,7 @@ def test_keras3_embedding_sizes_found_by_tracing_and_probing(analyses):
     assert product.method == METHOD_GRAPH_AND_PROBE
     assert product.layer_name == "product_xf_embedding"
     assert product.silent and product.traced
+    assert product.feature_source == model_analysis.FEATURE_SOURCE_SIGNATURE
     assert "-1 -> no error, 40 -> InvalidArgumentError" in product.behaviour_on_bad_index
     assert _only(analysis, "city_xf").table_size == 25
     assert analysis.feature_input_dims() == {"product_xf": 40, "city_xf": 25}
@@ -146,11 +153,56 @@ def test_feature_columns_in_a_tf1_graph(analyses):
     assert age.layer_name == "input_layer/age_xf_embedding"
     assert (city.lookup_kind, city.table_size) == (KIND_ONE_HOT, 24)
     assert age.method == city.method == METHOD_GRAPH_AND_PROBE
-    assert [lookup.feature for lookup in analysis.lookups] == ["age_xf", "city_xf"]
+    assert [lookup.feature for lookup in analysis.lookups] == ["age_xf", "city_xf", "hour_xf"]
     # The embedding column drops -1 (and every negative id) before its lookup.
     assert age.silent and city.silent
     assert "-1 -> no error, 4 -> InvalidArgumentError" in age.behaviour_on_bad_index
     assert "tf.feature_column drops -1" in age.behaviour_on_bad_index
+
+
+def test_identity_column_default_value_is_silent_and_unprobeable(analyses):
+    hour = _only(analyses("feature_columns"), "hour_xf")
+
+    assert (hour.lookup_kind, hour.table_size, hour.method) == (
+        KIND_RESOURCE_GATHER,
+        24,
+        METHOD_GRAPH,
+    )
+    assert hour.silent
+    assert "silently become its default_value 0" in hour.behaviour_on_bad_index
+    assert "no bad value found" in hour.note
+
+
+def test_fact_identity_column_default_value_maps_out_of_range_to_the_default(models):
+    zeros = np.zeros([1], np.int64)
+    at_default = serve(models.feature_columns, age_xf=zeros, city_xf=zeros, hour_xf=zeros)
+    out_of_range = serve(models.feature_columns, age_xf=zeros, city_xf=zeros, hour_xf=zeros + 24)
+
+    np.testing.assert_array_equal(at_default["features"], out_of_range["features"])
+
+
+def test_tfx_shipped_taxi_estimator_feature_columns_by_scope():
+    analysis = analyse_model(TFX_TAXI_ESTIMATOR)
+
+    sizes = {lookup.feature: lookup.table_size for lookup in analysis.lookups}
+    assert sizes == {
+        "company_xf": 1010,
+        "payment_type_xf": 1010,
+        "dropoff_latitude_xf": 10,
+        "dropoff_longitude_xf": 10,
+        "pickup_latitude_xf": 10,
+        "pickup_longitude_xf": 10,
+        "trip_start_day_xf": 31,
+        "trip_start_hour_xf": 24,
+        "trip_start_month_xf": 12,
+    }
+    for lookup in analysis.lookups:
+        # A TF1 export keeps no names for the transform's outputs: the feature
+        # column's scope is the only name left.
+        assert lookup.feature_source == model_analysis.FEATURE_SOURCE_COLUMN_SCOPE
+        assert not lookup.traced
+        assert lookup.silent and "default_value 0" in lookup.behaviour_on_bad_index
+    assert analysis.probe_note.startswith("not probed")
 
 
 def test_demo_serving_module_traced_through_the_transform_layer(analyses):
@@ -164,6 +216,7 @@ def test_demo_serving_module_traced_through_the_transform_layer(analyses):
         assert lookup.layer_name == f"{feature}_embedding"
         assert lookup.method == METHOD_GRAPH
         assert lookup.probed_table_size is None
+        assert lookup.feature_source == model_analysis.FEATURE_SOURCE_CALL_OUTPUT
     assert not analysis.probed
     assert analysis.probe_note.startswith("not probed")
 
@@ -172,6 +225,7 @@ def test_feature_parsed_from_transformed_examples_is_named_by_its_key(analyses):
     age = _only(analyses("parsed_examples"), "age_xf")
 
     assert (age.lookup_kind, age.table_size, age.method) == (KIND_ONE_HOT, 4, METHOD_GRAPH)
+    assert age.feature_source == model_analysis.FEATURE_SOURCE_EXAMPLE_KEY
 
 
 def test_render_lookups_lists_feature_kind_size_and_method(analyses):
