@@ -9,20 +9,25 @@ through the function library:
   `DenseBincount` reached from the signature is a lookup;
 * its indices are traced backwards through value-preserving ops (Identity, Cast,
   Reshape, ...), Keras 3's negative-index wrap `SelectV2(i < 0, i + n, i)`, additions
-  of constants (the offset), call boundaries (StatefulPartitionedCall /
-  PartitionedCall) and function arguments, until they reach a named tensor: a
-  signature input, a key of a dict returned by a called function (TFT's transform
-  layer returns the transformed features as a dict), or a `ParseExampleV2` dense key;
+  of constants (the offset), tf.feature_column's sparse plumbing (to_sparse_input,
+  SparseFillEmptyRows, Unique, the identity column's default_value remap), call
+  boundaries (StatefulPartitionedCall / PartitionedCall) and function arguments,
+  until they reach a named tensor: a signature input, a key of a dict returned by a
+  called function (TFT's transform layer returns the transformed features as a
+  dict), or a `ParseExampleV2` dense key. A TF1 export keeps no names for the
+  transform layer's outputs; there a feature column's scope names the lookup;
 * the table size is the variable's first dimension, `OneHot`'s depth or
   `DenseBincount`'s size.
 
 When the signature takes integer features directly, each traced lookup is then
 cross-checked by black-box probing on CPU: the restored serving function is called
-with one feature varied, and an exponential-then-binary search finds the first value
-at which the lookup raises or starts returning the same all-zero result as a value far
-out of range. A signature that takes serialized tf.Examples cannot be probed this way
-(the transform, not the caller, decides the indices), so those lookups are found by
-graph tracing alone, and each says so.
+with one feature varied, at the graph's boundary (last good and first bad value) and
+just below the valid range. "Bad" means the call raises an out-of-range error or
+returns the same result as a value far out of range (the all-zero row of a one-hot).
+Where the graph holds no size, or the boundary check fails, an exponential then
+binary search finds the first bad value instead. A signature that takes serialized
+tf.Examples cannot be probed this way (the transform, not the caller, decides the
+indices), so those lookups are found by graph tracing alone, and each says so.
 """
 
 from __future__ import annotations
@@ -89,15 +94,16 @@ _BEHAVIOUR = {
     KIND_KERAS_EMBEDDING: (
         True,
         "a value in [-n, 0) silently reads row value+n (Keras 3 wraps negatives); "
-        "a value >= n raises InvalidArgumentError on CPU and returns a zero row on GPU",
+        "a value >= n raises InvalidArgumentError on CPU (on GPU, tf.gather documents a "
+        "zero row instead)",
     ),
     KIND_RESOURCE_GATHER: (
         False,
-        "raises InvalidArgumentError on CPU; returns a zero row on GPU",
+        "raises InvalidArgumentError on CPU (on GPU, tf.gather documents a zero row instead)",
     ),
     KIND_GATHER: (
         False,
-        "raises InvalidArgumentError on CPU; returns a zero row on GPU",
+        "raises InvalidArgumentError on CPU (on GPU, tf.gather documents a zero row instead)",
     ),
     KIND_ONE_HOT: (
         True,
@@ -131,16 +137,19 @@ class ModelLookup:
         or KIND_BINCOUNT (Keras CategoryEncoding multi_hot/count).
       table_size: Rows of the table (first dimension of the variable, OneHot depth,
         DenseBincount size); None when the graph does not hold it as a constant.
+      table_shape: The table variable's (or constant's) shape, e.g. (53, 8); (depth,)
+        for OneHot and (size,) for DenseBincount; () when unknown.
       offset: The constant the model adds to the feature before the lookup
         (index = feature + offset); None when the path is not traced.
-      method: How table_size was found: METHOD_GRAPH, METHOD_GRAPH_AND_PROBE or
-        METHOD_GRAPH_PROBE_DISAGREES.
+      method: How table_size was found: METHOD_GRAPH, METHOD_GRAPH_AND_PROBE,
+        METHOD_GRAPH_PROBE_DISAGREES (table_size stays the graph's) or METHOD_PROBE.
       layer_name: The Keras layer (from the table variable's name, else the op's name
         scope); "" for a lookup outside any layer.
       op_name: The lookup op's name inside its function.
       function_name: The library function holding the op ("" for the outer graph).
       variable_name: The table variable's shared name ("" when there is none).
-      silent: Whether a bad index can give a wrong result instead of an error on CPU.
+      silent: Whether a bad index can give a wrong result instead of an error on CPU;
+        measured when probed, else from the op kind and the index path.
       behaviour_on_bad_index: What the op does with a bad index; measured values when
         probed.
       traced: Whether the indices were followed back to a named feature (False when
@@ -154,6 +163,7 @@ class ModelLookup:
     feature_source: str
     lookup_kind: str
     table_size: int | None
+    table_shape: tuple[int | None, ...]
     offset: int | None
     method: str
     layer_name: str
@@ -179,11 +189,18 @@ class ModelLookup:
         return None if self.offset is None else -self.offset
 
     def source_text(self) -> str:
-        """Says where the size came from, e.g. for FeatureBounds' source field."""
+        """Where the size came from, for FeatureBounds' source text.
+
+        For example "model layer 'city_embedding' (Embedding, table 53 x 8), by graph
+        tracing".
+        """
         where = (
             f"model layer {self.layer_name!r}" if self.layer_name else f"model op {self.op_name!r}"
         )
-        size = "?" if self.table_size is None else str(self.table_size)
+        if self.table_shape and all(dim is not None for dim in self.table_shape):
+            size = " x ".join(str(dim) for dim in self.table_shape)
+        else:
+            size = "?" if self.table_size is None else str(self.table_size)
         offset = f", index = {self.feature} + {self.offset}" if self.offset else ""
         return f"{where} ({self.lookup_kind}, table {size}{offset}), by {self.method}"
 
@@ -211,7 +228,10 @@ class ModelAnalysis:
     seconds: float
 
     def by_feature(self) -> dict[str, tuple[ModelLookup, ...]]:
-        """Traced lookups grouped by feature (a feature may index several tables)."""
+        """Named lookups (traced or named by a feature-column scope), by feature.
+
+        A feature may index several tables.
+        """
         grouped: dict[str, list[ModelLookup]] = {}
         for lookup in self.lookups:
             if lookup.feature is not None:
@@ -219,7 +239,7 @@ class ModelAnalysis:
         return {feature: tuple(found) for feature, found in grouped.items()}
 
     def feature_input_dims(self) -> dict[str, int]:
-        """The smallest feature_input_dim of each traced feature with a known size."""
+        """The smallest feature_input_dim of each named feature with a known size."""
         dims: dict[str, int] = {}
         for feature, found in self.by_feature().items():
             sizes = [lookup.feature_input_dim for lookup in found]
@@ -715,39 +735,39 @@ def _layer_name(op_name: str, variable_name: str) -> str:
     return layer_scopes[-1] if layer_scopes else ""
 
 
+def _variable_shape(variable) -> tuple[int | None, ...]:
+    return tuple(
+        int(dim.size) if dim.size >= 0 else None for dim in variable.attr["shape"].shape.dim
+    )
+
+
 def _describe(model: _Model, ref: _Ref) -> ModelLookup:
     node = model.node(ref)
     variable_name = ""
-    table_size: int | None = None
-    if node.op == "GatherV2":
-        axis = model.constant(model.data_input(ref, node, 2))
+    table_shape: tuple[int | None, ...] = ()
+    axis_note = ""
+    if node.op in ("GatherV2", "ResourceGather"):
         variable = model.variable(model.data_input(ref, node, 0))
         if variable is not None:
             variable_name = _text(variable.attr["shared_name"].s) or variable.name
-            dims = variable.attr["shape"].shape.dim
-            table_size = int(dims[0].size) if dims and dims[0].size >= 0 else None
-        else:
+            table_shape = _variable_shape(variable)
+        elif node.op == "GatherV2":
             table = model.constant(model.data_input(ref, node, 0))
-            table_size = int(table.shape[0]) if table is not None and table.ndim else None
+            table_shape = tuple(int(dim) for dim in table.shape) if table is not None else ()
         indices = model.data_input(ref, node, 1)
-        axis_note = "" if axis is None or int(axis) == 0 else f"gather on axis {int(axis)}; "
-    elif node.op == "ResourceGather":
-        variable = model.variable(model.data_input(ref, node, 0))
-        if variable is not None:
-            variable_name = _text(variable.attr["shared_name"].s) or variable.name
-            dims = variable.attr["shape"].shape.dim
-            table_size = int(dims[0].size) if dims and dims[0].size >= 0 else None
-        indices = model.data_input(ref, node, 1)
-        axis_note = ""
+        if node.op == "GatherV2":
+            axis = model.constant(model.data_input(ref, node, 2))
+            if axis is not None and int(axis) != 0:
+                axis_note = f"gather on axis {int(axis)}"
     elif node.op == "OneHot":
         depth = model.constant(model.data_input(ref, node, 1))
-        table_size = int(depth) if depth is not None else None
+        table_shape = (int(depth),) if depth is not None else ()
         indices = model.data_input(ref, node, 0)
-        axis_note = ""
     else:  # DenseBincount
-        table_size = model.bincount_size(model.data_input(ref, node, 1))
+        size = model.bincount_size(model.data_input(ref, node, 1))
+        table_shape = (size,) if size is not None else ()
         indices = model.data_input(ref, node, 0)
-        axis_note = ""
+    table_size = table_shape[0] if table_shape else None
 
     trace = model.trace_indices(indices)
     if node.op == "GatherV2":
@@ -774,7 +794,7 @@ def _describe(model: _Model, ref: _Ref) -> ModelLookup:
             "values are filtered before the lookup (a Where mask on the index path; "
             f"tf.feature_column drops -1 and negative ids, giving a zero vector); {behaviour}"
         )
-    notes = [note for note in (axis_note.rstrip("; "), trace.note) if note]
+    notes = [note for note in (axis_note, trace.note) if note]
     if table_size is None:
         notes.append("table size is not a constant in the graph")
     return ModelLookup(
@@ -782,6 +802,7 @@ def _describe(model: _Model, ref: _Ref) -> ModelLookup:
         feature_source=trace.feature_source,
         lookup_kind=kind,
         table_size=table_size,
+        table_shape=table_shape,
         offset=trace.offset,
         method=METHOD_GRAPH,
         layer_name=_layer_name(node.name, variable_name),

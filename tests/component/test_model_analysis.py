@@ -65,6 +65,11 @@ def test_keras3_embedding_sizes_found_by_tracing_and_probing(analyses):
     assert product.layer_name == "product_xf_embedding"
     assert product.silent and product.traced
     assert product.feature_source == model_analysis.FEATURE_SOURCE_SIGNATURE
+    assert product.table_shape == (40, 4)
+    assert product.source_text() == (
+        "model layer 'product_xf_embedding' (Embedding, table 40 x 4), "
+        "by graph tracing, confirmed by black-box probing"
+    )
     assert "-1 -> no error, 40 -> InvalidArgumentError" in product.behaviour_on_bad_index
     assert _only(analysis, "city_xf").table_size == 25
     assert analysis.feature_input_dims() == {"product_xf": 40, "city_xf": 25}
