@@ -210,7 +210,7 @@ class ModelAnalysis:
     """Every lookup of one serving signature of a SavedModel.
 
     Attributes:
-      saved_model_dir: The analysed directory.
+      saved_model_dir: The analysed directory (the one holding saved_model.pb).
       signature_name: The signature traced.
       signature_inputs: The signature's input names, sorted.
       lookups: The lookups found, sorted by feature then op.
@@ -291,6 +291,54 @@ class _Trace:
     feature_source: str = ""
 
 
+_SAVED_MODEL_FILE = "saved_model.pb"
+_FIX_PATH = "pass the directory that holds saved_model.pb (a Model artifact's Format-Serving)"
+
+
+def serving_model_dir(path: str) -> str:
+    """The SavedModel directory behind a path, following TFX's Model artifact layout.
+
+    Accepts the SavedModel directory itself, a Model artifact's URI (which holds
+    `Format-Serving/`), or a `Format-Serving` directory of an Estimator Trainer
+    (`export/<name>/<timestamp>/`, the newest timestamp wins, as TFX's Pusher does).
+
+    Args:
+      path: The directory.
+
+    Returns:
+      The directory that holds saved_model.pb.
+
+    Raises:
+      ModelInputError: No SavedModel is found there.
+    """
+    from tfx.dsl.io import fileio
+
+    if not fileio.isdir(path):
+        raise ModelInputError(f"Model directory {path!r} does not exist; {_FIX_PATH}.")
+    candidate = path
+    if not fileio.exists(os.path.join(candidate, _SAVED_MODEL_FILE)) and fileio.isdir(
+        os.path.join(candidate, "Format-Serving")
+    ):
+        candidate = os.path.join(candidate, "Format-Serving")
+    export_dir = os.path.join(candidate, "export")
+    if not fileio.exists(os.path.join(candidate, _SAVED_MODEL_FILE)) and fileio.isdir(export_dir):
+        names = sorted(name.rstrip("/") for name in fileio.listdir(export_dir))
+        if len(names) == 1:
+            stamps = [
+                stamp.rstrip("/")
+                for stamp in fileio.listdir(os.path.join(export_dir, names[0]))
+                if stamp.rstrip("/").isdigit()
+            ]
+            if stamps:
+                candidate = os.path.join(export_dir, names[0], max(stamps, key=int))
+    if not fileio.exists(os.path.join(candidate, _SAVED_MODEL_FILE)):
+        raise ModelInputError(
+            f"{os.path.join(path, _SAVED_MODEL_FILE)!r} not found: {path!r} is not a "
+            f"SavedModel directory, a Model artifact or its Format-Serving; {_FIX_PATH}."
+        )
+    return candidate
+
+
 class _Model:
     """The parsed graph of one SavedModel signature."""
 
@@ -299,14 +347,7 @@ class _Model:
         from tfx.dsl.io import fileio
 
         self.saved_model_dir = saved_model_dir
-        pb_path = os.path.join(saved_model_dir, "saved_model.pb")
-        fix = "pass the directory that holds saved_model.pb (a Model artifact's Format-Serving)"
-        if not fileio.isdir(saved_model_dir):
-            raise ModelInputError(f"Model directory {saved_model_dir!r} does not exist; {fix}.")
-        if not fileio.exists(pb_path):
-            raise ModelInputError(
-                f"{pb_path!r} not found: {saved_model_dir!r} is not a SavedModel directory; {fix}."
-            )
+        pb_path = os.path.join(saved_model_dir, _SAVED_MODEL_FILE)
         try:
             with fileio.open(pb_path, "rb") as f:
                 data = f.read()
@@ -319,7 +360,10 @@ class _Model:
             ) from e
         if not saved_model.meta_graphs:
             raise ModelInputError(f"{pb_path!r} holds no meta graph; re-export the model.")
-        meta_graph = saved_model.meta_graphs[0]
+        serving = [
+            graph for graph in saved_model.meta_graphs if "serve" in graph.meta_info_def.tags
+        ]
+        meta_graph = (serving or list(saved_model.meta_graphs))[0]
         signatures = {
             key: value
             for key, value in meta_graph.signature_def.items()
@@ -849,12 +893,14 @@ class _Prober:
         tf = self._tf
         feeds = {}
         for key, (dtype, shape) in self._specs.items():
-            fill = value if key == feature else (b"" if dtype == tf.string else 0)
-            feeds[key] = tf.fill(shape, tf.constant(fill, dtype=dtype))
+            if key == feature:
+                feeds[key] = tf.fill(shape, tf.constant(value, dtype=dtype))
+            else:
+                feeds[key] = tf.zeros(shape, dtype=dtype)
         self.calls += 1
         try:
             outputs = self._function(**feeds)
-        except tf.errors.InvalidArgumentError as e:
+        except tf.errors.OpError as e:
             return "error", e.message
         return "ok", {key: tensor.numpy() for key, tensor in outputs.items()}
 
@@ -940,7 +986,14 @@ def _probe(
             "(the signature takes serialized examples or other inputs)",
             False,
         )
-    prober = _Prober(saved_model_dir, model.signature_name, model.signature)
+    try:
+        prober = _Prober(saved_model_dir, model.signature_name, model.signature)
+    except Exception as e:  # noqa: BLE001 - the graph results stand without the probe
+        return (
+            list(lookups),
+            f"not probed: the model cannot be restored ({type(e).__name__}: {e})",
+            False,
+        )
     integer_inputs = prober.integer_inputs()
     status, message = prober.call(None, 0)
     if status != "ok":
@@ -992,7 +1045,8 @@ def analyse_model(
 
     Args:
       saved_model_dir: The directory holding saved_model.pb (a TFX Model artifact's
-        `Format-Serving`, a Keras 3 `model.export()`, a `tf.saved_model.save` export).
+        `Format-Serving`, a Keras 3 `model.export()`, a `tf.saved_model.save` export),
+        or a Model artifact's URI; see serving_model_dir.
       signature_name: The signature to trace.
       probe: Whether to cross-check traced lookups whose feature is an integer
         signature input by calling the model on CPU.
@@ -1006,6 +1060,7 @@ def analyse_model(
     import tensorflow  # noqa: F401 - imported before the clock starts: seconds is the analysis
 
     started = time.perf_counter()
+    saved_model_dir = serving_model_dir(saved_model_dir)
     model = _Model(saved_model_dir, signature_name)
     lookups = [_describe(model, ref) for ref in model.walk_lookups()]
     lookups = _unique(lookups)

@@ -303,8 +303,23 @@ def test_not_a_directory_is_an_input_error(tmp_path):
 
 
 def test_directory_without_saved_model_pb_is_an_input_error(tmp_path):
-    with pytest.raises(ModelInputError, match=r"saved_model.pb' not found.*Format-Serving"):
+    with pytest.raises(ModelInputError, match=r"saved_model.pb' not found.*a Model artifact"):
         analyse_model(str(tmp_path))
+
+
+def test_model_artifact_uri_resolves_to_format_serving(models, tmp_path):
+    (tmp_path / "Format-Serving").symlink_to(models.one_hot, target_is_directory=True)
+
+    analysis = analyse_model(str(tmp_path), probe=False)
+
+    assert analysis.saved_model_dir == str(tmp_path / "Format-Serving")
+    assert _only(analysis, "city_xf").table_size == 24
+
+
+def test_estimator_artifact_uri_resolves_to_its_newest_export():
+    artifact_uri = TFX_TAXI_ESTIMATOR.split("/Format-Serving/")[0]
+
+    assert model_analysis.serving_model_dir(artifact_uri) == TFX_TAXI_ESTIMATOR
 
 
 def test_unparsable_saved_model_pb_is_an_input_error(tmp_path):
