@@ -414,7 +414,7 @@ class _Model:
         return self.parse_ref(ref.body, ref.stack, inputs[position])
 
     def resolve(self, ref: _Ref) -> _Ref | None:
-        """Follows arguments to their call sites and calls into their bodies."""
+        """Follows arguments back to their call sites and Identity ops to their inputs."""
         for _ in range(10_000):
             if ref.node_name is None:
                 if not ref.stack:
@@ -883,7 +883,7 @@ class _Prober:
         return {key for key, (dtype, _) in self._specs.items() if dtype.is_integer}
 
     def call(self, feature: str | None, value: int):
-        """Returns ("ok", outputs) or ("error", message)."""
+        """Returns ("ok", outputs by name) or ("error", "<error class>: <message>")."""
         key = (feature, value)
         if key not in self._results:
             self._results[key] = self._call(feature, value)
@@ -901,7 +901,7 @@ class _Prober:
         try:
             outputs = self._function(**feeds)
         except tf.errors.OpError as e:
-            return "error", e.message
+            return "error", f"{type(e).__name__}: {e.message}"
         return "ok", {key: tensor.numpy() for key, tensor in outputs.items()}
 
 
@@ -962,9 +962,9 @@ def _measured_behaviour(prober: _Prober, lookup: ModelLookup, first_bad: int) ->
     parts = []
     silent = False
     for value in (below, first_bad):
-        status, _ = prober.call(lookup.feature, value)
+        status, result = prober.call(lookup.feature, value)
         if status == "error":
-            parts.append(f"{value} -> InvalidArgumentError")
+            parts.append(f"{value} -> {result.split(':', 1)[0]}")
         else:
             parts.append(f"{value} -> no error")
             silent = True
@@ -977,7 +977,7 @@ def _probe(
     probe_able = [
         lookup
         for lookup in lookups
-        if lookup.traced and lookup.feature in model.input_names_by_tensor.values()
+        if lookup.traced and lookup.feature_source == FEATURE_SOURCE_SIGNATURE
     ]
     if not probe_able:
         return (
