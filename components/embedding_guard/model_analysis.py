@@ -238,15 +238,27 @@ class ModelAnalysis:
                 grouped.setdefault(lookup.feature, []).append(lookup)
         return {feature: tuple(found) for feature, found in grouped.items()}
 
-    def feature_input_dims(self) -> dict[str, int]:
-        """The smallest feature_input_dim of each named feature with a known size."""
-        dims: dict[str, int] = {}
+    def governing_lookups(self) -> dict[str, ModelLookup]:
+        """Per named feature, its lookup with the smallest known feature_input_dim.
+
+        That lookup is the first to fail (or to go silently wrong) as values grow, so
+        its size is the feature's bound from the model.
+        """
+        governing: dict[str, ModelLookup] = {}
         for feature, found in self.by_feature().items():
-            sizes = [lookup.feature_input_dim for lookup in found]
-            known = [size for size in sizes if size is not None]
-            if known:
-                dims[feature] = min(known)
-        return dims
+            sized = [lookup for lookup in found if lookup.feature_input_dim is not None]
+            if sized:
+                governing[feature] = min(
+                    sized, key=lambda lookup: (lookup.feature_input_dim, lookup.op_name)
+                )
+        return governing
+
+    def feature_input_dims(self) -> dict[str, int]:
+        """Per named feature, one past the largest value all its tables hold."""
+        return {
+            feature: lookup.feature_input_dim
+            for feature, lookup in self.governing_lookups().items()
+        }
 
 
 @dataclasses.dataclass(frozen=True)

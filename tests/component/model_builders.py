@@ -16,6 +16,7 @@ city_xf needs 25 rows plus the -1 of unseen cities; age_xf 5; month_xf 12):
     feature_columns    TF1 graph, tf.feature_column input_layer: embedding_column of
                        identity(age_xf, 4), indicator_column of identity(city_xf, 24) and
                        embedding_column of identity(hour_xf, 24, default_value=0)
+    shared_feature     tf.Module, city_xf feeds tf.one_hot(depth=30) and a [20, 2] table
     demo               the demo Trainer's own `_ServingModule` (Transform layer + Keras model),
                        with Embedding(40) for product_xf; serves serialized tf.Examples
     parsed_examples    tf.Module parsing transformed tf.Examples, tf.one_hot(age_xf, depth=4)
@@ -53,6 +54,7 @@ class BuiltModels:
     offset: str
     dynamic_table: str
     feature_columns: str
+    shared_feature: str
     demo: str
     parsed_examples: str
 
@@ -212,6 +214,27 @@ def _feature_columns(path: str) -> None:
         builder.save()
 
 
+def _shared_feature(path: str) -> None:
+    import tensorflow as tf
+
+    class SharedFeatureModule(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.city_table = tf.Variable(
+                tf.random.stateless_normal([20, 2], seed=[0, 4]), name="city_table"
+            )
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="city_xf")])
+        def serve(self, city_xf):
+            return {
+                "city_row": tf.one_hot(city_xf, depth=30),
+                "city_embedding": tf.nn.embedding_lookup(self.city_table, city_xf),
+            }
+
+    module = SharedFeatureModule()
+    _save_module(module, path, module.serve)
+
+
 def _demo(path: str) -> None:
     import demo_trainer
     import keras
@@ -248,6 +271,7 @@ _BUILDERS = {
     "offset": _offset,
     "dynamic_table": _dynamic_table,
     "feature_columns": _feature_columns,
+    "shared_feature": _shared_feature,
     "demo": _demo,
     "parsed_examples": _parsed_examples,
 }

@@ -73,6 +73,7 @@ def test_keras3_embedding_sizes_found_by_tracing_and_probing(analyses):
     assert "-1 -> no error, 40 -> InvalidArgumentError" in product.behaviour_on_bad_index
     assert _only(analysis, "city_xf").table_size == 25
     assert analysis.feature_input_dims() == {"product_xf": 40, "city_xf": 25}
+    assert analysis.governing_lookups()["product_xf"] is product
     assert analysis.probed
 
 
@@ -208,6 +209,22 @@ def test_tfx_shipped_taxi_estimator_feature_columns_by_scope():
         assert not lookup.traced
         assert lookup.silent and "default_value 0" in lookup.behaviour_on_bad_index
     assert analysis.probe_note.startswith("not probed")
+
+
+def test_feature_with_two_tables_is_bounded_by_the_smaller(analyses):
+    analysis = analyses("shared_feature")
+
+    by_kind = {lookup.lookup_kind: lookup for lookup in analysis.by_feature()["city_xf"]}
+    assert sorted(by_kind) == [KIND_ONE_HOT, KIND_RESOURCE_GATHER]
+    gather, one_hot = by_kind[KIND_RESOURCE_GATHER], by_kind[KIND_ONE_HOT]
+    assert (gather.table_size, one_hot.table_size) == (20, 30)
+    assert analysis.governing_lookups()["city_xf"] is gather
+    assert analysis.feature_input_dims() == {"city_xf": 20}
+    # Probing sees the whole model: the smaller table fails first.
+    assert gather.method == METHOD_GRAPH_AND_PROBE
+    assert one_hot.method == model_analysis.METHOD_GRAPH_PROBE_DISAGREES
+    assert (one_hot.table_size, one_hot.probed_table_size) == (30, 20)
+    assert "another lookup of the same feature may fail first" in one_hot.note
 
 
 def test_demo_serving_module_traced_through_the_transform_layer(analyses):
