@@ -1140,7 +1140,8 @@ def render_lookups(analysis: ModelAnalysis) -> str:
         )
         where = lookup.layer_name or "(no layer)"
         source = f"; feature from the {lookup.feature_source}" if lookup.traced else ""
-        lines.append(f"      layer {where}, op {lookup.op_name}{source}")
+        variable = f", variable {lookup.variable_name}" if lookup.variable_name else ""
+        lines.append(f"      layer {where}, op {lookup.op_name}{variable}{source}")
         lines.append(
             f"      bad index: {'SILENT, ' if lookup.silent else ''}{lookup.behaviour_on_bad_index}"
         )
