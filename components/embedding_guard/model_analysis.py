@@ -895,18 +895,33 @@ class _Prober:
         return {key for key, (dtype, _) in self._specs.items() if dtype.is_integer}
 
     def call(self, feature: str | None, value: int):
-        """Returns ("ok", outputs by name) or ("error", "<error class>: <message>")."""
+        """Returns ("ok", outputs by name) or ("error", "<error class>: <message>").
+
+        Every other input is zero.
+        """
         key = (feature, value)
         if key not in self._results:
-            self._results[key] = self._call(feature, value)
+            self._results[key] = self._call({} if feature is None else {feature: value})
         return self._results[key]
 
-    def _call(self, feature: str | None, value: int):
+    def passes_together(self, values: Mapping[str, int]) -> bool:
+        """Calls once with several features set; on success, each value is known not to raise.
+
+        Only the status is recorded for the single-feature calls, so the result is
+        for lookups that raise on a bad index, not for those that zero it.
+        """
+        status, _ = self._call(values)
+        if status == "ok":
+            for feature, value in values.items():
+                self._results.setdefault((feature, value), ("ok", None))
+        return status == "ok"
+
+    def _call(self, values: Mapping[str, int]):
         tf = self._tf
         feeds = {}
         for key, (dtype, shape) in self._specs.items():
-            if key == feature:
-                feeds[key] = tf.fill(shape, tf.constant(value, dtype=dtype))
+            if key in values:
+                feeds[key] = tf.fill(shape, tf.constant(values[key], dtype=dtype))
             else:
                 feeds[key] = tf.zeros(shape, dtype=dtype)
         self.calls += 1
@@ -944,7 +959,7 @@ def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, 
         status, result = prober.call(lookup.feature, value)
         if status == "error":
             return lookup.op_name in result or _BAD_INDEX_RE.search(result) is not None
-        return far is not None and _outputs_equal(result, far)
+        return far is not None and result is not None and _outputs_equal(result, far)
 
     if bad(low):
         return None, f"the probe found value {low} already bad"
@@ -1010,6 +1025,25 @@ def _probe(
     status, message = prober.call(None, 0)
     if status != "ok":
         return list(lookups), f"not probed: the all-zero input fails ({message[:200]})", False
+    # The values expected to pass are checked for all raising lookups in two calls
+    # rather than two per lookup: one call with every feature at the lowest valid
+    # value, one with every feature at its last valid value.
+    raising = [
+        lookup
+        for lookup in probe_able
+        if lookup.feature in integer_inputs
+        and lookup.lookup_kind not in _ZEROING_KINDS
+        and lookup.feature_input_dim is not None
+    ]
+    lowest = {lookup.feature: lookup.min_valid_value for lookup in raising}
+    last = {}
+    for lookup in raising:
+        last[lookup.feature] = min(
+            last.get(lookup.feature, _PROBE_LIMIT), lookup.feature_input_dim - 1
+        )
+    for values in (lowest, last):
+        if values:
+            prober.passes_together(values)
     probed = []
     for lookup in lookups:
         if lookup not in probe_able or lookup.feature not in integer_inputs:
