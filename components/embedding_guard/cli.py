@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="take bounds from a schema's int_domains instead of a transform graph",
     )
     check.add_argument(
+        "--model",
+        metavar="DIR",
+        help="the trained model whose embedding tables the indices must fit: a SavedModel, "
+        "or a TFX Model artifact folder (its Format-Serving); sizes found in it replace the "
+        "default input_dim, --embedding-dim still overrides",
+    )
+    check.add_argument(
         "--examples",
         required=True,
         metavar="DIR",
@@ -219,6 +226,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
     check.set_defaults(handler=_run_check)
+    inspect_model = commands.add_parser(
+        "inspect-model",
+        help="list a trained model's embedding lookups and table sizes",
+        description=(
+            "Find every lookup of a SavedModel's serving signature (Keras Embedding and "
+            "CategoryEncoding, tf.nn.embedding_lookup, tf.gather, tf.one_hot, feature "
+            "columns), the feature that indexes it and the size of its table, and say how "
+            "each size was found. Exit code 0: listed; 2: not a readable SavedModel."
+        ),
+    )
+    inspect_model.add_argument(
+        "model", metavar="DIR", help="a SavedModel, or a TFX Model artifact folder"
+    )
+    inspect_model.add_argument(
+        "--signature", default="serving_default", help="the signature to trace"
+    )
+    inspect_model.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="trace the graph only; do not call the model on CPU to confirm the sizes",
+    )
+    inspect_model.set_defaults(handler=_run_inspect_model)
     _add_report_command(commands)
     return parser
 
@@ -381,6 +410,18 @@ class _OutputFolder:
             os.close(self._lock_handle)
 
 
+def _run_inspect_model(args: argparse.Namespace) -> int:
+    from embedding_guard import model_analysis
+
+    _existing_folder("model", args.model, "a SavedModel or a TFX Model artifact folder")
+    analysis = model_analysis.analyse_model(
+        args.model, signature_name=args.signature, probe=not args.no_probe
+    )
+    rendered = model_analysis.render_lookups(analysis)
+    print("\n".join(printable(line) for line in rendered.splitlines()))
+    return EXIT_CLEAN
+
+
 def _run_check(args: argparse.Namespace) -> int:
     from embedding_guard import orchestration, reader, schema_io
     from embedding_guard.options import CLI_FLAGS, ValidatorOptions
@@ -392,6 +433,8 @@ def _run_check(args: argparse.Namespace) -> int:
             "--transform-graph", args.transform_graph, "Transform's transform_graph output"
         )
     schema = schema_io.read_schema(args.schema, "--schema") if args.schema else None
+    if args.model:
+        _existing_folder("--model", args.model, "a SavedModel or a TFX Model artifact folder")
     if args.output:
         _check_output_apart_from_inputs(
             args.output,
@@ -399,6 +442,7 @@ def _run_check(args: argparse.Namespace) -> int:
                 "--examples": args.examples,
                 "--transform-graph": args.transform_graph,
                 "--schema": args.schema,
+                "--model": args.model,
             },
         )
     all_split_uris = reader.split_dirs(args.examples)
@@ -424,6 +468,7 @@ def _run_check(args: argparse.Namespace) -> int:
                 options,
                 transform_graph=args.transform_graph,
                 schema=schema,
+                model=args.model,
                 option_names=CLI_FLAGS,
             )
         output.publish(splits)

@@ -117,6 +117,7 @@ def validate(
     *,
     transform_graph: str | None = None,
     schema: Any = None,
+    model: str | None = None,
     pipeline: Any = None,
     option_names: Mapping[str, str] | None = None,
 ) -> ValidationResult:
@@ -132,6 +133,9 @@ def validate(
       schema: A Schema proto used instead of the transform graph's transformed
         schema for int_domains (the component's `schema` input, the CLI's
         --schema).
+      model: A trained model (SavedModel, or a TFX Model artifact folder) whose
+        embedding tables give each feature's input_dim, unless
+        embedding_input_dims names it.
       pipeline: An unstarted Beam pipeline; default DirectRunner in-memory.
       option_names: Setting -> how the caller spells it, for messages.
 
