@@ -88,13 +88,15 @@ def test_validator_task_runs_its_executor_with_every_parameter(
         "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
     )
 
+    # The compiler leaves out parameters whose value is None (optional, unset).
+    unset = {name for name, value in validator.exec_properties.items() if value is None}
     parameters = task["inputs"]["parameters"]
-    assert set(parameters) == set(EmbeddingIndexValidatorSpec.PARAMETERS)
+    assert set(parameters) | unset == set(EmbeddingIndexValidatorSpec.PARAMETERS)
     assert {name: _constant(p) for name, p in parameters.items()} == {
-        name: validator.exec_properties[name] for name in EmbeddingIndexValidatorSpec.PARAMETERS
+        name: value for name, value in validator.exec_properties.items() if value is not None
     }
     declared = compiled["pipelineSpec"]["components"][validator_id]["inputDefinitions"]
-    assert set(declared["parameters"]) == set(EmbeddingIndexValidatorSpec.PARAMETERS)
+    assert set(declared["parameters"]) == set(parameters)
     assert set(task["inputs"]["artifacts"]) == {"examples", "transform_graph"}
 
 
