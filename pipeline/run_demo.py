@@ -5,6 +5,11 @@ one pipeline name, root and MLMD database. Pipeline logs go to pipeline/_runs/de
 the terminal gets a short summary per run, read back from MLMD and index_report.json.
 
 Usage: .venv/bin/python pipeline/run_demo.py [--verbose]
+       .venv/bin/python pipeline/run_demo.py --compile-kubeflow-v2 pipeline.json \
+           --pipeline-root gs://BUCKET/root [--image REGISTRY/embedding-guard:TAG]
+
+--compile-kubeflow-v2 only writes the Vertex AI / Kubeflow Pipelines job spec of the
+clean config; it runs and submits nothing.
 """
 
 import argparse
@@ -171,12 +176,47 @@ def _print_run(config: str, seconds: float, store, run_context_id: int, run_id: 
     return report_paths
 
 
+def _compile_kubeflow_v2(output_path: str, pipeline_root: str, image: str | None) -> None:
+    _use_user_modules()
+    import demo_pipeline
+
+    demo_pipeline.compile_for_kubeflow_v2(
+        pipeline_name=PIPELINE_NAME,
+        pipeline_root=pipeline_root,
+        output_path=output_path,
+        image=image or demo_pipeline.CONTAINER_IMAGE,
+    )
+    print(
+        f"Wrote {_shown(output_path)}: the clean config, every step in image "
+        f"{image or demo_pipeline.CONTAINER_IMAGE}. Nothing was submitted."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--verbose", action="store_true", help="print pipeline logs instead of writing demo.log"
     )
+    parser.add_argument(
+        "--compile-kubeflow-v2",
+        metavar="FILE",
+        help="write the Vertex AI / Kubeflow Pipelines job spec to FILE instead of running",
+    )
+    parser.add_argument(
+        "--pipeline-root",
+        help="with --compile-kubeflow-v2: the pipeline root, e.g. gs://BUCKET/root",
+    )
+    parser.add_argument(
+        "--image",
+        help="with --compile-kubeflow-v2: the image built from docker/Dockerfile "
+        "(default: demo_pipeline.CONTAINER_IMAGE)",
+    )
     args = parser.parse_args()
+    if args.compile_kubeflow_v2:
+        if not args.pipeline_root:
+            parser.error("--compile-kubeflow-v2 needs --pipeline-root, e.g. gs://BUCKET/root")
+        _compile_kubeflow_v2(args.compile_kubeflow_v2, args.pipeline_root, args.image)
+        return
 
     shutil.rmtree(RUNS_DIR, ignore_errors=True)
     RUNS_DIR.mkdir(parents=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
@@ -34,6 +35,7 @@ _ANOMALY_TYPES = {
     Reason.NON_INTEGER_VALUES: anomalies_pb2.AnomalyInfo.UNEXPECTED_DATA_TYPE,
     Reason.FEATURE_MISSING_FROM_SPLIT: anomalies_pb2.AnomalyInfo.FEATURE_TYPE_NOT_PRESENT,
     Reason.EMPTY_SPLIT: anomalies_pb2.AnomalyInfo.DATASET_LOW_NUM_EXAMPLES,
+    Reason.OOV_BUCKET_HITS: anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
     Reason.OOV_RATE_ABOVE_MAX: anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
     Reason.OOV_RATE_INCREASE: anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
 }
@@ -44,6 +46,7 @@ _SHORT_DESCRIPTIONS = {
     Reason.NON_INTEGER_VALUES: "Non-integer values in an index feature",
     Reason.FEATURE_MISSING_FROM_SPLIT: "Index feature missing from split",
     Reason.EMPTY_SPLIT: "Split has no examples",
+    Reason.OOV_BUCKET_HITS: "Values in the OOV buckets",
     Reason.OOV_RATE_ABOVE_MAX: "OOV rate above max_oov_rate",
     Reason.OOV_RATE_INCREASE: "OOV rate rose over the baseline split",
 }
@@ -51,12 +54,27 @@ _PROTO_SEVERITY = {
     Severity.ERROR: anomalies_pb2.AnomalyInfo.ERROR,
     Severity.WARNING: anomalies_pb2.AnomalyInfo.WARNING,
 }
+# A path step TFDV's Path::Serialize() writes as it is: "(...)" with no parenthesis
+# inside, or text with no parenthesis, dot or single quote.
+_STANDARD_PATH_STEP = re.compile(r"(\([^()]*\))|([^().']+)")
+
+
+def serialized_path(steps: list[str] | tuple[str, ...]) -> str:
+    """Returns the anomaly_info key TFDV writes for a feature path (`Path::Serialize()`).
+
+    Steps are joined with "."; a step that is not standard is put in single quotes,
+    with its own single quotes doubled, so `a.b` becomes `'a.b'`.
+    """
+    return ".".join(
+        step if _STANDARD_PATH_STEP.fullmatch(step) else "'" + step.replace("'", "''") + "'"
+        for step in steps
+    )
 
 
 def _reason_proto(finding: Finding) -> anomalies_pb2.AnomalyInfo.Reason:
     return anomalies_pb2.AnomalyInfo.Reason(
-        type=_ANOMALY_TYPES.get(finding.reason, anomalies_pb2.AnomalyInfo.UNKNOWN_TYPE),
-        short_description=_SHORT_DESCRIPTIONS.get(finding.reason, finding.reason.value),
+        type=_ANOMALY_TYPES[finding.reason],
+        short_description=_SHORT_DESCRIPTIONS[finding.reason],
         description=f"[{finding.reason.value}] {finding.description}",
     )
 
@@ -85,18 +103,20 @@ def _anomaly_info(findings: list[Finding], feature: str | None) -> anomalies_pb2
 def anomalies_proto(
     report: SplitReport, baseline: schema_pb2.Schema | None = None
 ) -> anomalies_pb2.Anomalies:
-    """Builds the standard Anomalies proto of one split.
+    """Builds the standard Anomalies proto of one split, as TFDV's validation writes it.
 
     Only ERROR and WARNING findings become anomalies; INFO stays in the JSON report.
+    Split-level findings go to dataset_anomaly_info.
 
     Args:
       report: The split's report.
       baseline: The schema the split was checked against, shown by TFDV.
 
     Returns:
-      One anomaly_info per feature with findings, keyed by feature name.
+      One anomaly_info per feature with findings, keyed by its serialized path
+      (anomaly_name_format SERIALIZED_PATH), as TFDV keys its own.
     """
-    anomalies = anomalies_pb2.Anomalies()
+    anomalies = anomalies_pb2.Anomalies(anomaly_name_format=anomalies_pb2.Anomalies.SERIALIZED_PATH)
     if baseline is not None:
         anomalies.baseline.CopyFrom(baseline)
     by_feature: dict[str, list[Finding]] = {}
@@ -106,7 +126,7 @@ def anomalies_proto(
     for feature in sorted(by_feature):
         info = _anomaly_info(by_feature[feature], feature)
         if feature:
-            anomalies.anomaly_info[feature].CopyFrom(info)
+            anomalies.anomaly_info[serialized_path([feature])].CopyFrom(info)
         else:
             anomalies.dataset_anomaly_info.CopyFrom(info)
     return anomalies

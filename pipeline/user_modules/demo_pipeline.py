@@ -4,11 +4,17 @@ CsvExampleGen -> StatisticsGen -> ImportSchemaGen -> Transform -> EmbeddingIndex
 -> Cond(blessed) -> Trainer. The `clean` and `broken` configs differ in the
 preprocessing_fn, so both runs share one pipeline name, root and MLMD database. The
 clean config also checks a raw serving span against the trained transform graph.
+
+`compile_for_kubeflow_v2` compiles the same pipeline for Vertex AI Pipelines or
+Kubeflow Pipelines, with every step in the image docker/Dockerfile builds.
 """
+
+import os
 
 from demo_constants import MONTH_EMBEDDING_DIM
 from tfx import v1 as tfx
 
+import embedding_guard
 from embedding_guard import EmbeddingIndexValidator
 
 PREPROCESSING_FNS = {
@@ -23,6 +29,15 @@ SERVING_MAX_OOV_RATE = 0.05
 TRAIN_STEPS = 20
 EVAL_STEPS = 5
 
+# The tag README's `docker build -f docker/Dockerfile` gives the image; a test checks
+# that the README and the compiled pipeline spec use this one name.
+CONTAINER_IMAGE = f"embedding-guard:{embedding_guard.__version__}"
+# Where docker/Dockerfile copies the demo's data and schema, so a compiled pipeline
+# reads them inside its own container.
+IMAGE_WORKDIR = "/opt/embedding-guard"
+IMAGE_DATA_ROOT = f"{IMAGE_WORKDIR}/pipeline/data"
+IMAGE_SCHEMA_PATH = f"{IMAGE_WORKDIR}/schemas/raw_schema.pbtxt"
+
 
 def create_pipeline(
     *,
@@ -30,7 +45,7 @@ def create_pipeline(
     pipeline_root: str,
     data_root: str,
     schema_path: str,
-    metadata_path: str,
+    metadata_path: str | None,
     config: str,
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = False,
@@ -43,13 +58,15 @@ def create_pipeline(
       pipeline_root: Root folder of the pipeline's artifacts.
       data_root: Folder holding `train/*.csv` and `eval/*.csv`.
       schema_path: Raw schema file (schema.proto text format) for ImportSchemaGen.
-      metadata_path: SQLite file of the MLMD database.
+      metadata_path: SQLite file of the MLMD database; None where the orchestrator
+        brings its own (Vertex AI and Kubeflow Pipelines).
       config: 'clean' or 'broken'; picks the Transform preprocessing_fn.
       beam_pipeline_args: Beam options for StatisticsGen, Transform and the validator.
       enable_cache: Whether TFX may reuse outputs of earlier identical executions.
 
     Returns:
-      The pipeline, ready for `tfx.orchestration.LocalDagRunner().run`.
+      The pipeline, ready for `tfx.orchestration.LocalDagRunner().run` or
+      `BeamDagRunner().run`.
 
     Raises:
       ValueError: If `config` is not one of PREPROCESSING_FNS.
@@ -116,10 +133,54 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            metadata_path
+        metadata_connection_config=(
+            None
+            if metadata_path is None
+            else tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
         ),
         components=[*components, trainer],
         enable_cache=enable_cache,
         beam_pipeline_args=beam_pipeline_args or [],
     )
+
+
+def compile_for_kubeflow_v2(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    output_path: str,
+    config: str = "clean",
+    image: str = CONTAINER_IMAGE,
+) -> dict:
+    """Compiles the demo pipeline to a Vertex AI / Kubeflow Pipelines job spec.
+
+    Nothing is submitted: the file is what `aiplatform.PipelineJob(template_path=...)`
+    or the Kubeflow Pipelines UI takes. Every step runs in `image`, which reads the
+    demo data and schema from where docker/Dockerfile copies them.
+
+    Args:
+      pipeline_name: Pipeline name (lower case, digits and dashes on Vertex AI).
+      pipeline_root: Root of the pipeline's artifacts, e.g. `gs://BUCKET/root`.
+      output_path: The JSON (or .yaml) file to write.
+      config: 'clean' or 'broken', as for create_pipeline.
+      image: The image built from docker/Dockerfile, as the workers can pull it
+        (a registry path such as REGION-docker.pkg.dev/PROJECT/REPO/embedding-guard:TAG).
+
+    Returns:
+      The compiled PipelineJob as a dict, as written to output_path.
+    """
+    pipeline = create_pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        data_root=IMAGE_DATA_ROOT,
+        schema_path=IMAGE_SCHEMA_PATH,
+        metadata_path=None,
+        config=config,
+    )
+    output_dir, output_filename = os.path.split(os.path.abspath(output_path))
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=output_dir,
+        output_filename=output_filename,
+    )
+    return runner.run(pipeline)

@@ -1079,8 +1079,11 @@ def test_schema_diff_holds_the_hostile_feature_name_as_data(hostile_runs):
 
     path = hostile_runs["output"] / f"Split-{HOSTILE_SPLIT}" / "SchemaDiff.pb"
     anomalies = anomalies_pb2.Anomalies.FromString(path.read_bytes())
-    assert list(anomalies.anomaly_info) == [HOSTILE_FEATURE]
-    assert [r.short_description for r in anomalies.anomaly_info[HOSTILE_FEATURE].reason] == [
+    # Keyed as TFDV keys it: the name has parentheses and dots, so it is quoted.
+    key = "'" + HOSTILE_FEATURE.replace("'", "''") + "'"
+    assert list(anomalies.anomaly_info) == [key]
+    assert list(anomalies.anomaly_info[key].path.step) == [HOSTILE_FEATURE]
+    assert [r.short_description for r in anomalies.anomaly_info[key].reason] == [
         "Index beyond the valid range",
         "Non-integer values in an index feature",
     ]

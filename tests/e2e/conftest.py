@@ -1,0 +1,35 @@
+"""The demo pipeline runs the e2e tests share, made once per test session.
+
+demo              LocalDagRunner: the clean config, then the broken one, into one
+                  pipeline root and one sqlite MLMD database; keys "clean",
+                  "broken" (DemoRun) and "store" (that MLMD store).
+beam_blocked_run  BeamDagRunner (TFX's Beam orchestrator): the broken config, in a
+                  root and database of its own.
+"""
+
+from __future__ import annotations
+
+import pytest
+from e2e_runs import CONFIGS, DemoRun, run_demo_config, store_at
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """LocalDagRunner runs of the clean config, then the broken one, into one root and MLMD."""
+    from tfx import v1 as tfx
+
+    root = tmp_path_factory.mktemp("demo_pipeline")
+    runs = {
+        config: run_demo_config(tfx.orchestration.LocalDagRunner(), root, config)
+        for config in CONFIGS
+    }
+    runs["store"] = store_at(root / "metadata.sqlite")
+    return runs
+
+
+@pytest.fixture(scope="session")
+def beam_blocked_run(tmp_path_factory) -> DemoRun:
+    """A BeamDagRunner run of the broken config, in its own root and MLMD database."""
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+    return run_demo_config(BeamDagRunner(), tmp_path_factory.mktemp("beam_dag_runner"), "broken")

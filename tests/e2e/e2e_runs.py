@@ -1,0 +1,105 @@
+"""Runs the demo pipeline under a TFX runner and reads each run back from MLMD.
+
+conftest.py makes the runs once per test session; the tests read them through
+DemoRun: executions and output artifacts keyed by node id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import demo_pipeline
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA_ROOT = REPO_ROOT / "pipeline" / "data"
+SCHEMA_PATH = REPO_ROOT / "schemas" / "raw_schema.pbtxt"
+PIPELINE_NAME = "embedding-guard-e2e"
+CONFIGS = ("clean", "broken")
+VALIDATOR_ID = "EmbeddingIndexValidator"
+
+
+class DemoRun:
+    """What one pipeline run left in MLMD: executions and outputs keyed by node id."""
+
+    def __init__(self, store, run_context, pipeline_name=PIPELINE_NAME):
+        self.run_id = run_context.name
+        self.executions = {}
+        self.outputs = {}
+        node_prefix = pipeline_name + "."
+        for execution in store.get_executions_by_context(run_context.id):
+            (node_context,) = (
+                context
+                for context in store.get_contexts_by_execution(execution.id)
+                if context.type == "node"
+            )
+            node_id = node_context.name.removeprefix(node_prefix)
+            output_ids = [
+                event.artifact_id
+                for event in store.get_events_by_execution_ids([execution.id])
+                if event.type == metadata_store_pb2.Event.OUTPUT
+            ]
+            self.executions[node_id] = execution
+            self.outputs[node_id] = store.get_artifacts_by_id(output_ids)
+
+    def output(self, node_id, type_name):
+        (artifact,) = (a for a in self.outputs[node_id] if a.type == type_name)
+        return artifact
+
+    def anomalies(self):
+        return self.output(VALIDATOR_ID, "ExampleAnomalies")
+
+    def report(self, split):
+        path = os.path.join(self.anomalies().uri, f"Split-{split}", "index_report.json")
+        with open(path) as report_file:
+            return json.load(report_file)
+
+    def feature_report(self, split, feature):
+        (feature_report,) = (f for f in self.report(split)["features"] if f["feature"] == feature)
+        return feature_report
+
+
+def store_at(metadata_path: pathlib.Path):
+    connection_config = metadata_store_pb2.ConnectionConfig()
+    connection_config.sqlite.filename_uri = str(metadata_path)
+    return metadata_store.MetadataStore(connection_config)
+
+
+def run_demo_config(runner, root: pathlib.Path, config: str) -> DemoRun:
+    """Runs one demo config with runner into root (MLMD in root/metadata.sqlite).
+
+    Args:
+      runner: A TFX runner with `run(pipeline)`.
+      root: Folder of the pipeline root and the MLMD database; earlier runs in it
+        stay, as in the demo.
+      config: 'clean' or 'broken'.
+
+    Returns:
+      The new run, read back from MLMD.
+    """
+    metadata_path = root / "metadata.sqlite"
+    known_run_ids = (
+        {c.name for c in store_at(metadata_path).get_contexts_by_type("pipeline_run")}
+        if metadata_path.exists()
+        else set()
+    )
+    runner.run(
+        demo_pipeline.create_pipeline(
+            pipeline_name=PIPELINE_NAME,
+            pipeline_root=str(root / "pipeline_root"),
+            data_root=str(DATA_ROOT),
+            schema_path=str(SCHEMA_PATH),
+            metadata_path=str(metadata_path),
+            config=config,
+        )
+    )
+    store = store_at(metadata_path)
+    (new_run_context,) = (
+        context
+        for context in store.get_contexts_by_type("pipeline_run")
+        if context.name not in known_run_ids
+    )
+    return DemoRun(store, new_run_context)
