@@ -46,7 +46,14 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10", "build>=1.2"],
+    "test": [
+        "pytest>=8",
+        "hypothesis>=6.100",
+        "ruff>=0.6",
+        "mypy>=1.10",
+        "build>=1.2",
+        "junitparser>=5",
+    ],
     # Kubeflow Pipelines / Vertex AI: TFX's own [kfp] extra, so that
     # `pip install -c constraints.txt .[kfp]` gets the kfp that TFX 1.16 was released with.
     "kfp": ["tfx[kfp]>=1.16,<1.17"],
