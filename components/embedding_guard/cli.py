@@ -352,8 +352,9 @@ def _add_report_command(commands) -> None:
             "List EmbeddingIndexValidator runs from the pipeline's MLMD database, newest "
             "first, and show one run's findings per split and feature. The database is "
             "--metadata PATH, or else the first of metadata.sqlite and metadata.db found in "
-            "PIPELINE_ROOT and then in its parent folder. Exit code 0: shown; 2: no "
-            "database, no validator run, or an unreadable one."
+            "PIPELINE_ROOT and then in its parent folder. Exit code 0: shown; 1: "
+            "--fail-on-blocked and the shown run is blocked or has no verdict; 2: no "
+            "database, no validator run, an ambiguous or unreadable one, or an unsafe --html."
         ),
     )
     report.add_argument(
@@ -369,20 +370,34 @@ def _add_report_command(commands) -> None:
         help="pipeline run id or execution id of the run to show (default: the newest)",
     )
     report.add_argument(
+        "--node",
+        metavar="NODE_ID",
+        help="the validator node to show, when a pipeline has several (see the node column)",
+    )
+    report.add_argument(
         "--limit", type=int, default=20, metavar="N", help="list the N newest runs (default 20)"
     )
     report.add_argument("--json", action="store_true", help="print runs and findings as JSON")
     report.add_argument(
-        "--html", metavar="OUT", help="write the shown run's report as one self-contained HTML file"
+        "--html",
+        metavar="OUT",
+        help="write the shown run's report as one self-contained HTML file (never onto the "
+        "database, a pipeline root or an artifact)",
+    )
+    report.add_argument("--force", action="store_true", help="let --html replace an existing file")
+    report.add_argument(
+        "--fail-on-blocked",
+        action="store_true",
+        help="exit 1 when the shown run (default: the newest) is blocked or has no verdict",
     )
     report.set_defaults(handler=_run_report)
 
 
 def _run_report(args) -> int:
     _quiet_libraries()
-    from embedding_guard import mlmd_report
+    from embedding_guard import report_command
 
-    return mlmd_report.run_command(args)
+    return report_command.run_command(args)
 
 
 def main(argv=None) -> int:
