@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 
 import numpy as np
 import pytest
 import report_page
 
-from embedding_guard import core, html_report, report_io
+from embedding_guard import core, findings, html_report, mlmd_runs, report_io
+from embedding_guard.reasons import Reason, Severity
+from embedding_guard.report_model import SplitReport
 
 
 def _item_bounds() -> core.FeatureBounds:
@@ -27,10 +28,11 @@ def _item_bounds() -> core.FeatureBounds:
     )
 
 
-def _report(values, split="eval") -> dict:
+def _report(values, split="eval") -> SplitReport:
     values = np.asarray(values, dtype=np.int64)
-    report = core.check_arrays(split, [_item_bounds()], {"item_xf": (values, np.ones(values.size))})
-    return json.loads(report_io.report_json(report))
+    return findings.check_arrays(
+        split, [_item_bounds()], {"item_xf": (values, np.ones(values.size))}
+    )
 
 
 # By hand against [0, 8) vocabulary, [8, 10) OOV, input_dim 9:
@@ -53,7 +55,7 @@ def test_blocked_report_states_verdict_fix_and_counts():
     assert "INDEX_OUT_OF_RANGE, 3 of 12 values (25.00%); most frequent: 13 ×2, 10 ×1" in (
         page.verdict
     )
-    assert "Size the Embedding as input_dim=10" in page.verdict
+    assert "Size the Embedding as 10 (vocabulary plus OOV buckets)" in page.verdict
     assert page.counts == {
         "eval": {
             "item_xf": {
@@ -96,13 +98,13 @@ def test_every_data_value_is_escaped():
         bound_source=f"int_domain of {hostile}",
         embedding_dim_source="'quoted' & \"double\"",
     )
-    report = core.check_arrays(
+    report = findings.check_arrays(
         "</h2><script>",
         [bounds],
         {hostile: (np.asarray([b"<script>x</script>", 1.5], dtype=object), np.ones(2))},
     )
     document = html_report.render_document(
-        {report.split: report.to_json()}, "<title>", run_info=[("<dt>", "</dd><a href=x>")]
+        {report.split: report}, "<title>", run_info=[("<dt>", "</dd><a href=x>")]
     )
 
     page = report_page.read(document)
@@ -151,28 +153,17 @@ def test_small_counts_still_get_a_visible_bar():
 
 
 def test_comparison_says_worse_and_unchecked_splits():
-    comparison = {
-        "previous_run_id": "run-1",
-        "summary": "3 ERROR finding(s) now, 1 in run run-1.",
-        "changes": [
-            {
-                "split": "eval",
-                "feature": "item_xf",
-                "reason": "NEGATIVE_INDEX",
-                "severity": "ERROR",
-                "count": 5,
-                "previous_count": 2,
-            },
-            {
-                "split": "test",
-                "feature": "item_xf",
-                "reason": "INDEX_OUT_OF_RANGE",
-                "severity": "ERROR",
-                "count": 1,
-                "previous_count": None,
-            },
-        ],
-    }
+    comparison = mlmd_runs.RunComparison(
+        previous_run_id="run-1",
+        previous_execution_id=4,
+        summary="3 ERROR finding(s) now, 1 in run run-1.",
+        changes=(
+            mlmd_runs.FindingChange("eval", "item_xf", Reason.NEGATIVE_INDEX, Severity.ERROR, 5, 2),
+            mlmd_runs.FindingChange(
+                "test", "item_xf", Reason.INDEX_OUT_OF_RANGE, Severity.ERROR, 1, None
+            ),
+        ),
+    )
 
     page = report_page.read(
         html_report.render_document({"eval": _report([0])}, "t", comparison=comparison)
@@ -185,7 +176,7 @@ def test_comparison_says_worse_and_unchecked_splits():
 
 def test_split_report_files_include_html_next_to_json(tmp_path):
     values = np.asarray(BLOCKED_VALUES, dtype=np.int64)
-    report = core.check_arrays("eval", [_item_bounds()], {"item_xf": (values, np.ones(12))})
+    report = findings.check_arrays("eval", [_item_bounds()], {"item_xf": (values, np.ones(12))})
     split_dir = str(tmp_path / "Split-eval")
 
     paths = report_io.write_split_report(split_dir, report)
@@ -200,9 +191,7 @@ def test_split_report_files_include_html_next_to_json(tmp_path):
         page = report_page.read(f.read())
     assert page.verdict.startswith("BLOCKED: 3 errors in split eval.")
     assert page.counts["eval"]["item_xf"]["negative"] == "2"
-    assert report_io.read_split_reports(str(tmp_path)) == {
-        "eval": report_io.read_report_json(split_dir)
-    }
+    assert report_io.read_split_reports(str(tmp_path)) == {"eval": report}
 
 
 def test_reading_a_split_without_report_names_the_file(tmp_path):

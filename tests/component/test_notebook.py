@@ -12,7 +12,7 @@ from IPython.display import HTML
 from IPython.utils.capture import capture_output
 
 import embedding_guard
-from embedding_guard import mlmd_report, notebook
+from embedding_guard import mlmd_runs, notebook
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def _html_outputs(captured) -> list[str]:
 
 
 def test_display_of_a_tfx_artifact_shows_the_report(runs, shell):
-    store = mlmd_report.open_store(str(runs.metadata))
-    blocked = mlmd_report.validator_runs(store)[0].artifact
+    store = mlmd_runs.open_store(str(runs.metadata))
+    blocked = mlmd_runs.validator_runs(store)[0].artifact
     assert blocked.uri == runs.blocked_anomalies
 
     with capture_output() as captured:

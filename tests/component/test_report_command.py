@@ -17,7 +17,7 @@ import pytest
 import report_page
 import validator_runs
 
-from embedding_guard import cli, mlmd_report
+from embedding_guard import cli, mlmd_runs
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def _listed_rows(out: str) -> list[list[str]]:
 def test_validator_type_name_is_what_tfx_records():
     from embedding_guard.component import EmbeddingIndexValidator
 
-    assert EmbeddingIndexValidator.get_class_type() == mlmd_report.VALIDATOR_TYPE_NAME
+    assert EmbeddingIndexValidator.get_class_type() == mlmd_runs.VALIDATOR_TYPE_NAME
 
 
 def test_lists_both_runs_newest_first(runs, capsys):
@@ -55,12 +55,12 @@ def test_lists_both_runs_newest_first(runs, capsys):
     assert out.startswith(f"EmbeddingIndexValidator runs in {runs.metadata}, newest first:\n")
     rows = _listed_rows(out)
     assert len(rows) == 2
-    # run id, date, time, execution id, state, blessed, splits, errors, warnings
+    # run id, date, time, execution id, node, state, blessed, splits, errors, warnings
     blocked, blessed = rows
     assert blocked[0] == runs.run_ids[1]
-    assert blocked[4:] == ["COMPLETE", "no", "train,eval", "3", "2"]
+    assert blocked[4:] == [validator_runs.VALIDATOR_ID, "COMPLETE", "no", "train,eval", "3", "2"]
     assert blessed[0] == runs.run_ids[0]
-    assert blessed[4:] == ["COMPLETE", "yes", "train", "0", "0"]
+    assert blessed[4:] == [validator_runs.VALIDATOR_ID, "COMPLETE", "yes", "train", "0", "0"]
     assert int(blocked[3]) > int(blessed[3])
 
 
@@ -82,8 +82,8 @@ def test_shows_why_the_newest_run_was_blocked(runs, capsys):
     )
     assert "ERROR INDEX_OUT_OF_RANGE: 3 of 24 values of 'product_xf' in split 'eval'" in details
     city_row = next(line.split() for line in details.splitlines() if "city_xf" in line)
-    # feature range emb_dim values missing negative in_vocab ...
-    assert city_row[:7] == ["city_xf", "[0,25)", "25", "19", "1", "3", "16"]
+    # feature range emb_dim values missing negative in_range in_vocab ...
+    assert city_row[:8] == ["city_xf", "[0,25)", "25", "19", "1", "3", "16", "16"]
 
 
 def test_says_how_the_blocked_run_compares_with_the_one_before(runs, capsys):
@@ -334,7 +334,9 @@ def test_failed_execution_is_listed_without_reports(capsys, tmp_path):
     html_code, _, html_err = _report(capsys, str(root), "--html", str(tmp_path / "r.html"))
 
     assert exit_code == json_code == 0, err
-    assert [row[3:] for row in _listed_rows(out)] == [["3", "FAILED", "-", "-", "?", "?"]]
+    assert [row[3:] for row in _listed_rows(out)] == [
+        ["3", "EmbeddingIndexValidator", "FAILED", "-", "-", "?", "?"]
+    ]
     assert (
         "(execution 3, state FAILED) published no anomalies artifact, so it has no reports. "
         "A FAILED validator raised (e.g. fail_on_block=True when blocked)"

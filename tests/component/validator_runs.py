@@ -76,16 +76,6 @@ def _pipeline(root: pathlib.Path, metadata: pathlib.Path, exclude_splits: list[s
     )
 
 
-def _store(metadata: pathlib.Path):
-    from ml_metadata.metadata_store import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
-
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(metadata)
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
-
-
 @functools.cache
 def run_twice(directory: pathlib.Path) -> ValidatorRuns:
     """Runs the validator pipeline twice under `directory` (once per process)."""
@@ -96,7 +86,9 @@ def run_twice(directory: pathlib.Path) -> ValidatorRuns:
     for exclude_splits in (["eval", "test"], ["test"]):
         tfx.orchestration.LocalDagRunner().run(_pipeline(root, metadata, exclude_splits))
 
-    store = _store(metadata)
+    from embedding_guard import mlmd_runs
+
+    store = mlmd_runs.open_store(str(metadata))
     run_ids = tuple(
         c.name for c in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
     )

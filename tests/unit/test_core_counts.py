@@ -588,7 +588,9 @@ def test_split_report_json_round_trips_and_is_deterministic():
 
 
 def test_split_report_json_carries_split_level_findings():
-    document = json.loads(json.dumps(findings_lib.check_arrays("eval", [_month_bounds()], {}).to_json()))
+    document = json.loads(
+        json.dumps(findings_lib.check_arrays("eval", [_month_bounds()], {}).to_json())
+    )
 
     assert (document["blessed"], document["num_errors"], document["num_warnings"]) == (True, 0, 1)
     assert [(f["feature"], f["reason"], f["severity"]) for f in document["split_findings"]] == [
@@ -611,7 +613,9 @@ def test_json_does_not_depend_on_batch_order():
 
     assert report([first, second]) == report([second, first])
     assert report([first, second]) == json.dumps(
-        findings_lib.check_arrays("train", bounds, {"item_id": _single_valued(MIXED_VALUES)}).to_json(),
+        findings_lib.check_arrays(
+            "train", bounds, {"item_id": _single_valued(MIXED_VALUES)}
+        ).to_json(),
         sort_keys=True,
     )
 
@@ -637,7 +641,9 @@ def test_offending_values_beyond_capacity_are_partial_but_dominant_counts_exact(
     assert stats.in_vocab == 3
     assert stats.out_of_range == 3 * (40 + capacity // 2)
     assert stats.num_values == 3 * (91 + capacity // 2)
-    report = report_model.FeatureReport(bounds, stats, findings_lib.feature_findings("t", bounds, stats))
+    report = report_model.FeatureReport(
+        bounds, stats, findings_lib.feature_findings("t", bounds, stats)
+    )
     assert report.to_json()["counts"]["offending_values_complete"] is False
 
 
