@@ -187,18 +187,20 @@ def _counts(run: ValidatorRun) -> tuple[int | None, int | None]:
 
 
 def _protected_folders(store, runs: Sequence[ValidatorRun], pipeline_root: str | None):
-    folders = []
-    if pipeline_root:
-        folders.append(("PIPELINE_ROOT", pipeline_root))
-    for root in sorted({r for r in map(mlmd_runs.pipeline_root_of, runs) if r}):
-        folders.append(("the pipeline root", root))
+    # Most specific first, so the message names the artifact rather than its root.
     try:
         artifacts = store.get_artifacts()
     except RuntimeError as error:
         raise ReportError(f"MLMD query failed: {printable(error)}") from error
-    for artifact in artifacts:
-        if artifact.uri and "://" not in artifact.uri:
-            folders.append(("artifact", artifact.uri))
+    folders = [
+        ("artifact", artifact.uri)
+        for artifact in artifacts
+        if artifact.uri and "://" not in artifact.uri
+    ]
+    if pipeline_root:
+        folders.append(("PIPELINE_ROOT", pipeline_root))
+    for root in sorted({r for r in map(mlmd_runs.pipeline_root_of, runs) if r}):
+        folders.append(("the pipeline root", root))
     return folders
 
 

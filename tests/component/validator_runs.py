@@ -110,3 +110,105 @@ def run_twice(directory: pathlib.Path) -> ValidatorRuns:
 def shared_runs(tmp_path_factory) -> ValidatorRuns:
     """The session's two runs, under pytest's base temp dir."""
     return run_twice(pathlib.Path(os.fspath(tmp_path_factory.getbasetemp())) / "validator_runs")
+
+
+TWO_VALIDATORS_PIPELINE = "eg-two-validators"
+TRAIN_VALIDATOR_ID = "TrainValidator"
+EVAL_VALIDATOR_ID = "EvalValidator"
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoValidatorRun:
+    """One pipeline run with two validator nodes.
+
+    Attributes:
+      pipeline_root: The run's pipeline root.
+      metadata: Its sqlite MLMD database, next to the root.
+      run_id: The pipeline_run context name both nodes share.
+    """
+
+    pipeline_root: pathlib.Path
+    metadata: pathlib.Path
+    run_id: str
+
+
+@functools.cache
+def run_two_validators(directory: pathlib.Path) -> TwoValidatorRun:
+    """Runs one pipeline whose two validators check train (blessed) and eval (blocked)."""
+    from tfx import v1 as tfx
+
+    from embedding_guard import EmbeddingIndexValidator, mlmd_runs
+
+    directory.mkdir(parents=True, exist_ok=True)
+    root, metadata = directory / "root", directory / "metadata.sqlite"
+    examples = tfx.dsl.Importer(
+        source_uri=str(TESTDATA / "transformed_examples"),
+        artifact_type=tfx.types.standard_artifacts.Examples,
+        properties={"split_names": SPLIT_NAMES},
+    ).with_id("ImportExamples")
+    transform_graph = tfx.dsl.Importer(
+        source_uri=str(TESTDATA / "transform_graph"),
+        artifact_type=tfx.types.standard_artifacts.TransformGraph,
+    ).with_id("ImportTransformGraph")
+    validators = [
+        EmbeddingIndexValidator(
+            examples=examples.outputs["result"],
+            transform_graph=transform_graph.outputs["result"],
+            exclude_splits=excluded,
+            embedding_input_dims=EMBEDDING_INPUT_DIMS,
+        ).with_id(node_id)
+        for node_id, excluded in (
+            (TRAIN_VALIDATOR_ID, ["eval", "test"]),
+            (EVAL_VALIDATOR_ID, ["train", "test"]),
+        )
+    ]
+    tfx.orchestration.LocalDagRunner().run(
+        tfx.dsl.Pipeline(
+            pipeline_name=TWO_VALIDATORS_PIPELINE,
+            pipeline_root=str(root),
+            metadata_connection_config=(
+                tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata))
+            ),
+            components=[examples, transform_graph, *validators],
+            enable_cache=False,
+        )
+    )
+    store = mlmd_runs.open_store(str(metadata))
+    (run_context,) = store.get_contexts_by_type("pipeline_run")
+    return TwoValidatorRun(root, metadata, run_context.name)
+
+
+def shared_two_validator_run(tmp_path_factory) -> TwoValidatorRun:
+    """The session's run with two validator nodes, under pytest's base temp dir."""
+    return run_two_validators(
+        pathlib.Path(os.fspath(tmp_path_factory.getbasetemp())) / "two_validators"
+    )
+
+
+def copy_runs(runs: ValidatorRuns, directory: pathlib.Path) -> ValidatorRuns:
+    """Copies the two runs' root and database; the copy's artifacts point into the copy.
+
+    Tests that damage a report do it in a copy, so the shared runs stay intact.
+    """
+    import shutil
+    import sqlite3
+
+    source = runs.pipeline_root.parent
+    shutil.copytree(source, directory)
+    metadata = directory / runs.metadata.name
+    with sqlite3.connect(metadata) as connection:
+        connection.execute(
+            "UPDATE Artifact SET uri = replace(uri, ?, ?)", (str(source), str(directory))
+        )
+    connection.close()
+
+    def moved(uri: str) -> str:
+        return uri.replace(str(source), str(directory))
+
+    return ValidatorRuns(
+        pipeline_root=directory / runs.pipeline_root.name,
+        metadata=metadata,
+        blessed_anomalies=moved(runs.blessed_anomalies),
+        blocked_anomalies=moved(runs.blocked_anomalies),
+        run_ids=runs.run_ids,
+    )
