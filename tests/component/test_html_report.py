@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import os
 
 import numpy as np
@@ -10,8 +12,9 @@ import pytest
 import report_page
 
 from embedding_guard import core, findings, html_report, mlmd_runs, report_io
-from embedding_guard.reasons import Reason, Severity
-from embedding_guard.report_model import SplitReport
+from embedding_guard.errors import InputError
+from embedding_guard.reasons import REASONS, Reason, Severity, fix_text
+from embedding_guard.report_model import Finding, SplitReport
 
 
 def _item_bounds() -> core.FeatureBounds:
@@ -201,3 +204,99 @@ def test_reading_a_split_without_report_names_the_file(tmp_path):
         report_io.read_split_reports(str(tmp_path), ["eval"])
 
     assert repr(str(tmp_path / "Split-eval" / "index_report.json")) in str(raised.value)
+
+
+def _month_report() -> SplitReport:
+    """Identity months [0, 12) without vocabulary: 0 5 11 in range, 12 out of range."""
+    bounds = core.FeatureBounds("month_xf", upper_bound=12, embedding_input_dim=12)
+    values = np.asarray([0, 5, 11, 12], dtype=np.int64)
+    return findings.check_arrays("eval", [bounds], {"month_xf": (values, np.ones(4))})
+
+
+def test_feature_without_vocabulary_is_in_range_not_in_vocabulary():
+    page = report_page.read(html_report.render_document({"eval": _month_report()}, "t"))
+
+    assert page.counts["eval"]["month_xf"] == {
+        "in_range": "3",
+        "negative": "0",
+        "out_of_range": "1",
+        "over_embedding_dim": "1",
+    }
+    assert "in range [0, 12)" in page.text
+    assert "in vocabulary" not in page.text
+    assert "OOV rate- (no vocabulary, so no value is out of vocabulary)" in page.text
+
+
+def test_unchecked_features_are_listed():
+    from embedding_guard.report_model import UncheckedFeature
+
+    report = dataclasses.replace(
+        _month_report(),
+        unchecked_features=(
+            UncheckedFeature(
+                "trip_start_hour_xf",
+                "a pass-through <integer>",
+                "feature_vocabularies or an int_domain",
+            ),
+        ),
+    )
+
+    page = report_page.read(html_report.render_document({"eval": report}, "t"))
+
+    assert (
+        "Not checked: these features look categorical but have no bound, so none of their "
+        "values were checked.featurewhywhat would check ittrip_start_hour_xfa pass-through "
+        "<integer>feature_vocabularies or an int_domain"
+    ) in page.text
+
+
+def test_every_reason_in_the_verdict_has_the_registry_fix():
+    for reason in Reason:
+        if REASONS[reason].severity is Severity.INFO:
+            continue
+        finding = Finding("eval", "month_xf", reason, REASONS[reason].severity, 1, 0.25, "d")
+        feature = _month_report().features[0]
+        report = SplitReport("eval", 4, (dataclasses.replace(feature, findings=(finding,)),))
+
+        page = report_page.read(html_report.render_document({"eval": report}, "t"))
+
+        assert f"Fix: {fix_text(reason, 12)}" in page.verdict, reason
+
+
+def test_truncated_report_file_is_an_input_error_naming_it(tmp_path):
+    split_dir = tmp_path / "Split-eval"
+    paths = report_io.write_split_report(str(split_dir), _month_report())
+    with open(paths["json"], "r+", encoding="utf-8") as f:
+        f.truncate(100)
+
+    with pytest.raises(InputError) as raised:
+        report_io.read_split_reports(str(tmp_path))
+
+    assert str(raised.value).startswith(f"{paths['json']!r} is not complete JSON (")
+
+
+def test_report_file_missing_a_key_is_an_input_error_naming_it(tmp_path):
+    split_dir = tmp_path / "Split-eval"
+    paths = report_io.write_split_report(str(split_dir), _month_report())
+    with open(paths["json"], encoding="utf-8") as f:
+        document = json.load(f)
+    del document["features"][0]["counts"]["num_values"]
+    with open(paths["json"], "w", encoding="utf-8") as f:
+        json.dump(document, f)
+
+    with pytest.raises(InputError) as raised:
+        report_io.read_split_report(str(split_dir))
+
+    assert str(raised.value).startswith(
+        f"{paths['json']!r}, split 'eval', feature 'month_xf', counts lacks field 'num_values'"
+    )
+
+
+def test_write_split_report_writes_the_json_of_the_typed_report(tmp_path):
+    report = _month_report()
+
+    paths = report_io.write_split_report(str(tmp_path / "Split-eval"), report)
+
+    with open(paths["json"], encoding="utf-8") as f:
+        assert f.read() == report_io.report_json(report)
+    assert report_io.read_split_report(str(tmp_path / "Split-eval")) == report
