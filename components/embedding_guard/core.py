@@ -246,6 +246,18 @@ class FeatureAccumulator:
         "raw_values_checked",
         "raw_oov_values",
     )
+    # The plain counts, set from _COUNT_FIELDS in __init__.
+    num_examples: int
+    num_values: int
+    missing: int
+    negative: int
+    in_vocab: int
+    oov_bucket: int
+    out_of_range: int
+    over_embedding_dim: int
+    non_integer: int
+    at_default: int
+    raw_empty_or_missing: int
 
     def __init__(self, bounds: FeatureBounds):
         self.bounds = bounds
@@ -348,7 +360,8 @@ class FeatureAccumulator:
                 # compute_and_apply_vocabulary's default_value for unseen values.
                 self.at_default += int(np.count_nonzero(values == -1))
             in_vocab_values = values[(values >= 0) & (values < bounds.vocab_size)]
-            self.seen[in_vocab_values] = True
+            if self.seen is not None:
+                self.seen[in_vocab_values] = True
         if below_zero:
             _add_counts(self.negative_values, values[values < 0])
             self.negative_values, complete = _bounded(self.negative_values)
@@ -405,7 +418,7 @@ class FeatureAccumulator:
         self.raw_values_checked = self.raw_values_checked or other.raw_values_checked
         if self.seen is not None:
             self.seen |= other.seen
-        if other.min is not None:
+        if other.min is not None and other.max is not None:
             self.min = other.min if self.min is None else min(self.min, other.min)
             self.max = other.max if self.max is None else max(self.max, other.max)
         self.complete = self.complete and other.complete

@@ -227,7 +227,7 @@ def _oov_findings(
     split: str, report: FeatureReport, drift: OovDrift | None, policy: OovPolicy
 ) -> list[Finding]:
     stats, feature = report.stats, report.bounds.feature
-    findings = []
+    findings: list[Finding] = []
     if stats.oov is None or stats.oov_rate is None or not stats.num_values:
         return findings
     raw = _describe_samples(stats.top_raw_oov_values)

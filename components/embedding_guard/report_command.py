@@ -260,7 +260,7 @@ def run_command(args) -> int:
             comparison = mlmd_runs.compare(reports, previous, mlmd_runs.load_reports(previous))
         except InputError:
             comparison = None
-    if args.html:
+    if args.html and reports is not None:
         try:
             report_io.write_atomically(args.html, html_document(chosen, reports, comparison))
         except Exception as error:
@@ -306,7 +306,7 @@ def run_command(args) -> int:
         f"started {chosen.started} UTC): {verdict}",
         file=out,
     )
-    if problem is not None:
+    if reports is None:
         print(printable(problem), file=out)
     else:
         print(f"anomalies: {printable(chosen.anomalies_uri)}", file=out)

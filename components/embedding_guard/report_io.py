@@ -239,7 +239,7 @@ def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[s
             )
         split_names = sorted(
             name.rstrip("/")[len(SPLIT_DIR_PREFIX) :]
-            for name in fileio.listdir(uri)
+            for name in map(os.fsdecode, fileio.listdir(uri))
             if name.startswith(SPLIT_DIR_PREFIX)
         )
     reports = {}

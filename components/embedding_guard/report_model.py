@@ -9,6 +9,7 @@ objects, never dicts by string keys. Pure Python; no TensorFlow or TFX.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -398,14 +399,14 @@ class _Fields:
             raise self._fail(key, "a list", value)
         return value
 
-    def choice(self, key: str, kind: type) -> Any:
+    def choice(self, key: str, kind: type[enum.Enum]) -> Any:
         value = self.get(key)
         try:
             return kind(value)
         except (TypeError, ValueError):
             raise self._fail(key, f"one of {[m.value for m in kind]!r}", value) from None
 
-    def samples(self, key: str, default: Any = _MISSING) -> tuple[tuple[int | str, int], ...]:
+    def samples(self, key: str, default: Any = _MISSING) -> tuple[tuple[Any, int], ...]:
         if key not in self._document and default is not self._MISSING:
             return tuple(default)
         samples = []
