@@ -122,8 +122,15 @@ def find_metadata(pipeline_root: str) -> str:
       ReportError: The root does not exist or no database is where expected.
     """
     if not os.path.isdir(pipeline_root):
+        kind = (
+            "does not exist"
+            if not os.path.exists(pipeline_root)
+            else "is a file, not a folder"
+            if os.path.isfile(pipeline_root)
+            else "is not a folder"
+        )
         raise ReportError(
-            f"PIPELINE_ROOT {pipeline_root!r} is not a folder. Pass the pipeline_root the "
+            f"PIPELINE_ROOT {pipeline_root!r} {kind}. Pass the pipeline_root the "
             "pipeline ran with, or the MLMD database with --metadata PATH."
         )
     root = os.path.abspath(pipeline_root)

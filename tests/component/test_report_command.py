@@ -243,11 +243,23 @@ def test_missing_root_and_missing_metadata_exit_2(capsys, tmp_path):
     bare_code, _, bare_err = _report(capsys)
 
     assert root_code == metadata_code == bare_code == 2
-    assert root_err.startswith(f"embedding-guard: error: PIPELINE_ROOT {missing!r} is not a folder")
+    assert root_err.startswith(f"embedding-guard: error: PIPELINE_ROOT {missing!r} does not exist.")
     assert metadata_err.startswith(
         f"embedding-guard: error: MLMD database {missing + '.sqlite'!r} does not exist."
     )
     assert bare_err.startswith("embedding-guard: error: report needs PIPELINE_ROOT or --metadata")
+
+
+def test_root_that_is_a_file_says_so(capsys, tmp_path):
+    a_file = tmp_path / "root.txt"
+    a_file.write_text("x")
+
+    exit_code, _, err = _report(capsys, str(a_file))
+
+    assert exit_code == 2
+    assert err.startswith(
+        f"embedding-guard: error: PIPELINE_ROOT {str(a_file)!r} is a file, not a folder."
+    )
 
 
 def test_file_that_is_not_mlmd_exits_2(capsys, tmp_path):
