@@ -17,6 +17,7 @@ from absl import logging
 from embedding_guard import core
 from embedding_guard.errors import InputError
 from embedding_guard.options import ValidatorOptions
+from embedding_guard.report_model import SplitReport, blocked_summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,19 +25,20 @@ class ValidationResult:
     """What one run found.
 
     Attributes:
-      reports: Split name -> the split's report (index_report.json content).
+      reports: Split name -> the split's report, read back from this run's own
+        output folders.
       bounds: The bounds every checked feature was checked against.
       examples_kind: "transformed" or "raw".
     """
 
-    reports: Mapping[str, dict]
+    reports: Mapping[str, SplitReport]
     bounds: tuple[core.FeatureBounds, ...]
     examples_kind: str
 
     @property
     def blessed_by_split(self) -> dict[str, bool]:
         """Split name -> whether the split has no ERROR finding."""
-        return {name: bool(report["blessed"]) for name, report in sorted(self.reports.items())}
+        return {name: report.blessed for name, report in sorted(self.reports.items())}
 
     @property
     def blessed(self) -> bool:
@@ -45,9 +47,7 @@ class ValidationResult:
 
     def summary(self, limit: int = 20) -> str:
         """The ERROR findings, one line each, for logs and error messages."""
-        from embedding_guard import validation
-
-        return validation.blocked_summary(self.reports, limit)
+        return blocked_summary(self.reports, limit)
 
 
 def select_splits(

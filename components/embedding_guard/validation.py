@@ -177,7 +177,7 @@ def run(
                 _write_reports, {job.name: job.output_dir for job in jobs}, baseline, policy
             )
         )
-    return {job.name: report_io.read_report_json(job.output_dir) for job in jobs}
+    return {job.name: report_io.read_split_report(job.output_dir) for job in jobs}
 
 
 def split_jobs(split_uris: Mapping[str, str], output_dirs: Mapping[str, str]) -> list[SplitJob]:
@@ -274,25 +274,8 @@ def plan(
     return Plan(feature_bounds, kind, transformer)
 
 
-def blocked_summary(reports: Mapping[str, dict], limit: int = 20) -> str:
-    """Summarises the ERROR findings of reports, one line each, for errors and logs."""
-    lines = []
-    for split in sorted(reports):
-        for finding in reports[split].get("split_findings", []):
-            if finding["severity"] == core.Severity.ERROR.value:
-                lines.append(f"  split {split!r}: {finding['reason']} {finding['description']}")
-        for feature in reports[split]["features"]:
-            for finding in feature["findings"]:
-                if finding["severity"] != core.Severity.ERROR.value:
-                    continue
-                samples = ", ".join(
-                    f"{s['value']!r} x{s['count']}" for s in finding["sample_values"]
-                )
-                lines.append(
-                    f"  split {split!r} feature {finding['feature']!r}: {finding['reason']} "
-                    f"{finding['count']} of {feature['counts']['num_values']} values"
-                    + (f" (top: {samples})" if samples else "")
-                )
-    if len(lines) > limit:
-        lines = lines[:limit] + [f"  ... and {len(lines) - limit} more"]
-    return "\n".join(lines)
+def blocked_summary(reports, limit: int = 20) -> str:
+    """Summarises the ERROR findings of reports; see report_model.blocked_summary."""
+    from embedding_guard import report_model
+
+    return report_model.blocked_summary(reports, limit)
