@@ -99,6 +99,9 @@ class FeatureDerivation:
       default_value: The value for unknown keys when num_oov_buckets is 0.
       num_buckets: Hash or bucketize bucket count.
       offset: A constant added after the lookup, hash or bucketize.
+      missing_key: For a lookup whose keys are a sparse raw feature made dense,
+        the key a row without values is looked up as (b"" in TFX's taxi
+        example); None otherwise.
       detail: Why the output is not traced, or other facts worth showing.
     """
 
@@ -114,6 +117,7 @@ class FeatureDerivation:
     default_value: int | None = None
     num_buckets: int | None = None
     offset: int = 0
+    missing_key: bytes | int | None = None
     detail: str = ""
 
     @property
@@ -186,6 +190,7 @@ class _Value:
     offset: int = 0
     raw: str | None = None
     detail: str = ""
+    missing_key: object = None
 
 
 def _not_traced(detail: str) -> _Value:
@@ -515,7 +520,10 @@ class _Analyzer:
         if op == "LookupTableFindV2" or op == "LookupTableFind":
             default = self._int_constant(inputs[2])
             return _Value(
-                DerivationKind.VOCABULARY, table=self.table(inputs[0]), default_value=default
+                DerivationKind.VOCABULARY,
+                table=self.table(inputs[0]),
+                default_value=default,
+                missing_key=self._missing_key(inputs[1]),
             )
         if op in ("SelectV2", "Select"):
             return self._select(inputs, depth)
@@ -538,6 +546,24 @@ class _Analyzer:
         if op in ("AddV2", "Add", "Sub"):
             return self._offset(op, inputs, depth)
         return _not_traced(f"it is computed by a {op} op, which this analysis does not follow")
+
+    def _missing_key(self, ref: _Ref):
+        # The key a raw row without values is looked up as: the fill value of a
+        # SparseToDense on the key path (TFX's _fill_in_missing), if any.
+        for _ in range(100):
+            resolved = self.resolve(ref)
+            if resolved[0] != "node":
+                return None
+            node_ref, node = resolved[1], resolved[2]
+            if node.op == "SparseToDense":
+                values = self.constant(self.inputs(node_ref, node)[3])
+                if values is None or len(values) != 1:
+                    return None
+                return values[0]
+            if node.op not in _VALUE_PRESERVING and node.op != "AsString":
+                return None
+            ref = self.inputs(node_ref, node)[0]
+        return None
 
     def _select(self, inputs: list[_Ref], depth: int) -> _Value:
         # StaticVocabularyTable / TFT's OOV buckets: where(lookup != default,
@@ -665,7 +691,8 @@ def read_saved_model(transform_fn_dir: str) -> saved_model_pb2.SavedModel:
         ) from error
     if not saved_model.meta_graphs:
         raise GraphAnalysisError(
-            f"Transform graph file {path!r} holds no MetaGraph; re-run Transform."
+            f"Transform graph file {path!r} is not a SavedModel (it holds no MetaGraph); "
+            "the transform graph is damaged: re-run Transform."
         )
     return saved_model
 
@@ -925,6 +952,7 @@ def _derivation(feature, raw, integer, value, transform_fn_dir, asset_map, sizes
                 num_oov_buckets=value.num_oov_buckets,
                 default_value=value.default_value,
                 offset=value.offset,
+                missing_key=value.missing_key,
             )
     return FeatureDerivation(
         feature=feature,

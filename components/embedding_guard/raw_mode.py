@@ -151,6 +151,9 @@ class RawExamplesTransformer:
       needed_raw_features: The raw features the checked outputs are computed
         from, read from the graph. Only these are parsed, so a split that lacks
         others (a serving log has no label) is read like any other split.
+      missing_keys: Transformed feature -> the key the graph looks up for a raw
+        row without values (a sparse raw feature made dense); with it the raw
+        values line up with the indices.
     """
 
     def __init__(
@@ -160,12 +163,14 @@ class RawExamplesTransformer:
         raw_sources: Mapping[str, str],
         present_raw_features: Iterable[str] | None = None,
         needed_raw_features: Iterable[str] | None = None,
+        missing_keys: Mapping[str, object] | None = None,
     ):
         self._uri = transform_graph_uri
         self._features = list(features)
         self._raw_sources = dict(raw_sources)
         self._present = None if present_raw_features is None else set(present_raw_features)
         self._needed = None if needed_raw_features is None else set(needed_raw_features)
+        self._missing_keys = dict(missing_keys or {})
         self._layer = None
         self._spec = None
 
@@ -254,8 +259,26 @@ class RawExamplesTransformer:
         raw_columns = {}
         for name, source in self._raw_sources.items():
             if source in raw:
-                raw_columns[name] = _column(raw[source])
+                raw_columns[name] = _raw_column(
+                    raw[source], columns[name][1], self._missing_keys.get(name)
+                )
         return reader.Batch(num_examples, columns, raw_columns)
+
+
+def _raw_column(tensor, row_lengths: np.ndarray, missing_key):
+    values, lengths = _column(tensor)
+    # A sparse raw feature the graph makes dense (one key per row, missing rows
+    # looked up as missing_key) lines up with the indices once filled the same way.
+    if (
+        missing_key is not None
+        and not np.array_equal(lengths, row_lengths)
+        and lengths.max(initial=0) <= 1
+        and np.all(row_lengths == 1)
+    ):
+        filled = np.full(len(lengths), missing_key, dtype=values.dtype if values.size else object)
+        filled[lengths == 1] = values
+        return filled, np.ones(len(lengths), dtype=np.int64)
+    return values, lengths
 
 
 def _first_line(error: BaseException) -> str:

@@ -288,6 +288,11 @@ def plan(
         raw_sources,
         present,
         needed_raw_features=needed,
+        missing_keys={
+            name: derivation.missing_key
+            for name, derivation in (derivations or {}).items()
+            if derivation.missing_key is not None
+        },
     )
     transformer.check_applicable()
     return Plan(feature_bounds, kind, transformer, unchecked)

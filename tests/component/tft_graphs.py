@@ -61,17 +61,18 @@ ROWS = [
 # oslo, lima, kiev; product top_k=3: p1, p2, p3; user_id: 6 distinct; tags: a, b, c, d;
 # color frequency_threshold=2: red, blue; payment_gz: 3.
 EXPECTED_VOCABULARY = {
-    # feature: (raw sources, vocab_size, num_oov_buckets, default_value, offset)
-    "company_xf": (("company",), 6, 3, -1, 0),
+    # feature: (raw sources, vocab_size, num_oov_buckets, default_value, offset); with OOV
+    # buckets no key falls back to a default, so default_value is None.
+    "company_xf": (("company",), 6, 3, None, 0),
     "payment_xf": (("payment",), 3, 0, -1, 0),
-    "home_city_xf": (("home_city",), 5, 2, -1, 0),
+    "home_city_xf": (("home_city",), 5, 2, None, 0),
     "work_city_xf": (("work_city",), 5, 0, 7, 0),
-    "product_xf": (("product",), 3, 1, -1, 0),
-    "user_id_xf": (("user_id",), 6, 1, -1, 0),
-    "tags_xf": (("tags",), 4, 1, -1, 0),
-    "color_xf": (("color_index", "color_value"), 2, 1, -1, 0),
-    "payment_gz_xf": (("payment",), 3, 2, -1, 0),
-    "company_plus_one_xf": (("company",), 6, 2, -1, 1),
+    "product_xf": (("product",), 3, 1, None, 0),
+    "user_id_xf": (("user_id",), 6, 1, None, 0),
+    "tags_xf": (("tags",), 4, 1, None, 0),
+    "color_xf": (("color",), 2, 1, None, 0),
+    "payment_gz_xf": (("payment",), 3, 2, None, 0),
+    "company_plus_one_xf": (("company",), 6, 2, None, 1),
 }
 EXPECTED_HASH = {
     "company_hash_xf": (("company",), 17),
@@ -137,3 +138,30 @@ def build_transform_output(preprocessing_fn_, raw_feature_spec, rows, output_dir
         transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn_)
         _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
     return output_dir
+
+
+_BUILT: dict[str, dict[str, str]] = {}
+
+
+def built_graphs(root: str) -> dict[str, str]:
+    """"tf1"/"tf2" -> a transform_graph folder of preprocessing_fn; TFT runs once per process.
+
+    Each folder also gets metadata/schema.pbtxt (the raw schema), as the TFX
+    Transform component writes it, so raw mode can apply it.
+    """
+    if "graphs" not in _BUILT:
+        from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+        graphs = {}
+        for name, tf1 in (("tf1", True), ("tf2", False)):
+            output_dir = os.path.join(root, name)
+            build_transform_output(preprocessing_fn, RAW_FEATURE_SPEC, ROWS, output_dir, tf1=tf1)
+            metadata_io.write_metadata(
+                dataset_metadata.DatasetMetadata(
+                    schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)
+                ),
+                os.path.join(output_dir, "metadata"),
+            )
+            graphs[name] = output_dir
+        _BUILT["graphs"] = graphs
+    return _BUILT["graphs"]
