@@ -423,23 +423,19 @@ def _assert_one_line_input_error(args):
 @pytest.mark.parametrize(
     "damage, expected",
     [
-        ("schema_garbage", "not a text Schema proto"),
         ("schema_not_utf8", "not UTF-8"),
         ("schema_folder", "is a folder"),
         ("raw_schema_garbage", "raw schema"),
         ("asset_map_list", "must be a JSON object"),
         ("asset_map_null", "must be a JSON object"),
         ("asset_map_numbers", "must be a JSON object"),
-        ("saved_model_garbage", "is not a SavedModel"),
     ],
 )
 def test_damaged_transform_graph_is_one_line_error(tmp_path, damage, expected):
     copy = _graph_copy(tmp_path, TESTDATA / "transform_graph")
     schema = copy / "transformed_metadata" / "schema.pbtxt"
     asset_map = copy / "transformed_metadata" / "asset_map"
-    if damage == "schema_garbage":
-        schema.write_text("feature { name: ")
-    elif damage == "schema_not_utf8":
+    if damage == "schema_not_utf8":
         schema.write_bytes(b"\xff\xfe\x00garbage")
     elif damage == "schema_folder":
         schema.unlink()
@@ -452,8 +448,6 @@ def test_damaged_transform_graph_is_one_line_error(tmp_path, damage, expected):
         asset_map.write_text("null")
     elif damage == "asset_map_numbers":
         asset_map.write_text('{"city": 3}')
-    elif damage == "saved_model_garbage":
-        (copy / "transform_fn" / "saved_model.pb").write_bytes(b"\x00\xffnot a proto")
     line = _assert_one_line_input_error(
         ["check", "--transform-graph", str(copy), "--examples", str(TESTDATA / "raw_examples")]
     )
@@ -497,3 +491,67 @@ def test_raw_record_that_is_not_utf8_clean_is_one_line_error(tmp_path):
         ]
     )
     assert "Raw examples" in line
+
+
+# --- TFX's own taxi preprocessing_fn, run through TFT on TFX's data.csv --------------------
+
+
+@pytest.fixture(scope="session")
+def taxi_tft(tmp_path_factory):
+    return tft_graphs.built_taxi_graph(str(tmp_path_factory.mktemp("taxi_tft")))
+
+
+def _independent_vocabulary_counts(examples, vocabulary_file, raw_feature, num_oov_buckets):
+    """Decodes the raw examples and the vocabulary file without the tool or TFT."""
+    entries = pathlib.Path(vocabulary_file).read_bytes().split(b"\n")
+    entries = {entry: i for i, entry in enumerate(e for e in entries if e)}
+    counts = {}
+    for split_dir in sorted(pathlib.Path(examples).iterdir()):
+        split = collections.Counter()
+        for shard in split_dir.iterdir():
+            for record in tf.data.TFRecordDataset(str(shard), compression_type="GZIP"):
+                example = tf.train.Example.FromString(record.numpy())
+                values = example.features.feature[raw_feature].bytes_list.value
+                # taxi's _fill_in_missing looks a missing value up as b"".
+                key = values[0] if values else b""
+                split["num_values"] += 1
+                split["in_vocab" if key in entries else "oov_bucket"] += 1
+        counts[split_dir.name.removeprefix("Split-")] = split
+    assert num_oov_buckets > 0
+    return counts, len(entries)
+
+
+def test_taxi_preprocessing_fn_with_zero_configuration(taxi_tft):
+    graph = transform_graph.load_transform_graph(taxi_tft["graph"])
+    code, out, err = _run(
+        [
+            "check",
+            "--transform-graph",
+            taxi_tft["graph"],
+            "--examples",
+            taxi_tft["examples"],
+            "--json",
+        ]
+    )
+    assert code == 0, err
+    reports = json.loads(out)
+    for feature, raw_feature in (("company_xf", "company"), ("payment_type_xf", "payment_type")):
+        derivation = graph.derivations[feature]
+        assert derivation.raw_features == (raw_feature,)
+        assert derivation.num_oov_buckets == 10  # taxi_utils_native_keras._OOV_SIZE
+        expected, vocab_size = _independent_vocabulary_counts(
+            taxi_tft["examples"], derivation.vocabulary_file, raw_feature, 10
+        )
+        assert derivation.vocab_size == vocab_size
+        for split in ("train", "eval"):
+            result = _features(reports[split])[feature]
+            assert result["bounds"]["vocab_size"] == vocab_size
+            assert result["bounds"]["upper_bound"] == vocab_size + 10
+            for key in ("num_values", "in_vocab", "oov_bucket"):
+                assert result["counts"][key] == expected[split][key], (feature, split, key)
+    assert expected["train"]["num_values"] == 10_000
+    company = _features(reports["train"])["company_xf"]["counts"]
+    assert company["oov_bucket"] > 0
+    assert company["top_raw_oov_values"] == [{"value": "", "count": company["oov_bucket"]}]
+    for feature in ("pickup_latitude_xf", "dropoff_longitude_xf"):
+        assert _features(reports["eval"])[feature]["bounds"]["upper_bound"] == 10

@@ -144,7 +144,7 @@ _BUILT: dict[str, dict[str, str]] = {}
 
 
 def built_graphs(root: str) -> dict[str, str]:
-    """"tf1"/"tf2" -> a transform_graph folder of preprocessing_fn; TFT runs once per process.
+    """ "tf1"/"tf2" -> a transform_graph folder of preprocessing_fn; TFT runs once per process.
 
     Each folder also gets metadata/schema.pbtxt (the raw schema), as the TFX
     Transform component writes it, so raw mode can apply it.
@@ -165,3 +165,83 @@ def built_graphs(root: str) -> dict[str, str]:
             graphs[name] = output_dir
         _BUILT["graphs"] = graphs
     return _BUILT["graphs"]
+
+
+def _taxi_paths():
+    import pathlib
+
+    import tfx
+
+    tfx_dir = pathlib.Path(tfx.__file__).parent
+    return (
+        tfx_dir / "components" / "testdata" / "transform" / "transform_graph" / "metadata",
+        tfx_dir / "examples" / "chicago_taxi_pipeline" / "data" / "simple" / "data.csv",
+    )
+
+
+def taxi_rows() -> tuple[dict, list[dict]]:
+    """TFX's shipped taxi raw feature spec and data/simple/data.csv rows as TFT instances."""
+    import csv
+
+    from tensorflow_transform.tf_metadata import metadata_io, schema_utils
+
+    metadata_dir, csv_path = _taxi_paths()
+    schema = metadata_io.read_metadata(str(metadata_dir)).schema
+    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+    casts = {tf.int64: int, tf.float32: float, tf.string: str.encode}
+    rows = []
+    with open(csv_path, newline="") as f:
+        for record in csv.DictReader(f):
+            rows.append(
+                {
+                    name: [] if record[name] == "" else [casts[spec[name].dtype](record[name])]
+                    for name in spec
+                }
+            )
+    return spec, rows
+
+
+def built_taxi_graph(root: str) -> dict[str, str]:
+    """TFX's taxi_utils_native_keras.preprocessing_fn through TFT (TF2) on data.csv, once.
+
+    Returns:
+      "graph": the transform_graph folder (with the raw schema in metadata/);
+      "examples": raw tf.Examples of every row, the first 10,000 as Split-train
+      and the rest as Split-eval.
+    """
+    if "taxi" not in _BUILT:
+        from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+        from tfx.examples.chicago_taxi_pipeline import taxi_utils_native_keras
+
+        spec, rows = taxi_rows()
+        graph = os.path.join(root, "taxi_graph")
+        build_transform_output(
+            taxi_utils_native_keras.preprocessing_fn, spec, rows, graph, tf1=False
+        )
+        metadata_io.write_metadata(
+            dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
+            os.path.join(graph, "metadata"),
+        )
+        examples = os.path.join(root, "taxi_raw")
+        for split, part in (("train", rows[:10_000]), ("eval", rows[10_000:])):
+            os.makedirs(os.path.join(examples, f"Split-{split}"))
+            path = os.path.join(examples, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
+            with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+                for row in part:
+                    writer.write(_example(row, spec).SerializeToString())
+        _BUILT["taxi"] = {"graph": graph, "examples": examples}
+    return _BUILT["taxi"]
+
+
+def _example(row: dict, spec: dict) -> tf.train.Example:
+    feature = {}
+    for name, values in row.items():
+        if not values:
+            continue
+        if spec[name].dtype == tf.int64:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        elif spec[name].dtype == tf.float32:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        else:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    return tf.train.Example(features=tf.train.Features(feature=feature))
