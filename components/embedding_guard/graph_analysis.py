@@ -491,7 +491,7 @@ class _Analyzer:
         return result
 
     def _value(self, ref: _Ref, depth: int) -> _Value:
-        if depth > 500:
+        if depth > 200:
             return _not_traced("the graph is too deep to follow")
         resolved = self.resolve(ref)
         if resolved[0] == "input":
@@ -865,7 +865,7 @@ def count_vocabulary(path: str, file_format: str, name: str) -> int:
         entry, first, second = duplicate
         raise GraphAnalysisError(
             f"Vocabulary {name!r} ({path!r}) holds {entry!r} twice ({unit}s {first} and "
-            f"{second}, as TensorFlow reads the file: a trailing '\\r' is dropped), so no "
+            f"{second}) as TensorFlow reads it (a line's trailing '\\r' dropped), so no "
             "lookup table can be built from it (TensorFlow fails with 'HashTable has "
             "different value for same key'). Transform never writes an entry twice: the "
             "file was edited or damaged; re-run Transform."
@@ -931,24 +931,31 @@ def _derivation(feature, raw, integer, value, transform_fn_dir, asset_map, sizes
         elif value.num_oov_buckets == 0 and value.default_value is None:
             value = _not_traced("its lookup's default value is not a constant")
         else:
-            if table.asset not in sizes:
-                path = os.path.join(transform_fn_dir, ASSETS_DIR, table.asset)
-                name = vocabulary_name_of_asset(table.asset, asset_map)
+            name = vocabulary_name_of_asset(table.asset, asset_map)
+            assets_dir = os.path.join(transform_fn_dir, ASSETS_DIR)
+            asset, file_format = table.asset, table.file_format
+            if not fileio.exists(os.path.join(assets_dir, asset)) and (asset_map or {}).get(name):
+                # asset_map is where TFT itself looks a vocabulary up by name.
+                asset = asset_map[name]
+                file_format = TFRECORD_GZIP if asset.endswith(TFRECORD_GZIP_SUFFIX) else TEXT
+            path = os.path.join(assets_dir, asset)
+            if asset not in sizes:
                 if not fileio.exists(path):
                     raise GraphAnalysisError(
-                        f"Vocabulary {name!r} of the transform graph has no file {path!r}; "
-                        "restore the transform_fn/assets folder, or re-run Transform."
+                        f"Vocabulary {name!r} of the transform graph has no file in "
+                        f"{assets_dir!r} (its lookup table reads {asset!r}). Re-run "
+                        "Transform, or restore the transform_fn/assets folder."
                     )
-                sizes[table.asset] = count_vocabulary(path, table.file_format, name)
+                sizes[asset] = count_vocabulary(path, file_format, name)
             return FeatureDerivation(
                 feature=feature,
                 raw_features=raw,
                 kind=DerivationKind.VOCABULARY,
                 integer=integer,
-                vocabulary=vocabulary_name_of_asset(table.asset, asset_map),
-                vocabulary_file=os.path.join(transform_fn_dir, ASSETS_DIR, table.asset),
-                file_format=table.file_format,
-                vocab_size=sizes[table.asset],
+                vocabulary=name,
+                vocabulary_file=path,
+                file_format=file_format,
+                vocab_size=sizes[asset],
                 num_oov_buckets=value.num_oov_buckets,
                 default_value=value.default_value,
                 offset=value.offset,
