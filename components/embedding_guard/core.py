@@ -113,7 +113,10 @@ class FeatureBounds:
         return self.upper_bound if self.vocab_size is None else self.vocab_size
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        fields = dataclasses.asdict(self)
+        # JSON has no tuples; a list makes to_json() equal its own round trip.
+        fields["raw_features"] = list(self.raw_features)
+        return fields
 
 
 @dataclasses.dataclass(frozen=True)
