@@ -9,6 +9,11 @@ TFT's Beam API on 20 rows. Then times `transform_graph.load_transform_graph`, wh
 parses the SavedModel, walks the graph for every output and counts every
 vocabulary file, and prints the best of --repeats runs per graph. The target is
 under 2 s for 100 features.
+
+Measured on the shared 2-core machine (2026-12-01): TF1 graph best 0.162 s, TF2
+graph best 0.273 s, 100 of 100 lookups traced each. Building the two graphs with
+TFT took 423 s and 224 s; the cache in --work makes later runs time only the
+analysis.
 """
 
 from __future__ import annotations
