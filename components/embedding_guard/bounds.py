@@ -1,7 +1,10 @@
 """Works out each checked feature's valid index range from a schema and vocabularies.
 
-Pure logic over a `tensorflow_metadata` Schema proto and a mapping of vocabulary
-sizes, so the component, the CLI and the Trainer helper share one answer.
+Pure logic over a `tensorflow_metadata` Schema proto, a mapping of vocabulary
+sizes and the transform graph's derivations (graph_analysis.FeatureDerivation),
+so the component, the CLI and the Trainer helper share one answer. Order: a
+vocabulary named in feature_vocabularies, then the graph, then a vocabulary
+linked by name, then the schema's int_domain, then embedding_input_dims.
 """
 
 from __future__ import annotations
