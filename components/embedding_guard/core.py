@@ -41,6 +41,18 @@ class FeatureBounds:
       vocabulary: Name of the linked vocabulary, if any.
       bound_source: Human-readable origin of upper_bound.
       embedding_dim_source: Human-readable origin of embedding_input_dim.
+      bound_kind: Where upper_bound came from, as a stable word: "vocabulary",
+        "hash" or "bucketize" (read from the transform graph),
+        "feature_vocabularies", "vocabulary_name" (linked by name),
+        "int_domain" or "embedding_input_dims".
+      raw_features: Raw features the transform graph computes the feature from.
+      raw_feature: The raw feature whose values stand behind each index, when
+        there is exactly one; None otherwise.
+      default_value: The lookup's value for unknown keys when it has no OOV
+        bucket, read from the graph; None when unknown or not a lookup.
+      vocabulary_file: The vocabulary's asset file, when linked.
+      schema_disagreement: A sentence saying how the transform graph and the
+        schema's int_domain disagree, or None when they agree.
     """
 
     feature: str
@@ -51,6 +63,12 @@ class FeatureBounds:
     vocabulary: str | None = None
     bound_source: str = ""
     embedding_dim_source: str = ""
+    bound_kind: str = ""
+    raw_features: tuple[str, ...] = ()
+    raw_feature: str | None = None
+    default_value: int | None = None
+    vocabulary_file: str | None = None
+    schema_disagreement: str | None = None
 
     def __post_init__(self):
         if self.upper_bound <= 0:
@@ -80,7 +98,10 @@ class FeatureBounds:
         return self.upper_bound if self.vocab_size is None else self.vocab_size
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        fields = dataclasses.asdict(self)
+        # JSON has no tuples; a list makes to_json() equal its own round trip.
+        fields["raw_features"] = list(self.raw_features)
+        return fields
 
 
 @dataclasses.dataclass(frozen=True)

@@ -209,11 +209,14 @@ class Plan:
       bounds: Bounds of the checked features.
       examples_kind: TRANSFORMED or RAW.
       parse: The transform-graph applier in raw mode, else None.
+      unchecked: Integer features that have no bound and are not checked, with
+        why and the parameter that would check them (for the report).
     """
 
     bounds: tuple[core.FeatureBounds, ...]
     examples_kind: raw_mode.ExamplesKind
     parse: raw_mode.RawExamplesTransformer | None
+    unchecked: tuple[bounds_lib.UncheckedFeature, ...] = ()
 
 
 def plan(
@@ -227,6 +230,7 @@ def plan(
     embedding_input_dims: Mapping[str, int] | None = None,
     feature_vocabularies: Mapping[str, str] | None = None,
     examples_kind: raw_mode.ExamplesKind | str = raw_mode.ExamplesKind.AUTO,
+    derivations: Mapping | None = None,
 ) -> Plan:
     """Resolves bounds and decides whether the examples are raw or transformed.
 
@@ -240,6 +244,9 @@ def plan(
       embedding_input_dims: Feature -> the Trainer's Embedding input_dim.
       feature_vocabularies: Feature -> vocabulary name.
       examples_kind: "auto", "transformed" or "raw".
+      derivations: Transformed feature -> FeatureDerivation from the transform
+        graph; default: the `derivations` of vocabulary_sizes when it comes from
+        transform_graph.load_transform_graph.
 
     Returns:
       The plan.
@@ -247,6 +254,8 @@ def plan(
     Raises:
       InputError: Bounds cannot be resolved or the examples fit neither schema.
     """
+    if derivations is None:
+        derivations = getattr(vocabulary_sizes, "derivations", None)
     feature_bounds = tuple(
         bounds_lib.resolve_bounds(
             schema,
@@ -254,24 +263,39 @@ def plan(
             features=features,
             embedding_input_dims=embedding_input_dims,
             feature_vocabularies=feature_vocabularies,
+            derivations=derivations,
         )
     )
+    unchecked = tuple(bounds_lib.unchecked_features(schema, feature_bounds, derivations))
     reader.check_record_format(split_uris, [b.feature for b in feature_bounds])
     if transform_graph_uri is None:
         raw_schema = None
     present = raw_mode.first_example_features(split_uris)
     kind = raw_mode.detect_kind(examples_kind, present, schema, raw_schema)
     if kind is raw_mode.ExamplesKind.TRANSFORMED:
-        return Plan(feature_bounds, kind, None)
+        return Plan(feature_bounds, kind, None, unchecked)
     raw_sources = {}
     for b in feature_bounds:
-        source = raw_mode.raw_source_feature(b.feature, b.vocabulary, raw_schema)
+        source = b.raw_feature or raw_mode.raw_source_feature(b.feature, b.vocabulary, raw_schema)
         if source is not None:
             raw_sources[b.feature] = source
+    needed = None
+    if all(b.raw_features for b in feature_bounds):
+        needed = {name for b in feature_bounds for name in b.raw_features}
     transformer = raw_mode.RawExamplesTransformer(
-        transform_graph_uri, [b.feature for b in feature_bounds], raw_sources, present
+        transform_graph_uri,
+        [b.feature for b in feature_bounds],
+        raw_sources,
+        present,
+        needed_raw_features=needed,
+        missing_keys={
+            name: derivation.missing_key
+            for name, derivation in (derivations or {}).items()
+            if derivation.missing_key is not None
+        },
     )
-    return Plan(feature_bounds, kind, transformer)
+    transformer.check_applicable()
+    return Plan(feature_bounds, kind, transformer, unchecked)
 
 
 def blocked_summary(reports, limit: int = 20) -> str:
