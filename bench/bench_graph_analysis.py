@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 ROWS = 20
@@ -65,7 +66,11 @@ def _build(work: str, num_features: int, tf1: bool) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=int, default=100)
-    parser.add_argument("--work", default="/tmp/embedding_guard_bench_graph")
+    parser.add_argument(
+        "--work",
+        default=os.path.join(tempfile.gettempdir(), "embedding_guard_bench_graph"),
+        help="cache of the built graphs (building 100 features with TFT takes minutes)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)

@@ -1,16 +1,14 @@
 """The HTML reports render in a real browser: headless Chromium, offline.
 
-Chromium comes from Debian (`apt-get install -y chromium`), installed once per
-session when /usr/bin/chromium is missing. If it cannot be installed the tests
-fail with apt's reason; nothing is skipped. Each test keeps its screenshot as
-`report.png` in its temp dir.
+Chromium comes from Debian, installed by `make browser-deps` (which `make test`
+and CI run first); without it the tests fail, nothing is skipped. Each test
+keeps its screenshot as `report.png` in its temp dir.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
 
 import numpy as np
@@ -19,6 +17,8 @@ import report_page
 import validator_runs
 
 from embedding_guard import cli, core, findings, html_report
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = (
@@ -31,43 +31,15 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-APT_TIMEOUT_SECONDS = 1800
 RENDER_TIMEOUT_SECONDS = 120
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _apt_get(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["apt-get", *arguments],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        timeout=APT_TIMEOUT_SECONDS,
-    )
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Path of Debian's chromium, installed with apt-get if it is missing."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if shutil.which("apt-get") is None:
-        pytest.fail(f"{CHROMIUM} is missing and apt-get is not available to install chromium.")
-    install = _apt_get("install", "-y", "chromium")
-    if install.returncode != 0:
-        # The package lists are often absent in fresh images; fetch them once.
-        update = _apt_get("update")
-        if update.returncode != 0:
-            pytest.fail(
-                f"`apt-get update` failed with exit code {update.returncode}, so chromium "
-                f"cannot be installed:\n{update.stderr[-3000:]}"
-            )
-        install = _apt_get("install", "-y", "chromium")
-    if install.returncode != 0 or not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"`apt-get install -y chromium` failed with exit code {install.returncode}:\n"
-            f"{install.stderr[-3000:]}"
-        )
+    """Path of Debian's chromium."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser-deps`.")
     return CHROMIUM
 
 
