@@ -9,13 +9,13 @@ linked by name, then the schema's int_domain, then embedding_input_dims.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard.core import FeatureBounds
 from embedding_guard.errors import InputError
+from embedding_guard.report_model import UncheckedFeature
 
 # Transformed features are often named after their raw input plus one of these
 # suffixes (TFX's taxi template uses `_xf`), while the vocabulary keeps the raw name.
@@ -356,26 +356,6 @@ def resolve_bounds(
     ]
 
 
-@dataclasses.dataclass(frozen=True)
-class UncheckedFeature:
-    """An integer feature that may be an embedding input but has no bound anywhere.
-
-    Attributes:
-      feature: Transformed feature name.
-      raw_features: Raw features the transform graph computes it from.
-      reason: Why it was not checked, in one sentence.
-      parameter: The parameter that would check it.
-    """
-
-    feature: str
-    raw_features: tuple[str, ...]
-    reason: str
-    parameter: str
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 def unchecked_features(
     schema: schema_pb2.Schema,
     checked: Iterable[FeatureBounds] | Iterable[str],
@@ -413,13 +393,14 @@ def unchecked_features(
             )
         unchecked.append(
             UncheckedFeature(
-                feature=proto.name,
-                raw_features=raw,
-                reason=f"not checked: {reason}",
-                parameter=(
-                    f"embedding_input_dims={{{proto.name!r}: N}} (the Trainer's table size)"
-                    f" or features=[{proto.name!r}] with an int_domain in the schema"
+                name=proto.name,
+                why=reason,
+                parameter_that_would_check_it=(
+                    f"embedding_input_dims={{{proto.name!r}: N}} (the Trainer's table size), "
+                    f"a model input, or features=[{proto.name!r}] with an int_domain in the "
+                    "schema"
                 ),
+                raw_features=raw,
             )
         )
-    return sorted(unchecked, key=lambda u: u.feature)
+    return sorted(unchecked, key=lambda u: u.name)

@@ -53,6 +53,14 @@ class FeatureBounds:
       vocabulary_file: The vocabulary's asset file, when linked.
       schema_disagreement: A sentence saying how the transform graph and the
         schema's int_domain disagree, or None when they agree.
+      embedding_dim_kind: Where embedding_input_dim came from, as a stable word:
+        "bound" (the feature's own bound), "embedding_input_dims" or "model".
+      model_lookup_kind: The model's lookup of the feature (Embedding, OneHot,
+        ResourceGather, ...), when a model was given.
+      model_layer: The model's layer (or op) that looks the feature up.
+      model_lookup_silent: Whether that lookup gives a wrong row or zeros for a bad
+        index instead of an error.
+      model_bad_index_behaviour: What that lookup does with a bad index.
     """
 
     feature: str
@@ -69,6 +77,11 @@ class FeatureBounds:
     default_value: int | None = None
     vocabulary_file: str | None = None
     schema_disagreement: str | None = None
+    embedding_dim_kind: str = "bound"
+    model_lookup_kind: str = ""
+    model_layer: str = ""
+    model_lookup_silent: bool = False
+    model_bad_index_behaviour: str = ""
 
     def __post_init__(self):
         if self.upper_bound <= 0:

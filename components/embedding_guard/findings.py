@@ -153,6 +153,19 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 stats.top_non_integer_values,
             )
         )
+    findings.extend(_model_findings(split, bounds, stats))
+    if bounds.schema_disagreement:
+        findings.append(
+            _finding(
+                split,
+                feature,
+                Reason.SCHEMA_DOMAIN_MISMATCH,
+                0,
+                0.0,
+                f"Feature {feature!r}: {bounds.schema_disagreement} The values were checked "
+                f"against the transform graph's bound. {fix_text(Reason.SCHEMA_DOMAIN_MISMATCH)}",
+            )
+        )
     if stats.oov_bucket:
         findings.append(
             _finding(
@@ -170,6 +183,66 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
             )
         )
     return tuple(findings)
+
+
+def _model_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> list[Finding]:
+    """Findings about the model's own lookup of the feature, when a model was given."""
+    feature = bounds.feature
+    found = []
+    if bounds.embedding_dim_kind != "model":
+        return found
+    total = stats.num_values
+    if bounds.embedding_input_dim < bounds.upper_bound:
+        # A latent failure: the next value in [input_dim, upper_bound), such as the
+        # first one that falls in an OOV bucket the table forgot, fails the lookup.
+        found.append(
+            _finding(
+                split,
+                feature,
+                Reason.EMBEDDING_TABLE_TOO_SMALL,
+                stats.over_embedding_dim,
+                _rate(stats.over_embedding_dim, total),
+                f"The model's table for {feature!r} has room for values below "
+                f"{bounds.embedding_input_dim} ({bounds.embedding_dim_source}), but the "
+                f"feature's valid range is [0, {bounds.upper_bound}) ({bounds.bound_source}); "
+                f"{stats.over_embedding_dim} of {total} values in split {split!r} already "
+                "fall outside the table, and any later value that does fails the lookup. "
+                f"{fix_text(Reason.EMBEDDING_TABLE_TOO_SMALL, bounds.upper_bound)}",
+            )
+        )
+    # What the lookup itself meets: values below row 0 or past the table's last row.
+    bad = stats.negative + stats.over_embedding_dim
+    if bounds.model_lookup_silent and bad > 0:
+        layer = bounds.model_layer or "(unnamed)"
+        found.append(
+            _finding(
+                split,
+                feature,
+                Reason.SILENT_WRONG_LOOKUP,
+                bad,
+                _rate(bad, total),
+                f"{bad} of {total} values of {feature!r} in split {split!r} are outside what "
+                f"the model's {bounds.model_lookup_kind} layer {layer!r} can look up, and that "
+                "lookup does not fail: it would silently use the wrong row or a zero vector "
+                f"({bounds.model_bad_index_behaviour}). {fix_text(Reason.SILENT_WRONG_LOOKUP)}",
+            )
+        )
+    return found
+
+
+def model_lookup_unchecked(splits: Iterable[str], feature: str, description: str) -> list[Finding]:
+    """One MODEL_LOOKUP_UNCHECKED finding per split, for a model lookup no check covers."""
+    return [
+        _finding(
+            split,
+            feature,
+            Reason.MODEL_LOOKUP_UNCHECKED,
+            0,
+            0.0,
+            f"{description} {fix_text(Reason.MODEL_LOOKUP_UNCHECKED)}",
+        )
+        for split in splits
+    ]
 
 
 def split_report(split: str, accumulator: SplitAccumulator) -> SplitReport:
@@ -273,6 +346,7 @@ def build_reports(
     accumulators: Mapping[str, SplitAccumulator],
     policy: OovPolicy | None = None,
     unchecked_features: Sequence[UncheckedFeature] = (),
+    run_findings: Sequence[Finding] = (),
 ) -> dict[str, SplitReport]:
     """Builds every split's report, with OOV thresholds and drift against the baseline.
 
@@ -281,6 +355,8 @@ def build_reports(
       policy: OOV thresholds; the default only warns.
       unchecked_features: Features that look categorical but have no bound; every
         split's report lists them.
+      run_findings: Findings about the run's configuration rather than its data
+        (e.g. MODEL_LOOKUP_UNCHECKED), each added to the report of its split.
 
     Returns:
       Split name -> report.
@@ -310,7 +386,11 @@ def build_reports(
                 )
             )
         reports[name] = dataclasses.replace(
-            report, features=tuple(features), unchecked_features=tuple(unchecked_features)
+            report,
+            features=tuple(features),
+            split_findings=report.split_findings
+            + tuple(f for f in run_findings if f.split == name),
+            unchecked_features=tuple(unchecked_features),
         )
     return reports
 

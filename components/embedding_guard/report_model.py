@@ -132,20 +132,27 @@ class UncheckedFeature:
       why: Why it has no bound, e.g. "a pass-through integer in the transform graph".
       parameter_that_would_check_it: The parameter that would give it a bound,
         e.g. "feature_vocabularies or an int_domain in the schema".
+      raw_features: The raw features the transform graph computes it from.
     """
 
     name: str
     why: str
     parameter_that_would_check_it: str
+    raw_features: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        result = dataclasses.asdict(self)
+        result["raw_features"] = list(self.raw_features)
+        return result
 
     @classmethod
     def from_json(cls, document: Any, source: str) -> UncheckedFeature:
         fields = _Fields(document, source)
         return cls(
-            fields.text("name"), fields.text("why"), fields.text("parameter_that_would_check_it")
+            fields.text("name"),
+            fields.text("why"),
+            fields.text("parameter_that_would_check_it"),
+            tuple(fields.get("raw_features", [])),
         )
 
 

@@ -17,7 +17,8 @@ import apache_beam as beam
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard import bounds as bounds_lib
-from embedding_guard import core, raw_mode, reader, report_io
+from embedding_guard import core, findings, raw_mode, reader, report_io
+from embedding_guard.report_model import Finding, SplitReport, UncheckedFeature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,9 +117,13 @@ def _write_reports(
     split_counts: list[tuple[str, core.SplitAccumulator]],
     output_dirs: dict[str, str],
     baseline: schema_pb2.Schema | None,
-    policy: core.OovPolicy,
+    policy: findings.OovPolicy,
+    unchecked_features: Sequence[UncheckedFeature],
+    run_findings: Sequence[Finding],
 ) -> None:
-    reports = core.build_reports(dict(split_counts), policy)
+    reports = findings.build_reports(
+        dict(split_counts), policy, unchecked_features=unchecked_features, run_findings=run_findings
+    )
     # index_report.json, written last, marks a split's report as complete. Dropping
     # every stale one first means a crash mid-write cannot leave an earlier run's
     # report beside this run's files, or beside another split's newer report.
@@ -128,15 +133,37 @@ def _write_reports(
         report_io.write_split_report(output_dirs[split], report, baseline)
 
 
+METRICS_NAMESPACE = "embedding_guard"
+
+
+def _record_metrics(split_counts: core.SplitAccumulator, split: str) -> core.SplitAccumulator:
+    """Counts examples, values and bad values as Beam metrics, as TFDV's stats_impl does.
+
+    Runners show them while the job runs (the Dataflow UI's counters) and the
+    pipeline result carries them after it.
+    """
+    counter = beam.metrics.Metrics.counter
+    counter(METRICS_NAMESPACE, "examples_read").inc(split_counts.num_examples)
+    counter(METRICS_NAMESPACE, f"examples_read[{split}]").inc(split_counts.num_examples)
+    for accumulator in split_counts.features.values():
+        counter(METRICS_NAMESPACE, "values_checked").inc(accumulator.num_values)
+        for name in ("negative", "out_of_range", "over_embedding_dim", "non_integer"):
+            counter(METRICS_NAMESPACE, f"bad_values[{name}]").inc(getattr(accumulator, name))
+    return split_counts
+
+
 def run(
     jobs: Sequence[SplitJob],
     bounds: Sequence[core.FeatureBounds],
     pipeline: beam.Pipeline,
     baseline: schema_pb2.Schema | None = None,
     batch_size: int = reader.DEFAULT_BATCH_SIZE,
-    policy: core.OovPolicy | None = None,
+    policy: findings.OovPolicy | None = None,
     parse=None,
-) -> dict[str, dict]:
+    *,
+    unchecked_features: Sequence[UncheckedFeature] = (),
+    run_findings: Sequence[Finding] = (),
+) -> dict[str, SplitReport]:
     """Validates every split in one Beam pipeline and reads back the reports.
 
     Splits are counted independently; their combined counts meet in one last step
@@ -150,11 +177,13 @@ def run(
       batch_size: Examples per parsed batch.
       policy: OOV thresholds.
       parse: In raw mode, a raw_mode.RawExamplesTransformer.
+      unchecked_features: Features with no bound, listed in every report.
+      run_findings: Findings about the configuration, added to their split's report.
 
     Returns:
-      Split name -> the split's index_report.json content.
+      Split name -> the split's report, read back from its output folder.
     """
-    policy = policy or core.OovPolicy()
+    policy = policy or findings.OovPolicy()
     with pipeline:
         split_counts = []
         for job in jobs:
@@ -165,6 +194,7 @@ def run(
                 | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
                 | f"CountShard[{job.name}]" >> beam.ParDo(_CountShard(bounds, batch_size, parse))
                 | f"MergeSplit[{job.name}]" >> beam.CombineGlobally(_MergeSplit(bounds))
+                | f"Metrics[{job.name}]" >> beam.Map(_record_metrics, job.name)
                 | f"KeyBySplit[{job.name}]"
                 >> beam.Map(lambda counts, name: (name, counts), job.name)
             )
@@ -174,7 +204,12 @@ def run(
             | "GatherSplits" >> beam.combiners.ToList()
             | "WriteReports"
             >> beam.Map(
-                _write_reports, {job.name: job.output_dir for job in jobs}, baseline, policy
+                _write_reports,
+                {job.name: job.output_dir for job in jobs},
+                baseline,
+                policy,
+                tuple(unchecked_features),
+                tuple(run_findings),
             )
         )
     return {job.name: report_io.read_split_report(job.output_dir) for job in jobs}
@@ -216,7 +251,7 @@ class Plan:
     bounds: tuple[core.FeatureBounds, ...]
     examples_kind: raw_mode.ExamplesKind
     parse: raw_mode.RawExamplesTransformer | None
-    unchecked: tuple[bounds_lib.UncheckedFeature, ...] = ()
+    unchecked: tuple[UncheckedFeature, ...] = ()
 
 
 def plan(
@@ -296,10 +331,3 @@ def plan(
     )
     transformer.check_applicable()
     return Plan(feature_bounds, kind, transformer, unchecked)
-
-
-def blocked_summary(reports, limit: int = 20) -> str:
-    """Summarises the ERROR findings of reports; see report_model.blocked_summary."""
-    from embedding_guard import report_model
-
-    return report_model.blocked_summary(reports, limit)

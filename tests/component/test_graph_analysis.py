@@ -135,11 +135,11 @@ def test_bounds_come_from_the_graph(graphs):
     assert resolved["payment_xf"].default_value == -1
     assert "hour_xf" not in resolved
     unchecked = {
-        u.feature: u
+        u.name: u
         for u in bounds.unchecked_features(graph.schema, resolved.values(), graph.derivations)
     }
     assert set(unchecked) == {"hour_xf"}
-    assert "embedding_input_dims" in unchecked["hour_xf"].parameter
+    assert "embedding_input_dims" in unchecked["hour_xf"].parameter_that_would_check_it
 
 
 def test_schema_disagreement_is_recorded(graphs, tmp_path):
@@ -268,13 +268,13 @@ def test_taxi_unchecked_passthrough_features_are_listed():
         raw_schema=graph.raw_schema,
         derivations=graph.derivations,
     )
-    unchecked = {u.feature: u for u in plan.unchecked}
+    unchecked = {u.name: u for u in plan.unchecked}
     assert {"trip_start_hour_xf", "trip_start_month_xf", "trip_start_day_xf"} <= set(unchecked)
     assert "company_xf" not in unchecked
     hour = unchecked["trip_start_hour_xf"]
     assert hour.raw_features == ("trip_start_hour",)
-    assert hour.reason.startswith("not checked: trip_start_hour_xf passes raw 'trip_start_hour'")
-    assert "embedding_input_dims={'trip_start_hour_xf': N}" in hour.parameter
+    assert hour.why.startswith("trip_start_hour_xf passes raw 'trip_start_hour'")
+    assert "embedding_input_dims={'trip_start_hour_xf': N}" in hour.parameter_that_would_check_it
 
 
 def reader_split_uris(examples):
