@@ -98,6 +98,8 @@ class _CountShard(beam.DoFn):
 
     def process(self, shard: str):
         self._shards.append(shard)
+        # Nothing to emit yet; an empty iterable rather than None keeps Beam quiet.
+        return ()
 
     def finish_bundle(self):
         for _shard, accumulator in self.count(self._shards):
@@ -106,27 +108,62 @@ class _CountShard(beam.DoFn):
 
     def count(self, shards: Sequence[str]) -> list[tuple[str, core.SplitAccumulator]]:
         """Counts shards; returns (shard, its accumulator) in the order of shards."""
-        accumulators = {shard: core.SplitAccumulator(self._bounds) for shard in shards}
-        for shard, batch in reader.read_shards(
-            list(accumulators),
-            self._features,
+        return count_shards(
+            shards,
+            self._bounds,
             batch_size=self._batch_size,
             max_batch_bytes=self._max_batch_bytes,
             parallelism=self._parallelism,
             parse=self._parse,
-        ):
-            if batch is None:
-                _notify(shard, 0, shard_done=True)
-                continue
-            _notify(shard, batch.num_examples)
-            accumulator = accumulators[shard]
-            accumulator.add_examples(batch.num_examples)
-            for name, (values, row_lengths) in batch.columns.items():
-                raw_values, raw_row_lengths = batch.raw_columns.get(name, (None, None))
-                accumulator.features[name].add_batch(
-                    values, row_lengths, raw_values, raw_row_lengths
-                )
-        return list(accumulators.items())
+        )
+
+
+def count_shards(
+    shards: Sequence[str],
+    bounds: Sequence[core.FeatureBounds],
+    *,
+    batch_size: int = reader.DEFAULT_BATCH_SIZE,
+    max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
+    parallelism: int | None = None,
+    parse=None,
+) -> list[tuple[str, core.SplitAccumulator]]:
+    """Counts shards in this process on `parallelism` threads, without Beam.
+
+    Calls the progress listener for every batch and once per finished shard.
+
+    Args:
+      shards: The shard files.
+      bounds: Bounds of the checked features.
+      batch_size: Most examples per parsed batch.
+      max_batch_bytes: Most serialized bytes per parsed batch.
+      parallelism: Threads; default: the CPUs this process may use.
+      parse: In raw mode, the transform-graph applier.
+
+    Returns:
+      (shard, its accumulator) for every distinct shard, in the order of shards.
+
+    Raises:
+      reader.ShardError: A shard cannot be read.
+    """
+    by_shard = {shard: core.SplitAccumulator(tuple(bounds)) for shard in shards}
+    for shard, batch in reader.read_shards(
+        list(by_shard),
+        [b.feature for b in bounds],
+        batch_size=batch_size,
+        max_batch_bytes=max_batch_bytes,
+        parallelism=parallelism,
+        parse=parse,
+    ):
+        if batch is None:
+            _notify(shard, 0, shard_done=True)
+            continue
+        _notify(shard, batch.num_examples)
+        accumulator = by_shard[shard]
+        accumulator.add_examples(batch.num_examples)
+        for name, (values, row_lengths) in batch.columns.items():
+            raw_values, raw_row_lengths = batch.raw_columns.get(name, (None, None))
+            accumulator.features[name].add_batch(values, row_lengths, raw_values, raw_row_lengths)
+    return list(by_shard.items())
 
 
 class _MergeSplit(beam.CombineFn):
