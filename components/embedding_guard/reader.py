@@ -373,7 +373,7 @@ def serialized_batches(
     A batch holds at most batch_size records and, unless a single record is
     larger, at most max_batch_bytes of them. A header that claims more bytes than
     the file can hold is an error before anything is allocated for it. In an
-    uncompressed shard every record's checksums are verified, as TensorFlow
+    uncompressed shard every record's data checksum is verified, as TensorFlow
     does; in a gzip shard the gzip checksum covers every byte.
 
     Raises:
@@ -458,7 +458,7 @@ class _GzipFramer:
 
 
 class _CheckedFramer(_GzipFramer):
-    """Cuts an uncompressed TFRecord file into records, verifying both checksums of each."""
+    """Cuts an uncompressed TFRecord file into records, verifying each one's checksum."""
 
     def __init__(self, path: str, file_size: int):
         super().__init__(path, file_size)
@@ -472,11 +472,8 @@ class _CheckedFramer(_GzipFramer):
         need = _HEADER_BYTES
         while pos + _HEADER_BYTES <= end:
             (length,) = unpack_length(data, pos)
-            (header_crc,) = unpack_crc(data, pos + 8)
-            if _masked_crc(data[pos : pos + 8]) != header_crc:
-                raise _read_error(
-                    self._path, f"bad record header checksum at byte {self.consumed + pos}"
-                )
+            # A damaged length shows as a bad data checksum (or an impossible claim),
+            # so the header's own checksum is left to the first record's probe.
             record_end = pos + _HEADER_BYTES + length + _FOOTER_BYTES
             if self.consumed + record_end > self._file_size:
                 raise _claim_error(self._path, self.consumed + pos, length)
