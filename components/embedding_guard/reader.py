@@ -196,8 +196,8 @@ def list_shards(split_uri: str) -> list[str]:
                 mode = os.stat(path).st_mode
             except OSError as error:
                 raise ShardError(
-                    f"Shard {path!r} cannot be examined ({error.strerror}); remove it from "
-                    "the split folder or make it readable."
+                    f"Shard {path!r} cannot be opened ({error.strerror}). Check that it "
+                    "exists and is readable, or remove it from the split folder."
                 ) from None
             if stat.S_ISDIR(mode):
                 continue
