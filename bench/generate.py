@@ -20,7 +20,7 @@ import synthetic_data
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--sizes", type=int, nargs="+", required=True)
+    parser.add_argument("--sizes", type=int, nargs="*", required=True)
     parser.add_argument(
         "--large-sizes",
         type=int,

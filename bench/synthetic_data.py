@@ -289,7 +289,8 @@ def write_large_examples(root: str, num_examples: int) -> dict:
     """Writes NUM_SHARDS gzip shards of examples padded to LARGE_RECORD_BYTES, unless cached.
 
     The checked features are those of write_examples; each example also holds
-    LARGE_RECORD_BYTES of incompressible bytes in an unchecked feature.
+    LARGE_RECORD_BYTES in an unchecked bytes feature (compressible, so the files
+    stay small on disk while the records are large in memory).
 
     Returns:
       Like write_examples, for root/large<num_examples>/.
@@ -304,6 +305,7 @@ def write_large_examples(root: str, num_examples: int) -> dict:
         "seed": SEED,
         "num_examples": num_examples,
         "record_bytes": LARGE_RECORD_BYTES,
+        "padding": "1 KB blocks",
     }
     examples = os.path.join(base, "examples")
     split_dir = os.path.join(examples, f"Split-{SPLIT}")
@@ -327,8 +329,10 @@ def write_large_examples(root: str, num_examples: int) -> dict:
                     size = min(chunk_size, shard_size - start)
                     batch, chunk_truth = _chunk(rng, size, string_pool)
                     _add_truth(truth, chunk_truth)
+                    # Repeated 1 KB blocks: 60 KB in memory, a few KB on disk.
+                    blocks = [rng.bytes(1000) for _ in range(size)]
                     padding = pa.array(
-                        [rng.bytes(LARGE_RECORD_BYTES) for _ in range(size)], pa.binary()
+                        [block * (LARGE_RECORD_BYTES // 1000) for block in blocks], pa.binary()
                     )
                     batch = pa.RecordBatch.from_arrays(
                         [*batch.columns, _list_column(padding, np.ones(size, dtype=np.int64))],

@@ -282,7 +282,7 @@ def test_corrupt_record_in_an_uncompressed_shard_is_named(tmp_path):
 
 def test_batches_of_large_records_are_bounded_by_bytes(tmp_path):
     # 600 records of 60 KB are 36 MB: more than one default batch by bytes, far
-    # less than one by count.
+    # less than one by count (600 % per_batch is not 0 at 16 MiB).
     record = _example_with_age(1, size=60_000)
     shard = _write(tmp_path / "part-0.gz", [record] * 600, compressed=True)
 
@@ -293,7 +293,9 @@ def test_batches_of_large_records_are_bounded_by_bytes(tmp_path):
     sizes = [batch.num_examples for _, batch in batches if batch is not None]
     assert sum(sizes) == 600 and max(sizes) == 4, sizes
     default = [len(b) for b in reader.serialized_batches(str(shard))]
-    assert len(default) == 2 and max(default) * 60_000 <= reader.DEFAULT_MAX_BATCH_BYTES
+    per_batch = reader.DEFAULT_MAX_BATCH_BYTES // 60_000
+    assert per_batch < 600
+    assert default == [per_batch] * (600 // per_batch) + [600 % per_batch]
 
 
 def _check_outputs(tmp_path: Path, monkeypatch, parallelism: int) -> dict[str, bytes]:
