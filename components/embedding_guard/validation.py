@@ -240,6 +240,7 @@ def run(
     *,
     unchecked_features: Sequence[UncheckedFeature] = (),
     run_findings: Sequence[Finding] = (),
+    parallelism: int | None = None,
 ) -> dict[str, SplitReport]:
     """Validates every split in one Beam pipeline and reads back the reports.
 
@@ -256,6 +257,8 @@ def run(
       parse: In raw mode, a raw_mode.RawExamplesTransformer.
       unchecked_features: Features with no bound, listed in every report.
       run_findings: Findings about the configuration, added to their split's report.
+      parallelism: Threads reading shards on each worker; default the CPUs the
+        worker process may use.
 
     Returns:
       Split name -> the split's report, read back from its output folder.
@@ -269,7 +272,8 @@ def run(
                 | f"ListShards[{job.name}]" >> beam.Create(list(job.shards))
                 # Spreads shards over workers on distributed runners.
                 | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
-                | f"CountShard[{job.name}]" >> beam.ParDo(_CountShard(bounds, batch_size, parse))
+                | f"CountShard[{job.name}]"
+                >> beam.ParDo(_CountShard(bounds, batch_size, parse, parallelism=parallelism))
                 | f"MergeSplit[{job.name}]" >> beam.CombineGlobally(_MergeSplit(bounds))
                 | f"Metrics[{job.name}]" >> beam.Map(_record_metrics, job.name)
                 | f"KeyBySplit[{job.name}]"
