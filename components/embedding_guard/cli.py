@@ -518,7 +518,7 @@ def _run_check(args: argparse.Namespace) -> int:
         reports = {name: report.to_json() for name, report in result.reports.items()}
         print(json.dumps(reports, sort_keys=True, indent=2))
     else:
-        print(report_table(dict(result.reports)))
+        print(report_table(result.reports))
         if args.output:
             print(f"reports written under {printable(args.output)}")
     return EXIT_CLEAN if result.blessed else EXIT_BLOCKED

@@ -9,12 +9,9 @@ Findings and the OOV policy live in `findings`, the report model in
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Iterable
 
 import numpy as np
-
-from embedding_guard.reasons import Reason, Severity
 
 # How many distinct offending values each accumulator tracks. Beyond this the
 # least frequent are dropped, and the report says its sample counts are partial.
@@ -521,40 +518,3 @@ class SplitAccumulator:
         for name, accumulator in other.features.items():
             self.features[name].merge(accumulator)
         return self
-
-
-# Findings, the OOV policy and the report model moved out of this module; these
-# names stay importable from here until every caller imports them from there.
-_MOVED = {
-    "Finding": "embedding_guard.report_model",
-    "OovDrift": "embedding_guard.report_model",
-    "FeatureReport": "embedding_guard.report_model",
-    "SplitReport": "embedding_guard.report_model",
-    "UncheckedFeature": "embedding_guard.report_model",
-    "OovPolicy": "embedding_guard.findings",
-    "feature_findings": "embedding_guard.findings",
-    "split_report": "embedding_guard.findings",
-    "build_reports": "embedding_guard.findings",
-    "check_arrays": "embedding_guard.findings",
-}
-
-__all__ = [
-    "OFFENDING_VALUES_CAPACITY",
-    "SAMPLE_VALUE_MAX_CHARS",
-    "TOP_OFFENDING_VALUES",
-    "FeatureAccumulator",
-    "FeatureBounds",
-    "FeatureStats",
-    "Reason",
-    "Severity",
-    "SplitAccumulator",
-    "sample_text",
-]
-
-
-def __getattr__(name):
-    # Lazy, because findings and report_model import this module.
-    module_name = _MOVED.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module_name), name)

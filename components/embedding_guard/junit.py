@@ -17,8 +17,9 @@ import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
 
-from embedding_guard.core import Finding, Severity, SplitReport
+from embedding_guard.reasons import Severity
 from embedding_guard.report_io import write_atomically
+from embedding_guard.report_model import Finding, SplitReport
 
 SUITES_NAME = "embedding-guard"
 FAILURE_TYPE = "EmbeddingIndexError"

@@ -363,13 +363,14 @@ class ValidatorOptions:
 
     def oov_policy(self, split_names: Iterable[str]) -> Any:
         """The OOV thresholds of a run over split_names, as the core applies them."""
-        from embedding_guard import core
+        from embedding_guard import findings
+        from embedding_guard.reasons import Severity
 
-        return core.OovPolicy(
+        return findings.OovPolicy(
             max_oov_rate=self.max_oov_rate,
-            max_oov_rate_severity=core.Severity(self.max_oov_rate_severity),
+            max_oov_rate_severity=Severity(self.max_oov_rate_severity),
             max_oov_rate_increase=self.max_oov_rate_increase,
-            max_oov_rate_increase_severity=core.Severity(self.max_oov_rate_increase_severity),
+            max_oov_rate_increase_severity=Severity(self.max_oov_rate_increase_severity),
             baseline_split=self.effective_baseline_split(split_names) or "",
         )
 

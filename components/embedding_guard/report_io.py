@@ -21,7 +21,6 @@ from embedding_guard.errors import InputError
 from embedding_guard.reader import SPLIT_DIR_PREFIX
 from embedding_guard.reasons import REASONS, Severity
 from embedding_guard.report_model import (
-    REPORT_FORMAT_VERSION,  # noqa: F401 (readers of this module use it)
     Finding,
     ReportFormatError,
     SplitReport,

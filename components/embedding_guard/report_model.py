@@ -310,20 +310,10 @@ def _worst(findings: Sequence[Finding]) -> Severity | None:
     return next((s for s in (Severity.ERROR, Severity.WARNING) if s in severities), None)
 
 
-def as_reports(reports: Mapping[str, SplitReport | Mapping]) -> dict[str, SplitReport]:
-    """Typed reports from typed ones or index_report.json documents (split -> report)."""
-    return {
-        split: report
-        if isinstance(report, SplitReport)
-        else SplitReport.from_json(report, f"index report of split {split!r}")
-        for split, report in reports.items()
-    }
-
-
 def blocked_summary(reports: Mapping[str, SplitReport], limit: int = 20) -> str:
     """Summarises the ERROR findings of reports, one line each, for errors and logs."""
     lines = []
-    for split, report in sorted(as_reports(reports).items()):
+    for split, report in sorted(reports.items()):
         for finding in report.split_findings:
             if finding.severity is Severity.ERROR:
                 lines.append(f"  split {split!r}: {finding.reason.value} {finding.description}")

@@ -68,14 +68,9 @@ _COLUMNS = (
 
 
 def report_table(reports: Mapping[str, SplitReport]) -> str:
-    """Formats split reports (split -> report) as terminal tables, then their findings.
-
-    Documents read from index_report.json are accepted too, and checked on the way.
-    """
-    from embedding_guard.report_model import as_reports
-
+    """Formats split reports (split -> report) as terminal tables, then their findings."""
     lines = []
-    for split, report in sorted(as_reports(reports).items()):
+    for split, report in sorted(reports.items()):
         verdict = "ok" if report.blessed else "BLOCKED"
         lines.append(
             f"split {printable(split)}: {report.num_examples} examples, "

@@ -23,7 +23,7 @@ import junitparser
 import numpy as np
 import pytest
 
-from embedding_guard import core, junit
+from embedding_guard import core, findings, junit, reasons, report_model
 
 CITY = core.FeatureBounds(
     feature="city_xf", upper_bound=4, embedding_input_dim=4, vocab_size=3, num_oov_buckets=1
@@ -41,7 +41,7 @@ INDICES = {
 HOSTILE = "x\x00\x1b[31m\x07\x7f\x85\ud800\ufffe<&>\"'\t]]>"
 
 
-def _reports(indices, bounds=(CITY, PRODUCT)) -> list[core.SplitReport]:
+def _reports(indices, bounds=(CITY, PRODUCT)) -> list[report_model.SplitReport]:
     accumulators = {}
     for split, columns in indices.items():
         accumulator = core.SplitAccumulator(bounds)
@@ -51,11 +51,11 @@ def _reports(indices, bounds=(CITY, PRODUCT)) -> list[core.SplitReport]:
                 np.array(values, dtype=np.int64), np.ones(len(values), dtype=np.int64)
             )
         accumulators[split] = accumulator
-    return list(core.build_reports(accumulators).values())
+    return list(findings.build_reports(accumulators).values())
 
 
 @pytest.fixture(scope="module")
-def reports() -> list[core.SplitReport]:
+def reports() -> list[report_model.SplitReport]:
     reports = _reports(INDICES)
     # The hand counts of the module docstring, so the XML checks below rest on them.
     assert {
@@ -117,7 +117,7 @@ def test_error_findings_fail_the_testcase_with_reasons_and_counts(junit_path, re
     assert isinstance(failure, junitparser.Failure)
     assert failure.message == "NEGATIVE_INDEX: count 1; INDEX_OUT_OF_RANGE: count 1"
     assert failure.type == junit.FAILURE_TYPE
-    negative, out_of_range = _descriptions(reports, "eval", "city_xf", core.Severity.ERROR)
+    negative, out_of_range = _descriptions(reports, "eval", "city_xf", reasons.Severity.ERROR)
     assert failure.text.splitlines() == [
         f"NEGATIVE_INDEX (count 1): {negative}",
         f"INDEX_OUT_OF_RANGE (count 1): {out_of_range}",
@@ -127,8 +127,8 @@ def test_error_findings_fail_the_testcase_with_reasons_and_counts(junit_path, re
 def test_warnings_go_to_system_out_and_info_is_left_out(junit_path, reports):
     document = junitparser.JUnitXml.fromfile(junit_path)
     outputs = {(c.classname, c.name): c.system_out for s in document for c in s}
-    (drift,) = _descriptions(reports, "eval", "city_xf", core.Severity.WARNING)
-    (empty,) = _descriptions(reports, "serving", "", core.Severity.WARNING)
+    (drift,) = _descriptions(reports, "eval", "city_xf", reasons.Severity.WARNING)
+    (empty,) = _descriptions(reports, "serving", "", reasons.Severity.WARNING)
     assert {key: text for key, text in outputs.items() if text} == {
         ("eval", "city_xf"): f"WARNING OOV_RATE_INCREASE (count 2): {drift}",
         ("serving", junit.SPLIT_TESTCASE_NAME): f"WARNING EMPTY_SPLIT (count 0): {empty}",

@@ -27,7 +27,7 @@ from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from embedding_guard import core, reasons, report_io, report_model
+from embedding_guard import core, findings, reasons, report_io, report_model
 from embedding_guard.executor import Executor
 
 Info = anomalies_pb2.AnomalyInfo
@@ -136,7 +136,7 @@ def _our_anomalies(features: tuple[str, ...], values: list[int], empty_split: bo
             accumulator.features[name].add_batch(
                 np.array(values), np.ones(len(values), dtype=np.int64)
             )
-    return report_io.anomalies_proto(core.split_report("eval", accumulator))
+    return report_io.anomalies_proto(findings.split_report("eval", accumulator))
 
 
 def test_tfdv_loaders_read_the_artifact_with_tfdv_name_format(artifact_dir, schema_diffs):

@@ -8,7 +8,7 @@ import pytest
 
 from embedding_guard import core, report_model
 from embedding_guard import findings as findings_lib
-from embedding_guard.core import Reason, Severity
+from embedding_guard.reasons import Reason, Severity
 
 INT64_MIN = -9223372036854775808
 INT64_MAX = 9223372036854775807

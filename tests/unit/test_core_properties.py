@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedding_guard import core, findings
+from embedding_guard import core, findings, reasons
 
 INT64 = np.iinfo(np.int64)
 
@@ -214,6 +214,6 @@ def test_split_is_blessed_exactly_when_no_index_would_fail(bounds, batches):
     failing = expected.negative + expected.out_of_range + expected.over_embedding_dim
     all_missing = 0 < expected.num_examples == expected.missing
     assert report.blessed == (failing == 0 and not all_missing)
-    assert sum(f.count for f in report.findings if f.reason is core.Reason.OOV_BUCKET_HITS) == (
+    assert sum(f.count for f in report.findings if f.reason is reasons.Reason.OOV_BUCKET_HITS) == (
         expected.oov_bucket or 0
     )

@@ -1,6 +1,5 @@
 """The typed report: JSON written and read back with its version, and what it may claim."""
 
-import copy
 import json
 
 import numpy as np
@@ -143,7 +142,7 @@ def test_unknown_reason_or_severity_is_an_input_error_without_raw_control_charac
         document["features"][0]["findings"][0][key] = "\x1b[2J\x07BOOM"
 
         with pytest.raises(InputError) as raised:
-            text.report_table({"eval": document})
+            SplitReport.from_json(document, "'index_report.json'")
 
         assert "\x1b" not in str(raised.value) and "\x07" not in str(raised.value)
         assert "'\\x1b[2J\\x07BOOM'" in str(raised.value)
@@ -251,7 +250,7 @@ def test_long_sample_in_an_old_document_is_truncated_on_reading():
     assert len(value) < 300 and value.endswith("[truncated]")
 
 
-def test_blocked_summary_reads_typed_reports_and_documents():
+def test_blocked_summary_lists_every_error_with_its_top_values():
     reports = _reports()
 
     summary = report_model.blocked_summary(reports)
@@ -262,5 +261,3 @@ def test_blocked_summary_reads_typed_reports_and_documents():
         "  split 'eval' feature 'item': INDEX_OVER_EMBEDDING_DIM 2 of 4 values (top: 9 x1, 12 x1)",
         "  split 'eval' feature 'month': INDEX_OUT_OF_RANGE 1 of 4 values (top: 12 x1)",
     ]
-    documents = {name: copy.deepcopy(r.to_json()) for name, r in reports.items()}
-    assert report_model.blocked_summary(documents) == summary
