@@ -5,6 +5,7 @@ fast; `from embedding_guard import EmbeddingIndexValidator` pulls TFX in.
 """
 
 import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -20,7 +21,7 @@ _LAZY_EXPORTS = {
 __all__ = sorted(_LAZY_EXPORTS)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     module_name = _LAZY_EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'embedding_guard' has no attribute {name!r}")

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard.core import FeatureBounds
 from embedding_guard.errors import InputError
 from embedding_guard.report_model import UncheckedFeature
+
+if TYPE_CHECKING:
+    from embedding_guard.graph_analysis import FeatureDerivation
 
 # Transformed features are often named after their raw input plus one of these
 # suffixes (TFX's taxi template uses `_xf`), while the vocabulary keeps the raw name.
@@ -72,7 +76,9 @@ def _valid_names(names: Iterable[str]) -> str:
     return ", ".join(repr(n) for n in names) if names else "(none)"
 
 
-def _graph_bounds(feature: str, derivation, domain: schema_pb2.IntDomain | None) -> dict | None:
+def _graph_bounds(
+    feature: str, derivation: FeatureDerivation, domain: schema_pb2.IntDomain | None
+) -> dict[str, Any] | None:
     # The bound the transform graph itself gives, or None when it gives none.
     value_range = derivation.value_range
     if value_range is None or value_range[1] <= 0:
@@ -118,7 +124,7 @@ def _graph_bounds(feature: str, derivation, domain: schema_pb2.IntDomain | None)
     return fields
 
 
-def _text(value) -> str:
+def _text(value: int | None) -> str:
     return "-inf" if value is None else str(value)
 
 
@@ -129,7 +135,7 @@ def feature_bounds(
     *,
     embedding_input_dim: int | None = None,
     vocabulary: str | None = None,
-    derivation=None,
+    derivation: FeatureDerivation | None = None,
 ) -> FeatureBounds:
     """Works out one feature's bounds.
 

@@ -9,7 +9,8 @@ Findings and the OOV policy live in `findings`, the report model in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,7 @@ class FeatureBounds:
     model_lookup_silent: bool = False
     model_bad_index_behaviour: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.upper_bound <= 0:
             raise ValueError(
                 f"upper_bound of feature {self.feature!r} must be positive, "
@@ -185,7 +186,9 @@ class FeatureStats:
         return result
 
 
-def _add_counts(target: dict, values: np.ndarray, keys=None) -> None:
+def _add_counts(
+    target: dict, values: np.ndarray, keys: Callable[[np.ndarray], list[str]] | None = None
+) -> None:
     uniques, counts = np.unique(values, return_counts=True)
     for value, count in zip(
         uniques.tolist() if keys is None else keys(uniques), counts.tolist(), strict=True
@@ -200,7 +203,7 @@ def _bounded(counts: dict) -> tuple[dict, bool]:
     return dict(kept), False
 
 
-def _rank(item):
+def _rank(item: tuple[Any, int]) -> tuple[int, Any]:
     value, count = item
     return (-count, value)
 
@@ -209,7 +212,7 @@ def _top(counts: dict) -> tuple:
     return tuple(sorted(counts.items(), key=_rank)[:TOP_OFFENDING_VALUES])
 
 
-def sample_text(value) -> str:
+def sample_text(value: object) -> str:
     """Text of a bytes or str sample value, cut to SAMPLE_VALUE_MAX_CHARS and marked.
 
     Bytes are cut before they are decoded, so a 2 MB value costs 200 bytes of work.
@@ -227,7 +230,7 @@ def sample_text(value) -> str:
     return text
 
 
-def _raw_text(value) -> str:
+def _raw_text(value: object) -> str:
     return sample_text(value if isinstance(value, bytes) else str(value))
 
 
@@ -308,7 +311,7 @@ class FeatureAccumulator:
         self.raw_values_checked = False
         self.raw_oov_values: dict[str, int] = {}
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = {name: getattr(self, name) for name in self.__slots__}
         # Beam pickles one accumulator per shard; a bit per vocabulary entry keeps a
         # 1M-entry vocabulary at 125 KB instead of 1 MB.
@@ -316,7 +319,7 @@ class FeatureAccumulator:
             state["seen"] = (self.seen.size, np.packbits(self.seen))
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         seen = state.pop("seen")
         if seen is not None:
             size, packed = seen
@@ -417,7 +420,13 @@ class FeatureAccumulator:
         self.non_integer_values, complete = _bounded(self.non_integer_values)
         self.complete &= complete
 
-    def _add_raw(self, values, row_lengths, raw_values, raw_row_lengths) -> None:
+    def _add_raw(
+        self,
+        values: np.ndarray,
+        row_lengths: np.ndarray,
+        raw_values: np.ndarray,
+        raw_row_lengths: np.ndarray | None,
+    ) -> None:
         self.raw_values_checked = True
         raw_values = np.asarray(raw_values)
         raw_row_lengths = np.asarray(raw_row_lengths)

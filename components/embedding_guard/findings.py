@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from embedding_guard.report_model import (
 )
 
 
-def _describe_samples(samples) -> str:
+def _describe_samples(samples: Sequence[tuple[Any, int]]) -> str:
     if not samples:
         return ""
     shown = ", ".join(f"{value!r} x{count}" for value, count in samples)
@@ -48,7 +49,7 @@ def _finding(
     count: int,
     rate: float,
     description: str,
-    samples=(),
+    samples: Iterable[tuple[Any, int]] = (),
     severity: Severity | None = None,
 ) -> Finding:
     return Finding(
@@ -188,7 +189,7 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
 def _model_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> list[Finding]:
     """Findings about the model's own lookup of the feature, when a model was given."""
     feature = bounds.feature
-    found = []
+    found: list[Finding] = []
     if bounds.embedding_dim_kind != "model":
         return found
     total = stats.num_values
@@ -290,7 +291,7 @@ class OovPolicy:
     baseline_split: str = "train"
 
     @staticmethod
-    def _threshold(setting, feature: str) -> float | None:
+    def _threshold(setting: float | Mapping[str, float] | None, feature: str) -> float | None:
         if setting is None or isinstance(setting, (int, float)):
             return setting
         return setting.get(feature)

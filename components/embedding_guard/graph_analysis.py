@@ -18,7 +18,8 @@ import dataclasses
 import enum
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2, struct_pb2
@@ -130,7 +131,10 @@ class FeatureDerivation:
             if self.num_oov_buckets == 0 and self.default_value is not None:
                 low = min(low, self.default_value)
                 high = max(high, self.default_value + 1)
-        elif self.kind in (DerivationKind.HASH, DerivationKind.BUCKETIZE):
+        elif (
+            self.kind in (DerivationKind.HASH, DerivationKind.BUCKETIZE)
+            and self.num_buckets is not None
+        ):
             low, high = 0, self.num_buckets
         else:
             return None
@@ -166,7 +170,7 @@ class FeatureDerivation:
         return f"{self.feature} is not traced in the transform graph: {self.detail}"
 
 
-def _names(names) -> str:
+def _names(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in names) if names else "(no raw feature)"
 
 
@@ -190,7 +194,7 @@ class _Value:
     offset: int = 0
     raw: str | None = None
     detail: str = ""
-    missing_key: object = None
+    missing_key: bytes | int | None = None
 
 
 def _not_traced(detail: str) -> _Value:
@@ -214,7 +218,14 @@ class _Ref:
 
 
 class _GraphView:
-    def __init__(self, index: int, nodes, args=(), rets=None, name: str = ""):
+    def __init__(
+        self,
+        index: int,
+        nodes: Iterable[Any],
+        args: Sequence[str] = (),
+        rets: Mapping[int, str] | None = None,
+        name: str = "",
+    ) -> None:
         self.index = index
         self.name = name
         self.nodes = {node.name: node for node in nodes}
@@ -242,9 +253,9 @@ class _Analyzer:
         self.input_args: dict[tuple[int, int], str] = {}
         self.placeholders: dict[str, str] = {}
         self.captures: dict[tuple[int, int], int] = {}
-        self._tf1_initializers: dict[str, object] | None = None
+        self._tf1_initializers: dict[str, Any] | None = None
 
-    def _asset_file_defs(self):
+    def _asset_file_defs(self) -> list[Any]:
         defs = list(self._meta_graph.asset_file_def)
         collection = self._meta_graph.collection_def.get("saved_model_assets")
         if collection is not None:
@@ -299,14 +310,14 @@ class _Analyzer:
                 return i
         return 0
 
-    def node(self, ref: _Ref):
+    def node(self, ref: _Ref) -> Any:
         return self.views[ref.graph].nodes.get(ref.node)
 
-    def inputs(self, ref: _Ref, node) -> list[_Ref]:
+    def inputs(self, ref: _Ref, node: Any) -> list[_Ref]:
         view = self.views[ref.graph]
         return [self.ref(view, text, ref.stack) for text in node.input if not text.startswith("^")]
 
-    def resolve(self, ref: _Ref):
+    def resolve(self, ref: _Ref) -> tuple[Any, ...]:
         """Follows calls, function arguments and identities to the producing op.
 
         Returns ("node", ref, node), ("input", raw_name), ("capture", object node id)
@@ -381,7 +392,7 @@ class _Analyzer:
             return self._tf1_table(resolved[2])
         return _Table(None, None, "its lookup table is not a resource this analysis can follow")
 
-    def _tf1_table(self, table_node) -> _Table:
+    def _tf1_table(self, table_node: Any) -> _Table:
         if self._tf1_initializers is None:
             self._tf1_initializers = {}
             for node in self.views[0].nodes.values():
@@ -416,7 +427,7 @@ class _Analyzer:
             self.captures[(view.index, first + i)] = object_id
         return view
 
-    def _from_initializer(self, ref: _Ref, node) -> _Table:
+    def _from_initializer(self, ref: _Ref, node: Any) -> _Table:
         file_input = self.ref(self.views[ref.graph], node.input[1], ref.stack)
         if node.op == "InitializeTableFromDataset":
             assets = self._assets_behind(file_input)
@@ -547,7 +558,7 @@ class _Analyzer:
             return self._offset(op, inputs, depth)
         return _not_traced(f"it is computed by a {op} op, which this analysis does not follow")
 
-    def _missing_key(self, ref: _Ref):
+    def _missing_key(self, ref: _Ref) -> bytes | int | None:
         # The key a raw row without values is looked up as: the fill value of a
         # SparseToDense on the key path (TFX's _fill_in_missing), if any.
         for _ in range(100):
@@ -697,11 +708,13 @@ def read_saved_model(transform_fn_dir: str) -> saved_model_pb2.SavedModel:
     return saved_model
 
 
-def _outputs_tf1(analyzer: _Analyzer, meta_graph) -> dict[str, tuple[list[_Ref], bool]]:
+def _outputs_tf1(
+    analyzer: _Analyzer, meta_graph: meta_graph_pb2.MetaGraphDef
+) -> dict[str, tuple[_Ref, bool]]:
     signature = meta_graph.signature_def[_TF1_SIGNATURE]
     for name, info in signature.inputs.items():
         if info.WhichOneof("encoding") == "coo_sparse":
-            tensors = (
+            tensors: tuple[str, ...] = (
                 info.coo_sparse.values_tensor_name,
                 info.coo_sparse.indices_tensor_name,
                 info.coo_sparse.dense_shape_tensor_name,
@@ -722,7 +735,9 @@ def _outputs_tf1(analyzer: _Analyzer, meta_graph) -> dict[str, tuple[list[_Ref],
     return outputs
 
 
-def _outputs_tf2(analyzer: _Analyzer, meta_graph) -> dict[str, tuple[_Ref, bool]]:
+def _outputs_tf2(
+    analyzer: _Analyzer, meta_graph: meta_graph_pb2.MetaGraphDef
+) -> dict[str, tuple[_Ref, bool]]:
     objects = meta_graph.object_graph_def
     root = {child.local_name: child.node_id for child in objects.nodes[0].children}
     if _TF2_TRANSFORM_FN not in root:
@@ -781,7 +796,7 @@ def read_asset_map(transformed_metadata_dir: str | None) -> dict[str, str] | Non
     return mapping
 
 
-def _clip(value) -> str:
+def _clip(value: object) -> str:
     text = json.dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -921,7 +936,15 @@ def analyze_transform_fn(
     return derivations
 
 
-def _derivation(feature, raw, integer, value, transform_fn_dir, asset_map, sizes):
+def _derivation(
+    feature: str,
+    raw: tuple[str, ...],
+    integer: bool,
+    value: _Value,
+    transform_fn_dir: str,
+    asset_map: Mapping[str, str] | None,
+    sizes: dict[str, int],
+) -> FeatureDerivation:
     if not integer and value.kind is not DerivationKind.NOT_TRACED:
         value = _not_traced("it does not hold integers")
     if value.kind is DerivationKind.VOCABULARY:
@@ -934,7 +957,11 @@ def _derivation(feature, raw, integer, value, transform_fn_dir, asset_map, sizes
             name = vocabulary_name_of_asset(table.asset, asset_map)
             assets_dir = os.path.join(transform_fn_dir, ASSETS_DIR)
             asset, file_format = table.asset, table.file_format
-            if not fileio.exists(os.path.join(assets_dir, asset)) and (asset_map or {}).get(name):
+            if (
+                not fileio.exists(os.path.join(assets_dir, asset))
+                and asset_map is not None
+                and asset_map.get(name)
+            ):
                 # asset_map is where TFT itself looks a vocabulary up by name.
                 asset = asset_map[name]
                 file_format = TFRECORD_GZIP if asset.endswith(TFRECORD_GZIP_SUFFIX) else TEXT
@@ -946,7 +973,8 @@ def _derivation(feature, raw, integer, value, transform_fn_dir, asset_map, sizes
                         f"{assets_dir!r} (its lookup table reads {asset!r}). Re-run "
                         "Transform, or restore the transform_fn/assets folder."
                     )
-                sizes[asset] = count_vocabulary(path, file_format, name)
+                # A _Table that names an asset always names its format too.
+                sizes[asset] = count_vocabulary(path, cast(str, file_format), name)
             return FeatureDerivation(
                 feature=feature,
                 raw_features=raw,

@@ -25,6 +25,7 @@ import os
 import sqlite3
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from embedding_guard.errors import InputError
 from embedding_guard.reasons import Reason, Severity
@@ -206,7 +207,7 @@ def check_database(path: str) -> None:
         )
 
 
-def open_store(path: str):
+def open_store(path: str) -> Any:
     """Opens an MLMD sqlite database read-only, so a reader never alters it.
 
     Args:
@@ -231,7 +232,7 @@ def open_store(path: str):
         raise ReportError(f"MLMD cannot open {path!r}: {printable(error)}") from error
 
 
-def validator_runs(store) -> list[ValidatorRun]:
+def validator_runs(store: Any) -> list[ValidatorRun]:
     """Lists every EmbeddingIndexValidator execution in a store, newest first.
 
     Args:
@@ -249,7 +250,7 @@ def validator_runs(store) -> list[ValidatorRun]:
         raise ReportError(f"MLMD query failed: {printable(error)}") from error
 
 
-def _validator_runs(store) -> list[ValidatorRun]:
+def _validator_runs(store: Any) -> list[ValidatorRun]:
     from ml_metadata.proto import metadata_store_pb2
     from tfx.types import artifact_utils
 

@@ -37,6 +37,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, cast
 
 from absl import logging
 
@@ -258,6 +259,7 @@ class ModelAnalysis:
         return {
             feature: lookup.feature_input_dim
             for feature, lookup in self.governing_lookups().items()
+            if lookup.feature_input_dim is not None
         }
 
 
@@ -266,7 +268,7 @@ class _Body:
     """The outer graph (name "") or one library function, indexed for tracing."""
 
     name: str
-    nodes: Mapping[str, object]
+    nodes: Mapping[str, Any]
     arg_index: Mapping[str, int]
     output_names: tuple[str, ...]
     ret: Mapping[str, str]
@@ -275,7 +277,7 @@ class _Body:
 @dataclasses.dataclass(frozen=True)
 class _Frame:
     body: _Body
-    call_node: object
+    call_node: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,7 +423,7 @@ class _Model:
             return _Ref(body, stack, parts[0])
         return _Ref(body, stack, parts[0], index=int(parts[1]) if len(parts) > 1 else 0)
 
-    def data_input(self, ref: _Ref, node, position: int) -> _Ref:
+    def data_input(self, ref: _Ref, node: Any, position: int) -> _Ref:
         inputs = [text for text in node.input if not text.startswith("^")]
         return self.parse_ref(ref.body, ref.stack, inputs[position])
 
@@ -429,7 +431,7 @@ class _Model:
         """Follows arguments back to their call sites and Identity ops to their inputs."""
         for _ in range(10_000):
             if ref.node_name is None:
-                if not ref.stack:
+                if not ref.stack or ref.arg_name is None:
                     return None
                 frame = ref.stack[-1]
                 position = ref.body.arg_index[ref.arg_name]
@@ -446,15 +448,16 @@ class _Model:
             return ref
         return None
 
-    def node(self, ref: _Ref):
-        return ref.body.nodes[ref.node_name]
+    def node(self, ref: _Ref) -> Any:
+        # Only called on refs to a node's output, never on a function argument.
+        return ref.body.nodes[cast(str, ref.node_name)]
 
-    def callee(self, node) -> _Body | None:
+    def callee(self, node: Any) -> _Body | None:
         if node.op not in _CALL_OPS or "f" not in node.attr:
             return None
         return self.functions.get(node.attr["f"].func.name)
 
-    def constant(self, ref: _Ref):
+    def constant(self, ref: _Ref) -> Any:
         """The numpy value of a constant tensor, or None."""
         import tensorflow as tf
 
@@ -489,7 +492,7 @@ class _Model:
             return int(maxlength)
         return None
 
-    def variable(self, ref: _Ref):
+    def variable(self, ref: _Ref) -> Any:
         """The VarHandleOp node behind a resource (through ReadVariableOp), or None."""
         for _ in range(100):
             resolved = self.resolve(ref)
@@ -503,14 +506,15 @@ class _Model:
                 continue
             callee = self.callee(node)
             if callee is not None:
-                ref = self._enter_call(resolved, node, callee)
-                if ref is None:
+                entered = self._enter_call(resolved, node, callee)
+                if entered is None:
                     return None
+                ref = entered
                 continue
             return None
         return None
 
-    def _enter_call(self, ref: _Ref, node, callee: _Body) -> _Ref | None:
+    def _enter_call(self, ref: _Ref, node: Any, callee: _Body) -> _Ref | None:
         index = ref.index
         if index >= len(callee.output_names):
             return None
@@ -519,7 +523,7 @@ class _Model:
             return None
         return self.parse_ref(callee, ref.stack + (_Frame(ref.body, node),), inner)
 
-    def feature_name(self, ref: _Ref, node) -> str | None:
+    def feature_name(self, ref: _Ref, node: Any) -> str | None:
         """The name a node's output carries as a feature, or None."""
         if not ref.body.name and node.op == "Placeholder":
             return self.input_names_by_tensor.get(node.name)
@@ -597,7 +601,7 @@ class _Model:
             trace.note = f"{trace.note}; named by its tf.feature_column scope"
         return trace
 
-    def feature_source(self, ref: _Ref, node) -> str:
+    def feature_source(self, ref: _Ref, node: Any) -> str:
         if node.op == "Placeholder":
             return FEATURE_SOURCE_SIGNATURE
         if node.op == "ParseExampleV2":
@@ -611,7 +615,7 @@ class _Model:
         resolved = self.resolve(ref)
         return resolved is not None and self.node(resolved).op == "Const"
 
-    def _values_position(self, ref: _Ref, node) -> int | None:
+    def _values_position(self, ref: _Ref, node: Any) -> int | None:
         """The input whose values (a subset of them) this output holds, or None.
 
         These are the ops tf.feature_column and sparse inputs put between a feature
@@ -630,7 +634,7 @@ class _Model:
             return 2
         return None
 
-    def _selects_by_mask(self, ref: _Ref, node) -> bool:
+    def _selects_by_mask(self, ref: _Ref, node: Any) -> bool:
         """Whether a values-subset op keeps only the values a boolean mask selects."""
         if node.op not in ("GatherV2", "GatherNd"):
             return False
@@ -646,7 +650,7 @@ class _Model:
             selector = self.resolve(self.data_input(selector, selector_node, 0))
         return False
 
-    def _out_of_range_default(self, ref: _Ref, node) -> int | None:
+    def _out_of_range_default(self, ref: _Ref, node: Any) -> int | None:
         """The default of `SelectV2(x < 0 | x >= n, fill(default), x)`, else None.
 
         That is categorical_column_with_identity(default_value=...): ids out of range
@@ -671,14 +675,14 @@ class _Model:
             value_ref = self.data_input(resolved, self.node(resolved), 0)
         return None
 
-    def _is_negative_wrap(self, ref: _Ref, node) -> bool:
+    def _is_negative_wrap(self, ref: _Ref, node: Any) -> bool:
         condition = self.resolve(self.data_input(ref, node, 0))
         shifted = self.resolve(self.data_input(ref, node, 1))
         if condition is None or shifted is None:
             return False
         return self.node(condition).op == "Less" and self.node(shifted).op in _ADD_OPS
 
-    def _constant_step(self, ref: _Ref, node) -> tuple[int, _Ref] | None:
+    def _constant_step(self, ref: _Ref, node: Any) -> tuple[int, _Ref] | None:
         left = self.data_input(ref, node, 0)
         right = self.data_input(ref, node, 1)
         for constant_ref, operand, sign in ((right, left, 1), (left, right, 1)):
@@ -700,7 +704,7 @@ class _Model:
         pending = [ref.node_name for ref in roots]
         while pending:
             name = pending.pop()
-            if name in seen_outer or name not in self.outer.nodes:
+            if name is None or name in seen_outer or name not in self.outer.nodes:
                 continue
             seen_outer.add(name)
             node = self.outer.nodes[name]
@@ -741,11 +745,11 @@ def _feature_column_key(op_name: str) -> str | None:
     return column
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _output_keys_by_function(object_graph_def) -> dict[str, tuple[str | None, ...]]:
+def _output_keys_by_function(object_graph_def: Any) -> dict[str, tuple[str | None, ...]]:
     """Per function, the dict key of each flat output (None where it has no key).
 
     Flattening follows tf.nest: dict keys in sorted order, sequences in order. A
@@ -760,7 +764,7 @@ def _output_keys_by_function(object_graph_def) -> dict[str, tuple[str | None, ..
     return keys_by_function
 
 
-def _flatten_keys(structure, key: str | None, keys: list[str | None]) -> bool:
+def _flatten_keys(structure: Any, key: str | None, keys: list[str | None]) -> bool:
     kind = structure.WhichOneof("kind")
     if kind == "tensor_spec_value":
         keys.append(key)
@@ -791,7 +795,7 @@ def _layer_name(op_name: str, variable_name: str) -> str:
     return layer_scopes[-1] if layer_scopes else ""
 
 
-def _variable_shape(variable) -> tuple[int | None, ...]:
+def _variable_shape(variable: Any) -> tuple[int | None, ...]:
     return tuple(
         int(dim.size) if dim.size >= 0 else None for dim in variable.attr["shape"].shape.dim
     )
@@ -876,7 +880,7 @@ def _describe(model: _Model, ref: _Ref) -> ModelLookup:
 class _Prober:
     """Calls the restored serving function with one integer feature varied."""
 
-    def __init__(self, saved_model_dir: str, signature_name: str, signature):
+    def __init__(self, saved_model_dir: str, signature_name: str, signature: Any) -> None:
         import tensorflow as tf
 
         self._tf = tf
@@ -894,7 +898,7 @@ class _Prober:
     def integer_inputs(self) -> set[str]:
         return {key for key, (dtype, _) in self._specs.items() if dtype.is_integer}
 
-    def call(self, feature: str | None, value: int):
+    def call(self, feature: str | None, value: int) -> tuple[str, Any]:
         """Returns ("ok", outputs by name) or ("error", "<error class>: <message>").
 
         Every other input is zero.
@@ -916,7 +920,7 @@ class _Prober:
                 self._results.setdefault((feature, value), ("ok", None))
         return status == "ok"
 
-    def _call(self, values: Mapping[str, int]):
+    def _call(self, values: Mapping[str, int]) -> tuple[str, Any]:
         tf = self._tf
         feeds = {}
         for key, (dtype, shape) in self._specs.items():
@@ -932,7 +936,7 @@ class _Prober:
         return "ok", {key: tensor.numpy() for key, tensor in outputs.items()}
 
 
-def _outputs_equal(left, right) -> bool:
+def _outputs_equal(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
     import numpy as np
 
     return left.keys() == right.keys() and all(
@@ -985,7 +989,8 @@ def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, 
 
 def _measured_behaviour(prober: _Prober, lookup: ModelLookup, first_bad: int) -> tuple[bool, str]:
     """Whether a bad value passed without error (below or at the end), and what happened."""
-    below = lookup.min_valid_value - 1
+    # Only traced lookups are probed, and tracing sets their offset.
+    below = cast(int, lookup.min_valid_value) - 1
     parts = []
     silent = False
     for value in (below, first_bad):
@@ -1035,12 +1040,17 @@ def _probe(
         and lookup.lookup_kind not in _ZEROING_KINDS
         and lookup.feature_input_dim is not None
     ]
-    lowest = {lookup.feature: lookup.min_valid_value for lookup in raising}
-    last = {}
+    lowest = {
+        lookup.feature: lookup.min_valid_value
+        for lookup in raising
+        if lookup.feature is not None and lookup.min_valid_value is not None
+    }
+    last: dict[str, int] = {}
     for lookup in raising:
-        last[lookup.feature] = min(
-            last.get(lookup.feature, _PROBE_LIMIT), lookup.feature_input_dim - 1
-        )
+        if lookup.feature is not None and lookup.feature_input_dim is not None:
+            last[lookup.feature] = min(
+                last.get(lookup.feature, _PROBE_LIMIT), lookup.feature_input_dim - 1
+            )
     for values in (lowest, last):
         if values:
             prober.passes_together(values)
@@ -1053,7 +1063,7 @@ def _probe(
         if first_bad is None:
             probed.append(dataclasses.replace(lookup, note=_join(lookup.note, f"probe: {why}")))
             continue
-        probed_size = first_bad + lookup.offset
+        probed_size = first_bad + cast(int, lookup.offset)
         silent, behaviour = _measured_behaviour(prober, lookup, first_bad)
         if lookup.table_size is None:
             found = dataclasses.replace(lookup, table_size=probed_size, method=METHOD_PROBE)

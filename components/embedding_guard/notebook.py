@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from embedding_guard import html_report, report_io
 
 
-def _uri_and_splits(anomalies) -> tuple[str, list[str] | None, list[tuple[str, object]]]:
+def _uri_and_splits(anomalies: Any) -> tuple[str, list[str] | None, list[tuple[str, object]]]:
     if isinstance(anomalies, (str, os.PathLike)):
         return os.fspath(anomalies), None, [("anomalies", os.fspath(anomalies))]
     if isinstance(anomalies, Sequence) and len(anomalies) == 1:
@@ -45,7 +46,7 @@ def _uri_and_splits(anomalies) -> tuple[str, list[str] | None, list[tuple[str, o
     )
 
 
-def report_html(anomalies):
+def report_html(anomalies: Any) -> Any:
     """Builds the inline report of an anomalies artifact.
 
     Args:
@@ -68,7 +69,7 @@ def report_html(anomalies):
     return HTML(html_report.render_fragment(reports, "embedding-guard index report", run_info))
 
 
-def display(anomalies) -> None:
+def display(anomalies: Any) -> None:
     """Displays an anomalies artifact's index report in the running notebook.
 
     Args:

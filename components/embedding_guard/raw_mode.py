@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -120,7 +121,7 @@ def detect_kind(
     )
 
 
-def _column(tensor) -> tuple[np.ndarray, np.ndarray]:
+def _column(tensor: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(tensor, tf.RaggedTensor):
         return tensor.flat_values.numpy(), tensor.row_lengths().numpy()
     if isinstance(tensor, tf.SparseTensor):
@@ -164,17 +165,17 @@ class RawExamplesTransformer:
         present_raw_features: Iterable[str] | None = None,
         needed_raw_features: Iterable[str] | None = None,
         missing_keys: Mapping[str, object] | None = None,
-    ):
+    ) -> None:
         self._uri = transform_graph_uri
         self._features = list(features)
         self._raw_sources = dict(raw_sources)
         self._present = None if present_raw_features is None else set(present_raw_features)
         self._needed = None if needed_raw_features is None else set(needed_raw_features)
         self._missing_keys = dict(missing_keys or {})
-        self._layer = None
-        self._spec = None
+        self._layer: Any = None
+        self._spec: Any = None
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_layer"] = None
         state["_spec"] = None
@@ -183,7 +184,7 @@ class RawExamplesTransformer:
     def _graph_error(self, why: str) -> InputError:
         return InputError(f"The transform graph {self._uri!r} cannot be applied: {why}")
 
-    def _load(self):
+    def _load(self) -> None:
         transform_fn = os.path.join(self._uri, tft.TFTransformOutput.TRANSFORM_FN_DIR)
         for name in ("saved_model.pb", "variables"):
             if not tf.io.gfile.exists(os.path.join(transform_fn, name)):
@@ -220,7 +221,7 @@ class RawExamplesTransformer:
         """
         self._load()
 
-    def __call__(self, serialized) -> reader.Batch:
+    def __call__(self, serialized: Any) -> reader.Batch:
         """Transforms one batch; returns its checked columns and raw columns."""
         if self._layer is None:
             self._load()
@@ -265,7 +266,9 @@ class RawExamplesTransformer:
         return reader.Batch(num_examples, columns, raw_columns)
 
 
-def _raw_column(tensor, row_lengths: np.ndarray, missing_key):
+def _raw_column(
+    tensor: Any, row_lengths: np.ndarray, missing_key: object
+) -> tuple[np.ndarray, np.ndarray]:
     values, lengths = _column(tensor)
     # A sparse raw feature the graph makes dense (one key per row, missing rows
     # looked up as missing_key) lines up with the indices once filled the same way.

@@ -28,7 +28,8 @@ import stat
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import google_crc32c
 import numpy as np
@@ -249,7 +250,7 @@ def _not_tfrecords(path: str) -> ShardError:
     )
 
 
-def _open(path: str):
+def _open(path: str) -> Any:
     try:
         return fileio.open(path, "rb")
     except tf.errors.OpError as error:
@@ -368,7 +369,7 @@ def serialized_batches(
     path: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-) -> Iterator[list[bytes]]:
+) -> Generator[list[bytes], None, None]:
     """Yields a shard's serialized records in batches, checking every record header.
 
     A batch holds at most batch_size records and, unless a single record is
@@ -437,7 +438,7 @@ class _GzipFramer:
 
     def __call__(self, data: bytes) -> tuple[list[bytes], int, int]:
         """Returns (whole records, bytes they take, bytes needed for the next one)."""
-        records = []
+        records: list[bytes] = []
         append = records.append
         unpack_length = _LENGTH.unpack_from
         limit = self._record_limit
@@ -554,18 +555,20 @@ def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) 
             )
 
 
-def _ragged_spec(features: Sequence[str], dtype) -> dict:
+def _ragged_spec(features: Sequence[str], dtype: Any) -> dict[str, Any]:
     return {name: tf.io.RaggedFeature(dtype, row_splits_dtype=tf.int64) for name in features}
 
 
-def _column(ragged) -> tuple[np.ndarray, np.ndarray]:
+def _column(ragged: Any) -> tuple[np.ndarray, np.ndarray]:
     values = ragged.flat_values.numpy()
     if values.dtype == object:
         values = values.astype(object)
     return values, ragged.row_lengths().numpy()
 
 
-def _parse_feature_per_example(serialized: Sequence[bytes], feature: str):
+def _parse_feature_per_example(
+    serialized: Sequence[bytes], feature: str
+) -> tuple[np.ndarray, np.ndarray]:
     # Only reached when one batch mixes int64 with other kinds in a feature.
     values, lengths = [], []
     for index, record in enumerate(serialized):
@@ -594,7 +597,7 @@ def _parse_feature_per_example(serialized: Sequence[bytes], feature: str):
 _PARSE_ERRORS = (tf.errors.InvalidArgumentError, UnicodeDecodeError)
 
 
-def parse_batch(serialized, features: Sequence[str]) -> Batch:
+def parse_batch(serialized: Any, features: Sequence[str]) -> Batch:
     """Parses the checked features of a batch of serialized tf.Examples.
 
     Args:
@@ -654,7 +657,7 @@ class _Parser:
             raise ShardError(f"Shard {path!r}: {error}") from error
 
 
-def _check_positive(name: str, value) -> int:
+def _check_positive(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}; pass 1 or more.")
     return int(value)
@@ -723,7 +726,7 @@ def _read_in_parallel(
     parse_pool = concurrent.futures.ThreadPoolExecutor(parallelism, "embedding_guard_parse")
     frame_pool = concurrent.futures.ThreadPoolExecutor(open_limit, "embedding_guard_frame")
 
-    def put(outbox: queue.Queue, item) -> bool:
+    def put(outbox: queue.Queue, item: object) -> bool:
         while not stop.is_set():
             try:
                 outbox.put(item, timeout=0.1)

@@ -7,10 +7,12 @@ artifact passes through `printable` before it reaches the terminal.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from embedding_guard import mlmd_runs
 from embedding_guard.errors import InputError
@@ -186,7 +188,9 @@ def _counts(run: ValidatorRun) -> tuple[int | None, int | None]:
     )
 
 
-def _protected_folders(store, runs: Sequence[ValidatorRun], pipeline_root: str | None):
+def _protected_folders(
+    store: Any, runs: Sequence[ValidatorRun], pipeline_root: str | None
+) -> list[tuple[str, str]]:
     # Most specific first, so the message names the artifact rather than its root.
     try:
         artifacts = store.get_artifacts()
@@ -204,7 +208,7 @@ def _protected_folders(store, runs: Sequence[ValidatorRun], pipeline_root: str |
     return folders
 
 
-def run_command(args) -> int:
+def run_command(args: argparse.Namespace) -> int:
     """Runs `embedding-guard report`; returns the exit code.
 
     Args:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import tensorflow_transform as tft
 from absl import logging
@@ -90,7 +90,11 @@ class VocabularySizes(Mapping):
         this mapping (validation.plan) still see what the graph says.
     """
 
-    def __init__(self, tf_transform_output: tft.TFTransformOutput, derivations=None):
+    def __init__(
+        self,
+        tf_transform_output: tft.TFTransformOutput,
+        derivations: Mapping[str, graph_analysis.FeatureDerivation] | None = None,
+    ) -> None:
         self._output = tf_transform_output
         self._files = _vocabulary_files(tf_transform_output)
         self._names = sorted(self._files)
@@ -130,10 +134,10 @@ class VocabularySizes(Mapping):
                 "Re-run Transform, or restore the transform_fn/assets folder."
             ) from error
 
-    def __contains__(self, name) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self._files
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
     def __len__(self) -> int:
@@ -213,7 +217,9 @@ def load_transform_graph(uri: str) -> TransformGraphInfo:
     )
 
 
-def _graph_info(tf_transform_output, function: str) -> TransformGraphInfo:
+def _graph_info(
+    tf_transform_output: tft.TFTransformOutput | str | os.PathLike[str], function: str
+) -> TransformGraphInfo:
     if isinstance(tf_transform_output, tft.TFTransformOutput):
         uri = os.path.dirname(tf_transform_output.transform_savedmodel_dir.rstrip("/"))
     elif isinstance(tf_transform_output, (str, os.PathLike)):
@@ -231,7 +237,9 @@ def _graph_info(tf_transform_output, function: str) -> TransformGraphInfo:
     return load_transform_graph(uri)
 
 
-def embedding_input_dims(tf_transform_output) -> dict[str, int]:
+def embedding_input_dims(
+    tf_transform_output: tft.TFTransformOutput | str | os.PathLike[str],
+) -> dict[str, int]:
     """Returns every checked feature's Embedding input_dim, as the validator checks it.
 
     Call it once in the Trainer and size every Embedding / CategoryEncoding from
@@ -255,7 +263,11 @@ def embedding_input_dims(tf_transform_output) -> dict[str, int]:
     return {b.feature: b.upper_bound for b in resolved}
 
 
-def embedding_input_dim(tf_transform_output, feature: str, vocabulary: str | None = None) -> int:
+def embedding_input_dim(
+    tf_transform_output: tft.TFTransformOutput | str | os.PathLike[str],
+    feature: str,
+    vocabulary: str | None = None,
+) -> int:
     """Returns the Embedding input_dim the validator expects for a transformed feature.
 
     Use it in the Trainer so both sides agree: what the transform graph says

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import apache_beam as beam
 from apache_beam.transforms import window
@@ -38,11 +39,11 @@ class SplitJob:
 
 
 # Set by `progress_listener` for the length of a run; see there.
-_progress_callback = None
+_progress_callback: Callable[[str, int, bool], None] | None = None
 
 
 @contextlib.contextmanager
-def progress_listener(callback):
+def progress_listener(callback: Callable[[str, int, bool], None]) -> Iterator[None]:
     """Calls callback(shard, num_examples, shard_done) for every batch while the block runs.
 
     Only runners that read shards in this process (DirectRunner in-memory) call
@@ -81,11 +82,11 @@ class _CountShard(beam.DoFn):
         self,
         bounds: Sequence[core.FeatureBounds],
         batch_size: int,
-        parse=None,
+        parse: Callable[[Any], reader.Batch] | None = None,
         *,
         max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
         parallelism: int | None = None,
-    ):
+    ) -> None:
         self._bounds = tuple(bounds)
         self._features = [b.feature for b in bounds]
         self._batch_size = batch_size
@@ -94,15 +95,15 @@ class _CountShard(beam.DoFn):
         self._parallelism = parallelism
         self._shards: list[str] = []
 
-    def start_bundle(self):
+    def start_bundle(self) -> None:
         self._shards = []
 
-    def process(self, shard: str):
+    def process(self, shard: str) -> tuple[()]:
         self._shards.append(shard)
         # Nothing to emit yet; an empty iterable rather than None keeps Beam quiet.
         return ()
 
-    def finish_bundle(self):
+    def finish_bundle(self) -> Iterator[Any]:
         for _shard, accumulator in self.count(self._shards):
             yield window.GlobalWindows.windowed_value(accumulator)
         self._shards = []
@@ -126,7 +127,7 @@ def count_shards(
     batch_size: int = reader.DEFAULT_BATCH_SIZE,
     max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
     parallelism: int | None = None,
-    parse=None,
+    parse: Callable[[Any], reader.Batch] | None = None,
 ) -> list[tuple[str, core.SplitAccumulator]]:
     """Counts shards in this process on `parallelism` threads, without Beam.
 
@@ -170,23 +171,27 @@ def count_shards(
 class _MergeSplit(beam.CombineFn):
     """Merges the shards' partial counts of one split."""
 
-    def __init__(self, bounds: Sequence[core.FeatureBounds]):
+    def __init__(self, bounds: Sequence[core.FeatureBounds]) -> None:
         self._bounds = tuple(bounds)
 
-    def create_accumulator(self):
+    def create_accumulator(self) -> core.SplitAccumulator:
         return core.SplitAccumulator(self._bounds)
 
-    def add_input(self, accumulator, shard_counts):
+    def add_input(
+        self, accumulator: core.SplitAccumulator, shard_counts: core.SplitAccumulator
+    ) -> core.SplitAccumulator:
         return accumulator.merge(shard_counts)
 
-    def merge_accumulators(self, accumulators):
+    def merge_accumulators(
+        self, accumulators: Iterable[core.SplitAccumulator]
+    ) -> core.SplitAccumulator:
         accumulators = iter(accumulators)
         merged = next(accumulators)
         for accumulator in accumulators:
             merged.merge(accumulator)
         return merged
 
-    def extract_output(self, accumulator):
+    def extract_output(self, accumulator: core.SplitAccumulator) -> core.SplitAccumulator:
         return accumulator
 
 
@@ -236,7 +241,7 @@ def run(
     baseline: schema_pb2.Schema | None = None,
     batch_size: int = reader.DEFAULT_BATCH_SIZE,
     policy: findings.OovPolicy | None = None,
-    parse=None,
+    parse: Callable[[Any], reader.Batch] | None = None,
     *,
     unchecked_features: Sequence[UncheckedFeature] = (),
     run_findings: Sequence[Finding] = (),
@@ -399,7 +404,9 @@ def plan(
     if all(b.raw_features for b in feature_bounds):
         needed = {name for b in feature_bounds for name in b.raw_features}
     transformer = raw_mode.RawExamplesTransformer(
-        transform_graph_uri,
+        # detect_kind says RAW only with a raw schema, and that is dropped above
+        # when there is no transform graph.
+        cast(str, transform_graph_uri),
         [b.feature for b in feature_bounds],
         raw_sources,
         present,
