@@ -225,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads reading each split (default: the CPUs this process may use)",
     )
     check.add_argument(
+        "--beam-pipeline-arg",
+        action="append",
+        metavar="ARG",
+        help="run as a Beam pipeline with this option (repeatable), e.g. "
+        "--beam-pipeline-arg=--runner=DataflowRunner; default: count in this process on "
+        "every core, without Beam",
+    )
+    check.add_argument(
         "--junit-xml",
         metavar="FILE",
         help="also write one JUnit test case per split and feature (ERROR findings fail), "
@@ -447,6 +455,21 @@ class _OutputFolder:
             os.close(self._lock_handle)
 
 
+def _beam_pipeline(beam_args: list[str] | None) -> Any:
+    """A Beam pipeline for --beam-pipeline-arg, or None to count in this process."""
+    if not beam_args:
+        return None
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    try:
+        return beam.Pipeline(options=PipelineOptions(beam_args))
+    except (ValueError, SystemExit) as error:
+        raise UsageError(
+            f"--beam-pipeline-arg {beam_args!r} is not a valid set of Beam options ({error})."
+        ) from None
+
+
 def _run_inspect_model(args: argparse.Namespace) -> int:
     from embedding_guard import model_analysis
 
@@ -507,6 +530,7 @@ def _run_check(args: argparse.Namespace) -> int:
                 transform_graph=args.transform_graph,
                 schema=schema,
                 model=args.model,
+                pipeline=_beam_pipeline(args.beam_pipeline_arg),
                 option_names=CLI_FLAGS,
             )
         output.publish(splits)

@@ -136,7 +136,8 @@ def validate(
       model: A trained model (SavedModel, or a TFX Model artifact folder) whose
         embedding tables give each feature's input_dim, unless
         embedding_input_dims names it.
-      pipeline: An unstarted Beam pipeline; default DirectRunner in-memory.
+      pipeline: An unstarted Beam pipeline (the executor's, or one built from
+        Beam options); None counts in this process on every core instead.
       option_names: Setting -> how the caller spells it, for messages.
 
     Returns:
@@ -200,23 +201,25 @@ def validate(
             b.embedding_dim_source,
         )
     jobs = validation.split_jobs(split_uris, output_dirs)
-    if pipeline is None:
-        pipeline = default_pipeline()
-    reports = validation.run(
-        jobs,
-        plan.bounds,
-        pipeline,
-        baseline=schema,
-        policy=options.oov_policy(split_uris),
-        parse=plan.parse,
-        unchecked_features=plan.unchecked,
-        parallelism=options.parallelism,
-        run_findings=[
+    run_settings: dict[str, Any] = {
+        "baseline": schema,
+        "policy": options.oov_policy(split_uris),
+        "parse": plan.parse,
+        "unchecked_features": plan.unchecked,
+        "run_findings": [
             finding
             for feature, description in unchecked_lookups
             for finding in findings.model_lookup_unchecked(split_uris, feature, description)
         ],
-    )
+        "parallelism": options.parallelism,
+    }
+    if pipeline is None:
+        # In this process on every core: Beam would add its start-up and nothing else.
+        reports = validation.run_in_process(jobs, plan.bounds, **run_settings)
+    else:
+        from embedding_guard import beam_pipeline
+
+        reports = beam_pipeline.run(jobs, plan.bounds, pipeline, **run_settings)
     return ValidationResult(reports, plan.bounds, plan.examples_kind.value)
 
 
@@ -287,11 +290,3 @@ def _with_dim_source(bounds: core.FeatureBounds, lookup: Any) -> core.FeatureBou
     if bounds.embedding_dim_source == "embedding_input_dims parameter":
         return dataclasses.replace(bounds, embedding_dim_kind="embedding_input_dims")
     return bounds
-
-
-def default_pipeline() -> Any:
-    """A Beam pipeline on DirectRunner in-memory: every split read in this process."""
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    return beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))

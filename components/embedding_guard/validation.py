@@ -1,21 +1,19 @@
-"""The Beam pipeline that counts every checked feature of every split.
+"""What to check, how to count it and how to write it down, with or without Beam.
 
-Shards are the unit of work: each is read in large batches by one DoFn that
-returns one accumulator, so memory is bounded by a batch and nothing per value
-crosses Beam. Accumulators combine per split, and the reports are written from
-inside the pipeline, so the same code runs on DirectRunner, Dataflow, Flink and
-Spark.
+`plan` resolves the bounds and the examples' kind before anything is read;
+`count_shards` counts shards on every core of this process; `write_reports`
+turns combined counts into each split's report files. `run_in_process` chains
+them for `check`; `beam_pipeline.run` runs the same steps as a Beam pipeline for
+the component and for distributed runners.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-import apache_beam as beam
-from apache_beam.transforms import window
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard import bounds as bounds_lib
@@ -60,64 +58,6 @@ def progress_listener(callback: Callable[[str, int, bool], None]) -> Iterator[No
 def _notify(shard: str, num_examples: int, shard_done: bool = False) -> None:
     if _progress_callback is not None:
         _progress_callback(shard, num_examples, shard_done)
-
-
-class _CountShard(beam.DoFn):
-    """Counts the shards of a bundle on every core and emits one accumulator per shard.
-
-    Shards are buffered until the bundle ends and then read together
-    (reader.read_shards), so the in-memory DirectRunner, which hands one split's
-    shards to one bundle, and any runner's worker use all their CPUs.
-
-    Args:
-      bounds: Bounds of the checked features.
-      batch_size: Most examples per parsed batch.
-      parse: In raw mode, the transform-graph applier; None for transformed
-        examples.
-      max_batch_bytes: Most serialized bytes per parsed batch.
-      parallelism: Threads per worker; default: the CPUs the worker may use.
-    """
-
-    def __init__(
-        self,
-        bounds: Sequence[core.FeatureBounds],
-        batch_size: int,
-        parse: Callable[[Any], reader.Batch] | None = None,
-        *,
-        max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
-        parallelism: int | None = None,
-    ) -> None:
-        self._bounds = tuple(bounds)
-        self._features = [b.feature for b in bounds]
-        self._batch_size = batch_size
-        self._parse = parse
-        self._max_batch_bytes = max_batch_bytes
-        self._parallelism = parallelism
-        self._shards: list[str] = []
-
-    def start_bundle(self) -> None:
-        self._shards = []
-
-    def process(self, shard: str) -> tuple[()]:
-        self._shards.append(shard)
-        # Nothing to emit yet; an empty iterable rather than None keeps Beam quiet.
-        return ()
-
-    def finish_bundle(self) -> Iterator[Any]:
-        for _shard, accumulator in self.count(self._shards):
-            yield window.GlobalWindows.windowed_value(accumulator)
-        self._shards = []
-
-    def count(self, shards: Sequence[str]) -> list[tuple[str, core.SplitAccumulator]]:
-        """Counts shards; returns (shard, its accumulator) in the order of shards."""
-        return count_shards(
-            shards,
-            self._bounds,
-            batch_size=self._batch_size,
-            max_batch_bytes=self._max_batch_bytes,
-            parallelism=self._parallelism,
-            parse=self._parse,
-        )
 
 
 def count_shards(
@@ -168,34 +108,7 @@ def count_shards(
     return list(by_shard.items())
 
 
-class _MergeSplit(beam.CombineFn):
-    """Merges the shards' partial counts of one split."""
-
-    def __init__(self, bounds: Sequence[core.FeatureBounds]) -> None:
-        self._bounds = tuple(bounds)
-
-    def create_accumulator(self) -> core.SplitAccumulator:
-        return core.SplitAccumulator(self._bounds)
-
-    def add_input(
-        self, accumulator: core.SplitAccumulator, shard_counts: core.SplitAccumulator
-    ) -> core.SplitAccumulator:
-        return accumulator.merge(shard_counts)
-
-    def merge_accumulators(
-        self, accumulators: Iterable[core.SplitAccumulator]
-    ) -> core.SplitAccumulator:
-        accumulators = iter(accumulators)
-        merged = next(accumulators)
-        for accumulator in accumulators:
-            merged.merge(accumulator)
-        return merged
-
-    def extract_output(self, accumulator: core.SplitAccumulator) -> core.SplitAccumulator:
-        return accumulator
-
-
-def _write_reports(
+def write_reports(
     split_counts: list[tuple[str, core.SplitAccumulator]],
     output_dirs: dict[str, str],
     baseline: schema_pb2.Schema | None,
@@ -203,6 +116,7 @@ def _write_reports(
     unchecked_features: Sequence[UncheckedFeature],
     run_findings: Sequence[Finding],
 ) -> None:
+    """Builds every split's report from its combined counts and writes its files."""
     reports = findings.build_reports(
         dict(split_counts), policy, unchecked_features=unchecked_features, run_findings=run_findings
     )
@@ -215,89 +129,44 @@ def _write_reports(
         report_io.write_split_report(output_dirs[split], report, baseline)
 
 
-METRICS_NAMESPACE = "embedding_guard"
-
-
-def _record_metrics(split_counts: core.SplitAccumulator, split: str) -> core.SplitAccumulator:
-    """Counts examples, values and bad values as Beam metrics, as TFDV's stats_impl does.
-
-    Runners show them while the job runs (the Dataflow UI's counters) and the
-    pipeline result carries them after it.
-    """
-    counter = beam.metrics.Metrics.counter
-    counter(METRICS_NAMESPACE, "examples_read").inc(split_counts.num_examples)
-    counter(METRICS_NAMESPACE, f"examples_read[{split}]").inc(split_counts.num_examples)
-    for accumulator in split_counts.features.values():
-        counter(METRICS_NAMESPACE, "values_checked").inc(accumulator.num_values)
-        for name in ("negative", "out_of_range", "over_embedding_dim", "non_integer"):
-            counter(METRICS_NAMESPACE, f"bad_values[{name}]").inc(getattr(accumulator, name))
-    return split_counts
-
-
-def run(
+def run_in_process(
     jobs: Sequence[SplitJob],
     bounds: Sequence[core.FeatureBounds],
-    pipeline: beam.Pipeline,
     baseline: schema_pb2.Schema | None = None,
     batch_size: int = reader.DEFAULT_BATCH_SIZE,
     policy: findings.OovPolicy | None = None,
-    parse: Callable[[Any], reader.Batch] | None = None,
+    parse: Any = None,
     *,
     unchecked_features: Sequence[UncheckedFeature] = (),
     run_findings: Sequence[Finding] = (),
     parallelism: int | None = None,
 ) -> dict[str, SplitReport]:
-    """Validates every split in one Beam pipeline and reads back the reports.
+    """Validates every split in this process, on every core, without Beam.
 
-    Splits are counted independently; their combined counts meet in one last step
-    because OOV drift compares each split with the baseline split.
-
-    Args:
-      jobs: The splits to validate.
-      bounds: Bounds of the checked features.
-      pipeline: An unstarted Beam pipeline; it is run and waited for here.
-      baseline: The schema written into each Anomalies proto.
-      batch_size: Examples per parsed batch.
-      policy: OOV thresholds.
-      parse: In raw mode, a raw_mode.RawExamplesTransformer.
-      unchecked_features: Features with no bound, listed in every report.
-      run_findings: Findings about the configuration, added to their split's report.
-      parallelism: Threads reading shards on each worker; default the CPUs the
-        worker process may use.
+    The same counting, merging and report writing as the Beam pipeline
+    (beam_pipeline.run), minus Beam's start-up: what `check` and the Python API
+    use unless Beam options are given. Arguments are those of beam_pipeline.run,
+    without the pipeline.
 
     Returns:
       Split name -> the split's report, read back from its output folder.
     """
-    policy = policy or findings.OovPolicy()
-    with pipeline:
-        split_counts = []
-        for job in jobs:
-            split_counts.append(
-                pipeline
-                | f"ListShards[{job.name}]" >> beam.Create(list(job.shards))
-                # Spreads shards over workers on distributed runners.
-                | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
-                | f"CountShard[{job.name}]"
-                >> beam.ParDo(_CountShard(bounds, batch_size, parse, parallelism=parallelism))
-                | f"MergeSplit[{job.name}]" >> beam.CombineGlobally(_MergeSplit(bounds))
-                | f"Metrics[{job.name}]" >> beam.Map(_record_metrics, job.name)
-                | f"KeyBySplit[{job.name}]"
-                >> beam.Map(lambda counts, name: (name, counts), job.name)
-            )
-        _ = (
-            split_counts
-            | "FlattenSplits" >> beam.Flatten()
-            | "GatherSplits" >> beam.combiners.ToList()
-            | "WriteReports"
-            >> beam.Map(
-                _write_reports,
-                {job.name: job.output_dir for job in jobs},
-                baseline,
-                policy,
-                tuple(unchecked_features),
-                tuple(run_findings),
-            )
-        )
+    split_counts = []
+    for job in jobs:
+        merged = core.SplitAccumulator(tuple(bounds))
+        for _shard, accumulator in count_shards(
+            job.shards, bounds, batch_size=batch_size, parallelism=parallelism, parse=parse
+        ):
+            merged.merge(accumulator)
+        split_counts.append((job.name, merged))
+    write_reports(
+        split_counts,
+        {job.name: job.output_dir for job in jobs},
+        baseline,
+        policy or findings.OovPolicy(),
+        tuple(unchecked_features),
+        tuple(run_findings),
+    )
     return {job.name: report_io.read_split_report(job.output_dir) for job in jobs}
 
 

@@ -18,6 +18,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
 
+from embedding_guard import beam_pipeline as beam_lib
 from embedding_guard import cli, reader, transform_graph, validation
 
 REPORT_FILES = ("SchemaDiff.pb", "index_report.html", "index_report.json")
@@ -34,7 +35,16 @@ def _contents(output: Path) -> dict[str, bytes]:
     }
 
 
-def _validate(examples: Path, graph: Path, output: Path, *, batch_size, reverse: bool) -> None:
+def _validate(
+    examples: Path,
+    graph: Path,
+    output: Path,
+    *,
+    batch_size,
+    reverse: bool,
+    beam_pipeline=None,
+    parallelism: int | None = None,
+) -> None:
     """Runs the validation pipeline with the shards and splits in the given order."""
     info = transform_graph.load_transform_graph(str(graph))
     split_uris = {name: str(examples / f"Split-{name}") for name in SPLITS}
@@ -53,13 +63,19 @@ def _validate(examples: Path, graph: Path, output: Path, *, batch_size, reverse:
     )
     if reverse:
         jobs = [validation.SplitJob(j.name, j.shards[::-1], j.output_dir) for j in jobs]
-    validation.run(
-        jobs,
-        plan.bounds,
-        beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])),
-        baseline=info.schema,
-        batch_size=batch_size,
-    )
+    if beam_pipeline is None:
+        validation.run_in_process(
+            jobs, plan.bounds, baseline=info.schema, batch_size=batch_size, parallelism=parallelism
+        )
+    else:
+        beam_pipeline.run(
+            jobs,
+            plan.bounds,
+            beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])),
+            baseline=info.schema,
+            batch_size=batch_size,
+            parallelism=parallelism,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +85,20 @@ def pipeline_runs(tmp_path_factory):
     moved_examples = shutil.copytree(EXAMPLES_DIR, tmp_path / "elsewhere" / "examples")
     moved_graph = shutil.copytree(TRANSFORM_GRAPH_DIR, tmp_path / "elsewhere" / "graph")
     runs = {}
-    for name, examples, graph, batch_size, reverse in (
-        ("first", EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, reader.DEFAULT_BATCH_SIZE, False),
-        ("shuffled", moved_examples, moved_graph, 3, True),
+    # The Beam pipeline and the in-process run, one thread or several: same bytes.
+    for name, examples, graph, batch_size, reverse, engine, parallelism in (
+        ("first", EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, reader.DEFAULT_BATCH_SIZE, False, beam_lib, 1),
+        ("shuffled", moved_examples, moved_graph, 3, True, None, 3),
     ):
-        _validate(examples, graph, tmp_path / name, batch_size=batch_size, reverse=reverse)
+        _validate(
+            examples,
+            graph,
+            tmp_path / name,
+            batch_size=batch_size,
+            reverse=reverse,
+            beam_pipeline=engine,
+            parallelism=parallelism,
+        )
         runs[name] = _contents(tmp_path / name)
     return runs
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embedding_guard import core, reader, validation
+from embedding_guard import beam_pipeline, core, reader
 
 INT64 = np.iinfo(np.int64)
 FEATURES = ("a_xf", "b_xf")
@@ -203,12 +203,12 @@ def test_reader_and_core_count_like_a_python_decode(
                 for row in shard_rows:
                     writer.write(_to_example(row).SerializeToString())
             paths.append(path)
-        count_shards = validation._CountShard(
+        count_shards = beam_pipeline._CountShard(
             bounds, batch_size, max_batch_bytes=max_batch_bytes, parallelism=parallelism
         )
         counted = [accumulator for _, accumulator in count_shards.count(paths)]
 
-    merge = validation._MergeSplit(bounds)
+    merge = beam_pipeline._MergeSplit(bounds)
     merged = merge.create_accumulator()
     for accumulator in data.draw(st.permutations(counted), label="merge order"):
         merged = merge.add_input(merged, accumulator)
