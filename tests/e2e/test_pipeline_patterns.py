@@ -85,14 +85,15 @@ def documented_pipeline(tmp_path_factory):
         "transform": transform,
         "serving_model_dir": str(tmp_path_factory.mktemp("serving")),
     }
-    exec(pre_trainer_snippet, names)
+    # The snippets are this repository's own docs, run so that they cannot go stale.
+    exec(pre_trainer_snippet, names)  # noqa: S102
     trainer = tfx.components.Trainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         run_fn=demo_pipeline.RUN_FN,
     )
     names["trainer"] = trainer
-    exec(post_trainer_snippet, names)
+    exec(post_trainer_snippet, names)  # noqa: S102
     pipeline = tfx.dsl.Pipeline(
         pipeline_name="usage-patterns",
         pipeline_root=str(tmp_path_factory.mktemp("root")),
@@ -140,7 +141,7 @@ def test_documented_pre_trainer_validator_takes_the_resolved_model(documented_pi
 def _demo(config, **kwargs):
     return demo_pipeline.create_pipeline(
         pipeline_name="embedding-guard-patterns",
-        pipeline_root="/tmp/embedding-guard-patterns",
+        pipeline_root="gs://embedding-guard-test-bucket/patterns",
         data_root=str(DATA_ROOT),
         schema_path=str(SCHEMA_PATH),
         metadata_path=None,
@@ -165,7 +166,7 @@ def test_demo_gates_its_pusher_on_the_model_validator_under_the_trainers_cond(co
         nodes["Pusher"].exec_properties["push_destination"], tfx.proto.PushDestination()
     )
     assert destination.filesystem.base_directory == (
-        f"/tmp/embedding-guard-patterns/{demo_pipeline.PUSHED_MODELS_DIR}"
+        f"gs://embedding-guard-test-bucket/patterns/{demo_pipeline.PUSHED_MODELS_DIR}"
     )
 
 
