@@ -3,12 +3,13 @@
 The broken config's runs come from conftest.py: `demo["broken"]` (LocalDagRunner)
 and `beam_blocked_run` (tfx.orchestration.beam.beam_dag_runner.BeamDagRunner, which
 runs each node as a Beam DoFn). Each gets the same MLMD assertions: every node up
-to the validator completes, the Trainer under the Cond has no execution and no
-Model is published, and the anomalies artifact has blessed = 0.
+to the validator completes, the Trainer, the model validator and the Pusher under
+the Cond have no execution and no Model is published, and the anomalies artifact
+has blessed = 0.
 """
 
 import pytest
-from e2e_runs import VALIDATOR_ID
+from e2e_runs import MODEL_VALIDATOR_ID, VALIDATOR_ID
 from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 
@@ -29,7 +30,7 @@ def test_blocked_run_completes_every_node_but_the_gated_trainer(blocked_run):
     assert {node: e.last_known_state for node, e in blocked_run.executions.items()} == {
         node: metadata_store_pb2.Execution.COMPLETE for node in UNGATED_NODES
     }
-    assert "Trainer" not in blocked_run.executions
+    assert not {"Trainer", MODEL_VALIDATOR_ID, "Pusher"} & set(blocked_run.executions)
     published_types = {a.type for artifacts in blocked_run.outputs.values() for a in artifacts}
     assert "Model" not in published_types
     assert {"Examples", "TransformGraph", "ExampleAnomalies"} <= published_types
