@@ -13,6 +13,7 @@ _LAZY_EXPORTS = {
     "ValidatorOptions": "embedding_guard.options",
     "check": "embedding_guard.api",
     "embedding_input_dim": "embedding_guard.transform_graph",
+    "embedding_input_dims": "embedding_guard.transform_graph",
     "display": "embedding_guard.notebook",
 }
 

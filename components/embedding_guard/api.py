@@ -24,6 +24,23 @@ from typing import Any
 from embedding_guard.errors import InputError
 from embedding_guard.options import ValidatorOptions
 from embedding_guard.orchestration import ValidationResult
+from embedding_guard.report_model import SplitReport
+
+# The per-feature counts of a row of CheckResult.to_dataframe().
+_COUNT_COLUMNS = (
+    "num_examples",
+    "num_values",
+    "missing",
+    "negative",
+    "in_range",
+    "in_vocab",
+    "oov_bucket",
+    "out_of_range",
+    "over_embedding_dim",
+    "non_integer",
+    "min",
+    "max",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +57,7 @@ class CheckResult:
     output: str | None
 
     @property
-    def reports(self) -> Mapping[str, dict]:
+    def reports(self) -> Mapping[str, SplitReport]:
         """Split name -> the split's report."""
         return self.validation.reports
 
@@ -68,37 +85,21 @@ class CheckResult:
 
         rows = []
         for split, report in sorted(self.reports.items()):
-            for feature in report["features"]:
-                counts, bounds = feature["counts"], feature["bounds"]
-                severities = [finding["severity"] for finding in feature["findings"]]
+            for feature in report.features:
+                stats, bounds = feature.stats, feature.bounds
+                status = feature.status
                 rows.append(
                     {
                         "split": split,
-                        "feature": feature["feature"],
-                        "upper_bound": bounds["upper_bound"],
-                        "embedding_input_dim": bounds["embedding_input_dim"],
-                        "bound_source": bounds["bound_source"],
-                        **{
-                            key: counts[key]
-                            for key in (
-                                "num_examples",
-                                "num_values",
-                                "missing",
-                                "negative",
-                                "in_vocab",
-                                "oov_bucket",
-                                "out_of_range",
-                                "over_embedding_dim",
-                                "non_integer",
-                                "min",
-                                "max",
-                                "oov_rate",
-                            )
-                        },
-                        "verdict": "ERROR"
-                        if "ERROR" in severities
-                        else ("WARNING" if "WARNING" in severities else "ok"),
-                        "reasons": ",".join(finding["reason"] for finding in feature["findings"]),
+                        "feature": feature.feature,
+                        "upper_bound": bounds.upper_bound,
+                        "embedding_input_dim": bounds.embedding_input_dim,
+                        "bound_source": bounds.bound_source,
+                        "embedding_dim_source": bounds.embedding_dim_source,
+                        **{name: getattr(stats, name) for name in _COUNT_COLUMNS},
+                        "oov_rate": stats.oov_rate,
+                        "verdict": "ok" if status is None else status.value,
+                        "reasons": ",".join(f.reason.value for f in feature.findings),
                     }
                 )
         return pd.DataFrame(rows)

@@ -1,7 +1,10 @@
 """Works out each checked feature's valid index range from a schema and vocabularies.
 
-Pure logic over a `tensorflow_metadata` Schema proto and a mapping of vocabulary
-sizes, so the component, the CLI and the Trainer helper share one answer.
+Pure logic over a `tensorflow_metadata` Schema proto, a mapping of vocabulary
+sizes and the transform graph's derivations (graph_analysis.FeatureDerivation),
+so the component, the CLI and the Trainer helper share one answer. Order: a
+vocabulary named in feature_vocabularies, then the graph, then a vocabulary
+linked by name, then the schema's int_domain, then embedding_input_dims.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard.core import FeatureBounds
 from embedding_guard.errors import InputError
+from embedding_guard.report_model import UncheckedFeature
 
 # Transformed features are often named after their raw input plus one of these
 # suffixes (TFX's taxi template uses `_xf`), while the vocabulary keeps the raw name.
@@ -67,6 +71,53 @@ def _valid_names(names: Iterable[str]) -> str:
     return ", ".join(repr(n) for n in names) if names else "(none)"
 
 
+def _graph_bounds(feature: str, derivation, domain: schema_pb2.IntDomain | None) -> dict | None:
+    # The bound the transform graph itself gives, or None when it gives none.
+    value_range = derivation.value_range
+    if value_range is None or value_range[1] <= 0:
+        return None
+    low, high = value_range
+    kind = derivation.kind.value
+    fields = {
+        "bound_kind": kind,
+        "upper_bound": high,
+        "vocab_size": None,
+        "num_oov_buckets": 0,
+        "vocabulary": None,
+        "default_value": derivation.default_value,
+        "vocabulary_file": derivation.vocabulary_file,
+        "bound_source": derivation.describe(),
+        "default_dim_source": f"default: the {kind}'s size read from the transform graph",
+    }
+    if kind == "vocabulary":
+        fields["vocabulary"] = derivation.vocabulary
+        if derivation.offset == 0:
+            # With an offset the vocabulary part no longer starts at 0, so the
+            # counts say "in range", not in_vocab / OOV.
+            fields["vocab_size"] = derivation.vocab_size
+            fields["num_oov_buckets"] = derivation.num_oov_buckets
+        fields["default_dim_source"] = (
+            "default: vocab_size + num_oov_buckets read from the transform graph"
+        )
+    if domain is not None and (domain.HasField("max") or domain.HasField("min")):
+        schema_low = domain.min if domain.HasField("min") else None
+        schema_high = domain.max + 1 if domain.HasField("max") else None
+        if (schema_low is not None and schema_low != low) or (
+            schema_high is not None and schema_high != high
+        ):
+            fields["schema_disagreement"] = (
+                f"The transform graph produces {feature} in [{low}, {high - 1}] "
+                f"({fields['bound_source']}), but the schema's int_domain says "
+                f"[{_text(schema_low)}, {_text(None if schema_high is None else schema_high - 1)}]"
+                "; the graph is what the Trainer's lookup sees, so its range is checked."
+            )
+    return fields
+
+
+def _text(value) -> str:
+    return "-inf" if value is None else str(value)
+
+
 def feature_bounds(
     feature: str,
     schema: schema_pb2.Schema,
@@ -74,8 +125,13 @@ def feature_bounds(
     *,
     embedding_input_dim: int | None = None,
     vocabulary: str | None = None,
+    derivation=None,
 ) -> FeatureBounds:
     """Works out one feature's bounds.
+
+    In order: a vocabulary named in `vocabulary` (feature_vocabularies) wins;
+    then what the transform graph says (`derivation`); then a vocabulary linked
+    by the feature's name; then the schema's int_domain; then the embedding dim.
 
     Args:
       feature: Transformed feature name.
@@ -83,7 +139,10 @@ def feature_bounds(
         user schema with int_domains).
       vocabulary_sizes: Vocabulary name -> number of entries, without OOV buckets.
       embedding_input_dim: The Trainer's Embedding input_dim, if configured.
-      vocabulary: Vocabulary name to link; inferred from the name when None.
+      vocabulary: Vocabulary name to link (feature_vocabularies); overrides the
+        graph and the name link.
+      derivation: The feature's `graph_analysis.FeatureDerivation`, if the
+        transform graph was analysed.
 
     Returns:
       The feature's bounds with the origin of each.
@@ -93,14 +152,53 @@ def feature_bounds(
         the feature has neither a vocabulary, an int_domain nor an embedding dim.
     """
     domain = int_domain(schema, feature)
+    raw_features = tuple(derivation.raw_features) if derivation is not None else ()
+    raw_feature = raw_features[0] if len(raw_features) == 1 else None
     if vocabulary is not None and vocabulary not in vocabulary_sizes:
         raise BoundsError(
             f"feature_vocabularies[{feature!r}] = {vocabulary!r} is not a vocabulary of "
             f"this transform graph; valid names: {_valid_names(vocabulary_sizes)}."
         )
+    graph = None
+    if vocabulary is None and derivation is not None:
+        graph = _graph_bounds(feature, derivation, domain)
+    if graph is not None:
+        upper_bound = graph["upper_bound"]
+        _check_positive(feature, upper_bound, graph["bound_source"])
+        if embedding_input_dim is None:
+            embedding_input_dim = upper_bound
+            embedding_dim_source = graph["default_dim_source"]
+        else:
+            embedding_dim_source = "embedding_input_dims parameter"
+        return FeatureBounds(
+            feature=feature,
+            upper_bound=upper_bound,
+            embedding_input_dim=embedding_input_dim,
+            vocab_size=graph["vocab_size"],
+            num_oov_buckets=graph["num_oov_buckets"],
+            vocabulary=graph["vocabulary"],
+            bound_source=graph["bound_source"],
+            embedding_dim_source=embedding_dim_source,
+            bound_kind=graph["bound_kind"],
+            raw_features=raw_features,
+            raw_feature=raw_feature,
+            default_value=graph["default_value"],
+            vocabulary_file=graph["vocabulary_file"],
+            schema_disagreement=graph.get("schema_disagreement"),
+        )
+    graph_note = ""
+    if derivation is not None and vocabulary is None:
+        graph_note = f" ({derivation.describe()})"
+    bound_kind = "feature_vocabularies" if vocabulary is not None else ""
     if vocabulary is None:
         vocabulary = infer_vocabulary(feature, vocabulary_sizes)
+        bound_kind = "vocabulary_name" if vocabulary is not None else ""
     vocab_size = vocabulary_sizes[vocabulary] if vocabulary is not None else None
+    linked = (
+        "named in feature_vocabularies"
+        if bound_kind == "feature_vocabularies"
+        else "linked by the feature's name"
+    )
 
     if vocab_size is not None:
         if domain is not None and domain.HasField("max"):
@@ -113,14 +211,14 @@ def feature_bounds(
                     "feature_vocabularies."
                 )
             bound_source = (
-                f"vocabulary {vocabulary!r} ({vocab_size} entries) + {num_oov_buckets} "
-                f"OOV bucket(s) from int_domain.max = {domain.max}"
+                f"vocabulary {vocabulary!r} ({vocab_size} entries, {linked}) + "
+                f"{num_oov_buckets} OOV bucket(s) from int_domain.max = {domain.max}"
             )
         else:
             num_oov_buckets = 0
             bound_source = (
-                f"vocabulary {vocabulary!r} ({vocab_size} entries); the schema has no "
-                "int_domain.max, so no OOV buckets are assumed"
+                f"vocabulary {vocabulary!r} ({vocab_size} entries, {linked}); the schema "
+                "has no int_domain.max, so no OOV buckets are assumed"
             )
         upper_bound = vocab_size + num_oov_buckets
         default_dim_source = "default: vocab_size + num_oov_buckets"
@@ -130,24 +228,23 @@ def feature_bounds(
         low = domain.min if domain.HasField("min") else 0
         bound_source = f"int_domain [{low}, {domain.max}] of the schema (no vocabulary)"
         default_dim_source = "default: int_domain.max + 1"
+        bound_kind = "int_domain"
     elif embedding_input_dim is not None:
         num_oov_buckets = 0
         upper_bound = embedding_input_dim
         bound_source = "embedding_input_dims only (no vocabulary or int_domain.max)"
         default_dim_source = ""
+        bound_kind = "embedding_input_dims"
     else:
         raise BoundsError(
-            f"Feature {feature!r} has no vocabulary and no int_domain.max in the schema, "
-            "so its valid range is unknown. Pass embedding_input_dims="
+            f"Feature {feature!r} has no vocabulary and no int_domain.max in the schema"
+            f"{graph_note}, so its valid range is unknown. Pass embedding_input_dims="
             f"{{{feature!r}: N}}, name its vocabulary in feature_vocabularies, or give a "
             "schema with an int_domain for it."
         )
+    bound_source += graph_note
 
-    if upper_bound <= 0:
-        raise BoundsError(
-            f"Feature {feature!r} has an empty valid range [0, {upper_bound}) "
-            f"({bound_source}); check its vocabulary and int_domain."
-        )
+    _check_positive(feature, upper_bound, bound_source)
     if embedding_input_dim is None:
         embedding_input_dim = upper_bound
         embedding_dim_source = default_dim_source
@@ -162,6 +259,26 @@ def feature_bounds(
         vocabulary=vocabulary,
         bound_source=bound_source,
         embedding_dim_source=embedding_dim_source,
+        bound_kind=bound_kind,
+        raw_features=raw_features,
+        raw_feature=raw_feature,
+    )
+
+
+def _check_positive(feature: str, upper_bound: int, bound_source: str) -> None:
+    if upper_bound <= 0:
+        raise BoundsError(
+            f"Feature {feature!r} has an empty valid range [0, {upper_bound}) "
+            f"({bound_source}); check its vocabulary and int_domain."
+        )
+
+
+def graph_bounded_features(derivations: Mapping | None) -> list[str]:
+    """Integer outputs the transform graph bounds (vocabulary, hash, bucketize), sorted."""
+    return sorted(
+        name
+        for name, derivation in (derivations or {}).items()
+        if derivation.integer and derivation.value_range is not None
     )
 
 
@@ -172,6 +289,7 @@ def resolve_bounds(
     features: Iterable[str] | None = None,
     embedding_input_dims: Mapping[str, int] | None = None,
     feature_vocabularies: Mapping[str, str] | None = None,
+    derivations: Mapping | None = None,
 ) -> list[FeatureBounds]:
     """Works out the bounds of every checked feature.
 
@@ -179,9 +297,12 @@ def resolve_bounds(
       schema: The transformed schema.
       vocabulary_sizes: Vocabulary name -> entries, without OOV buckets.
       features: The features to check. Default: every categorical feature of the
-        schema plus every feature named in the other two arguments.
+        schema, every feature the transform graph bounds, plus every feature
+        named in the other two arguments.
       embedding_input_dims: Feature -> the Trainer's Embedding input_dim.
-      feature_vocabularies: Feature -> vocabulary name, where the name link fails.
+      feature_vocabularies: Feature -> vocabulary name; overrides the graph.
+      derivations: Transformed feature -> `graph_analysis.FeatureDerivation`, read
+        from the transform graph; used before the name link and the int_domain.
 
     Returns:
       Bounds of the checked features, sorted by feature name.
@@ -192,10 +313,12 @@ def resolve_bounds(
     """
     embedding_input_dims = dict(embedding_input_dims or {})
     feature_vocabularies = dict(feature_vocabularies or {})
+    derivations = dict(derivations or {})
     schema_features = {proto.name for proto in schema.feature}
     if features is None:
         checked = set(categorical_features(schema)) | set(embedding_input_dims)
         checked |= set(feature_vocabularies)
+        checked |= set(graph_bounded_features(derivations)) & schema_features
     else:
         checked = set(features)
         for parameter, mapping in (
@@ -216,8 +339,9 @@ def resolve_bounds(
         )
     if not checked:
         raise BoundsError(
-            "No feature to check: the transformed schema has no categorical int_domain. "
-            "Name the embedding features in `features` or `embedding_input_dims`."
+            "No feature to check: the transformed schema has no categorical int_domain "
+            "and the transform graph bounds no integer feature. Name the embedding "
+            "features in `features` or `embedding_input_dims`."
         )
     return [
         feature_bounds(
@@ -226,6 +350,57 @@ def resolve_bounds(
             vocabulary_sizes,
             embedding_input_dim=embedding_input_dims.get(name),
             vocabulary=feature_vocabularies.get(name),
+            derivation=derivations.get(name),
         )
         for name in sorted(checked)
     ]
+
+
+def unchecked_features(
+    schema: schema_pb2.Schema,
+    checked: Iterable[FeatureBounds] | Iterable[str],
+    derivations: Mapping | None = None,
+) -> list[UncheckedFeature]:
+    """Lists the integer features that were not checked, with why and how to check them.
+
+    Nothing is skipped silently: a pass-through integer (TFX taxi's
+    `trip_start_hour_xf`) or an integer the graph computes with arithmetic has no
+    vocabulary, no bucket count and often no int_domain, yet a Trainer may feed it
+    to an Embedding or CategoryEncoding.
+
+    Args:
+      schema: The transformed schema.
+      checked: The checked features' bounds (or names).
+      derivations: Transformed feature -> FeatureDerivation, if known.
+
+    Returns:
+      The unchecked integer features, sorted by name.
+    """
+    checked_names = {b if isinstance(b, str) else b.feature for b in checked}
+    derivations = dict(derivations or {})
+    unchecked = []
+    for proto in schema.feature:
+        if proto.name in checked_names or proto.type != schema_pb2.INT:
+            continue
+        derivation = derivations.get(proto.name)
+        raw = tuple(derivation.raw_features) if derivation is not None else ()
+        if derivation is not None:
+            reason = derivation.describe()
+        else:
+            reason = (
+                f"{proto.name} has no int_domain.max in the schema and no vocabulary linked "
+                "to it, and the transform graph was not analysed"
+            )
+        unchecked.append(
+            UncheckedFeature(
+                name=proto.name,
+                why=reason,
+                parameter_that_would_check_it=(
+                    f"embedding_input_dims={{{proto.name!r}: N}} (the Trainer's table size), "
+                    f"a model input, or features=[{proto.name!r}] with an int_domain in the "
+                    "schema"
+                ),
+                raw_features=raw,
+            )
+        )
+    return sorted(unchecked, key=lambda u: u.name)

@@ -224,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads reading each split (default: the CPUs this process may use)",
     )
+    check.add_argument(
+        "--junit-xml",
+        metavar="FILE",
+        help="also write one JUnit test case per split and feature (ERROR findings fail), "
+        "for CI systems",
+    )
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
     check.set_defaults(handler=_run_check)
     inspect_model = commands.add_parser(
@@ -301,23 +307,39 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _check_output_apart_from_inputs(output: str, inputs: dict[str, str]) -> None:
-    """Refuses an --output that is, holds, or lies inside an input.
+def _check_output_apart_from_inputs(
+    output: str, inputs: Mapping[str, str | None], flag: str = "--output"
+) -> None:
+    """Refuses an output (--output, --junit-xml) that is, holds, or lies inside an input.
 
     Reports written into a Split-* folder would be read as shards by the Trainer
     and by the next run; an input inside the output would be replaced.
     """
     resolved_output = output.rstrip("/") if _is_remote(output) else os.path.realpath(output)
-    for flag, path in inputs.items():
+    for input_flag, path in inputs.items():
         if path is None:
             continue
         resolved = path.rstrip("/") if _is_remote(path) else os.path.realpath(path)
         if _inside(resolved_output, resolved) or _inside(resolved, resolved_output):
             raise UsageError(
-                f"--output {output!r} overlaps {flag} {path!r}: reports written there would "
-                "mix with the inputs (the Trainer would read them as shards). Pick a folder "
-                "outside every input."
+                f"{flag} {output!r} overlaps {input_flag} {path!r}: reports written there "
+                "would mix with the inputs (the Trainer would read them as shards). Pick a "
+                "path outside every input."
             )
+
+
+def _check_file_writable(flag: str, path: str) -> None:
+    """Fails before Beam starts when an output file could not be written later."""
+    if _is_remote(path):
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path!r} is a folder; pass a file name.")
+    if not os.path.isdir(parent):
+        raise UsageError(
+            f"{flag} {path!r} cannot be written: {parent!r} is not a folder; create it or pass "
+            "another path."
+        )
 
 
 class _OutputFolder:
@@ -435,16 +457,17 @@ def _run_check(args: argparse.Namespace) -> int:
     schema = schema_io.read_schema(args.schema, "--schema") if args.schema else None
     if args.model:
         _existing_folder("--model", args.model, "a SavedModel or a TFX Model artifact folder")
+    inputs = {
+        "--examples": args.examples,
+        "--transform-graph": args.transform_graph,
+        "--schema": args.schema,
+        "--model": args.model,
+    }
     if args.output:
-        _check_output_apart_from_inputs(
-            args.output,
-            {
-                "--examples": args.examples,
-                "--transform-graph": args.transform_graph,
-                "--schema": args.schema,
-                "--model": args.model,
-            },
-        )
+        _check_output_apart_from_inputs(args.output, inputs)
+    if args.junit_xml:
+        _check_output_apart_from_inputs(args.junit_xml, inputs, "--junit-xml")
+        _check_file_writable("--junit-xml", args.junit_xml)
     all_split_uris = reader.split_dirs(args.examples)
     if not all_split_uris:
         raise UsageError(
@@ -472,8 +495,13 @@ def _run_check(args: argparse.Namespace) -> int:
                 option_names=CLI_FLAGS,
             )
         output.publish(splits)
+    if args.junit_xml:
+        from embedding_guard import junit
+
+        junit.write_junit_xml(result.reports.values(), args.junit_xml)
     if args.json:
-        print(json.dumps(dict(result.reports), sort_keys=True, indent=2))
+        reports = {name: report.to_json() for name, report in result.reports.items()}
+        print(json.dumps(reports, sort_keys=True, indent=2))
     else:
         print(report_table(dict(result.reports)))
         if args.output:
@@ -609,8 +637,9 @@ def _add_report_command(commands: Any) -> None:
             "List EmbeddingIndexValidator runs from the pipeline's MLMD database, newest "
             "first, and show one run's findings per split and feature. The database is "
             "--metadata PATH, or else the first of metadata.sqlite and metadata.db found in "
-            "PIPELINE_ROOT and then in its parent folder. Exit code 0: shown; 2: no "
-            "database, no validator run, or an unreadable one."
+            "PIPELINE_ROOT and then in its parent folder. Exit code 0: shown; 1: "
+            "--fail-on-blocked and the shown run is blocked or has no verdict; 2: no "
+            "database, no validator run, an ambiguous or unreadable one, or an unsafe --html."
         ),
     )
     report.add_argument(
@@ -626,19 +655,33 @@ def _add_report_command(commands: Any) -> None:
         help="pipeline run id or execution id of the run to show (default: the newest)",
     )
     report.add_argument(
+        "--node",
+        metavar="NODE_ID",
+        help="the validator node to show, when a pipeline has several (see the node column)",
+    )
+    report.add_argument(
         "--limit", type=int, default=20, metavar="N", help="list the N newest runs (default 20)"
     )
     report.add_argument("--json", action="store_true", help="print runs and findings as JSON")
     report.add_argument(
-        "--html", metavar="OUT", help="write the shown run's report as one self-contained HTML file"
+        "--html",
+        metavar="OUT",
+        help="write the shown run's report as one self-contained HTML file (never onto the "
+        "database, a pipeline root or an artifact)",
+    )
+    report.add_argument("--force", action="store_true", help="let --html replace an existing file")
+    report.add_argument(
+        "--fail-on-blocked",
+        action="store_true",
+        help="exit 1 when the shown run (default: the newest) is blocked or has no verdict",
     )
     report.set_defaults(handler=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from embedding_guard import mlmd_report
+    from embedding_guard import report_command
 
-    return mlmd_report.run_command(args)
+    return report_command.run_command(args)
 
 
 def _crash_log(error: BaseException) -> str:

@@ -1,43 +1,28 @@
-"""Pure validation core: counts categorical indices against their bounds.
+"""Pure counting core: counts categorical indices against their bounds.
 
 Nothing here imports TensorFlow or TFX. The executor, the CLI and the benchmark
 feed it numpy arrays, one batch at a time, and combine the partial results.
+Findings and the OOV policy live in `findings`, the report model in
+`report_model`, and what each reason means in `reasons`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
-from collections.abc import Iterable, Mapping
+import importlib
+from collections.abc import Iterable
 
 import numpy as np
+
+from embedding_guard.reasons import Reason, Severity
 
 # How many distinct offending values each accumulator tracks. Beyond this the
 # least frequent are dropped, and the report says its sample counts are partial.
 OFFENDING_VALUES_CAPACITY = 1000
 TOP_OFFENDING_VALUES = 10
-
-
-class Reason(str, enum.Enum):
-    """Stable reason codes; they appear in reports and must never be renamed."""
-
-    NEGATIVE_INDEX = "NEGATIVE_INDEX"
-    INDEX_OUT_OF_RANGE = "INDEX_OUT_OF_RANGE"
-    INDEX_OVER_EMBEDDING_DIM = "INDEX_OVER_EMBEDDING_DIM"
-    NON_INTEGER_VALUES = "NON_INTEGER_VALUES"
-    FEATURE_MISSING_FROM_SPLIT = "FEATURE_MISSING_FROM_SPLIT"
-    EMPTY_SPLIT = "EMPTY_SPLIT"
-    OOV_BUCKET_HITS = "OOV_BUCKET_HITS"
-    OOV_RATE_ABOVE_MAX = "OOV_RATE_ABOVE_MAX"
-    OOV_RATE_INCREASE = "OOV_RATE_INCREASE"
-
-
-class Severity(str, enum.Enum):
-    """How a finding affects the verdict: any ERROR blocks the Trainer."""
-
-    ERROR = "ERROR"
-    WARNING = "WARNING"
-    INFO = "INFO"
+# Longest text kept of a float, bytes or raw sample value: twelve 2 MB values must
+# not become 20 MB of terminal output and report files.
+SAMPLE_VALUE_MAX_CHARS = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +41,26 @@ class FeatureBounds:
       vocabulary: Name of the linked vocabulary, if any.
       bound_source: Human-readable origin of upper_bound.
       embedding_dim_source: Human-readable origin of embedding_input_dim.
+      bound_kind: Where upper_bound came from, as a stable word: "vocabulary",
+        "hash" or "bucketize" (read from the transform graph),
+        "feature_vocabularies", "vocabulary_name" (linked by name),
+        "int_domain" or "embedding_input_dims".
+      raw_features: Raw features the transform graph computes the feature from.
+      raw_feature: The raw feature whose values stand behind each index, when
+        there is exactly one; None otherwise.
+      default_value: The lookup's value for unknown keys when it has no OOV
+        bucket, read from the graph; None when unknown or not a lookup.
+      vocabulary_file: The vocabulary's asset file, when linked.
+      schema_disagreement: A sentence saying how the transform graph and the
+        schema's int_domain disagree, or None when they agree.
+      embedding_dim_kind: Where embedding_input_dim came from, as a stable word:
+        "bound" (the feature's own bound), "embedding_input_dims" or "model".
+      model_lookup_kind: The model's lookup of the feature (Embedding, OneHot,
+        ResourceGather, ...), when a model was given.
+      model_layer: The model's layer (or op) that looks the feature up.
+      model_lookup_silent: Whether that lookup gives a wrong row or zeros for a bad
+        index instead of an error.
+      model_bad_index_behaviour: What that lookup does with a bad index.
     """
 
     feature: str
@@ -66,6 +71,17 @@ class FeatureBounds:
     vocabulary: str | None = None
     bound_source: str = ""
     embedding_dim_source: str = ""
+    bound_kind: str = ""
+    raw_features: tuple[str, ...] = ()
+    raw_feature: str | None = None
+    default_value: int | None = None
+    vocabulary_file: str | None = None
+    schema_disagreement: str | None = None
+    embedding_dim_kind: str = "bound"
+    model_lookup_kind: str = ""
+    model_layer: str = ""
+    model_lookup_silent: bool = False
+    model_bad_index_behaviour: str = ""
 
     def __post_init__(self):
         if self.upper_bound <= 0:
@@ -95,7 +111,10 @@ class FeatureBounds:
         return self.upper_bound if self.vocab_size is None else self.vocab_size
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        fields = dataclasses.asdict(self)
+        # JSON has no tuples; a list makes to_json() equal its own round trip.
+        fields["raw_features"] = list(self.raw_features)
+        return fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,17 +122,22 @@ class FeatureStats:
     """Exact counts for one feature over one split.
 
     Value counts are over every element, so a multivalent feature contributes
-    each of its values. top_offending_values holds the most frequent values that
-    are negative, out of range or over the embedding dim, as (value, count), most
-    frequent first; top_non_integer_values holds float or bytes values as text.
+    each of its values. in_range counts the valid values, [0, upper_bound); with
+    a vocabulary they split into in_vocab and oov_bucket. Without vocabulary
+    there is nothing to be in or out of, so in_vocab, oov_bucket, at_default,
+    oov and oov_rate are None. top_offending_values holds the most frequent values
+    that are negative, out of range or over the embedding dim, as (value, count),
+    most frequent first; top_non_integer_values holds float or bytes values as
+    text, at most SAMPLE_VALUE_MAX_CHARS long.
     """
 
     num_examples: int
     num_values: int
     missing: int
     negative: int
-    in_vocab: int
-    oov_bucket: int
+    in_range: int
+    in_vocab: int | None
+    oov_bucket: int | None
     out_of_range: int
     over_embedding_dim: int
     non_integer: int
@@ -122,7 +146,7 @@ class FeatureStats:
     top_offending_values: tuple[tuple[int, int], ...]
     top_non_integer_values: tuple[tuple[str, int], ...]
     offending_values_complete: bool
-    at_default: int = 0
+    at_default: int | None = None
     vocab_entries_unseen: int | None = None
     raw_values_checked: bool = False
     raw_empty_or_missing: int = 0
@@ -132,19 +156,26 @@ class FeatureStats:
     top_over_embedding_dim_values: tuple[tuple[int, int], ...] = ()
 
     @property
-    def oov(self) -> int:
+    def oov(self) -> int | None:
         """Values that were not in the vocabulary: OOV-bucket hits plus default (-1) values."""
-        return self.oov_bucket + self.at_default
+        if self.oov_bucket is None:
+            return None
+        return self.oov_bucket + (self.at_default or 0)
 
     @property
-    def oov_rate(self) -> float:
-        return self.oov / self.num_values if self.num_values else 0.0
+    def oov_rate(self) -> float | None:
+        oov = self.oov
+        if oov is None:
+            return None
+        return oov / self.num_values if self.num_values else 0.0
 
     def to_json(self) -> dict:
         result = dataclasses.asdict(self)
         result["oov"] = self.oov
         result["oov_rate"] = self.oov_rate
         for name in (
+            "top_offending_values",
+            "top_non_integer_values",
             "top_raw_oov_values",
             "top_negative_values",
             "top_out_of_range_values",
@@ -153,12 +184,6 @@ class FeatureStats:
             result[name] = [
                 {"value": value, "count": count} for value, count in getattr(self, name)
             ]
-        result["top_offending_values"] = [
-            {"value": value, "count": count} for value, count in self.top_offending_values
-        ]
-        result["top_non_integer_values"] = [
-            {"value": value, "count": count} for value, count in self.top_non_integer_values
-        ]
         return result
 
 
@@ -186,10 +211,26 @@ def _top(counts: dict) -> tuple:
     return tuple(sorted(counts.items(), key=_rank)[:TOP_OFFENDING_VALUES])
 
 
-def _raw_text(value) -> str:
+def sample_text(value) -> str:
+    """Text of a bytes or str sample value, cut to SAMPLE_VALUE_MAX_CHARS and marked.
+
+    Bytes are cut before they are decoded, so a 2 MB value costs 200 bytes of work.
+    The mark names the full length, so values that share a prefix but not a
+    length stay apart.
+    """
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="backslashreplace")
-    return str(value)
+        text = value[:SAMPLE_VALUE_MAX_CHARS].decode("utf-8", errors="backslashreplace")
+        if len(value) > SAMPLE_VALUE_MAX_CHARS:
+            text += f"... [truncated, {len(value)} bytes]"
+        return text
+    text = str(value)
+    if len(text) > SAMPLE_VALUE_MAX_CHARS:
+        text = text[:SAMPLE_VALUE_MAX_CHARS] + f"... [truncated, {len(text)} chars]"
+    return text
+
+
+def _raw_text(value) -> str:
+    return sample_text(value if isinstance(value, bytes) else str(value))
 
 
 def _raw_keys(uniques: np.ndarray) -> list[str]:
@@ -197,13 +238,10 @@ def _raw_keys(uniques: np.ndarray) -> list[str]:
 
 
 def _non_integer_text(uniques: np.ndarray) -> list[str]:
-    texts = []
-    for value in uniques.tolist():
-        if isinstance(value, bytes):
-            texts.append(value.decode("utf-8", errors="backslashreplace"))
-        else:
-            texts.append(repr(value))
-    return texts
+    return [
+        sample_text(value if isinstance(value, bytes) else repr(value))
+        for value in uniques.tolist()
+    ]
 
 
 # Plain counts: merging adds them.
@@ -242,6 +280,18 @@ class FeatureAccumulator:
         "raw_values_checked",
         "raw_oov_values",
     )
+    # The plain counts, set from _COUNT_FIELDS in __init__.
+    num_examples: int
+    num_values: int
+    missing: int
+    negative: int
+    in_vocab: int
+    oov_bucket: int
+    out_of_range: int
+    over_embedding_dim: int
+    non_integer: int
+    at_default: int
+    raw_empty_or_missing: int
 
     def __init__(self, bounds: FeatureBounds):
         self.bounds = bounds
@@ -344,7 +394,8 @@ class FeatureAccumulator:
                 # compute_and_apply_vocabulary's default_value for unseen values.
                 self.at_default += int(np.count_nonzero(values == -1))
             in_vocab_values = values[(values >= 0) & (values < bounds.vocab_size)]
-            self.seen[in_vocab_values] = True
+            if self.seen is not None:
+                self.seen[in_vocab_values] = True
         if below_zero:
             _add_counts(self.negative_values, values[values < 0])
             self.negative_values, complete = _bounded(self.negative_values)
@@ -401,7 +452,7 @@ class FeatureAccumulator:
         self.raw_values_checked = self.raw_values_checked or other.raw_values_checked
         if self.seen is not None:
             self.seen |= other.seen
-        if other.min is not None:
+        if other.min is not None and other.max is not None:
             self.min = other.min if self.min is None else min(self.min, other.min)
             self.max = other.max if self.max is None else max(self.max, other.max)
         self.complete = self.complete and other.complete
@@ -415,13 +466,15 @@ class FeatureAccumulator:
         return self
 
     def result(self) -> FeatureStats:
+        has_vocabulary = self.bounds.vocab_size is not None
         return FeatureStats(
             num_examples=self.num_examples,
             num_values=self.num_values,
             missing=self.missing,
             negative=self.negative,
-            in_vocab=self.in_vocab,
-            oov_bucket=self.oov_bucket,
+            in_range=self.in_vocab + self.oov_bucket,
+            in_vocab=self.in_vocab if has_vocabulary else None,
+            oov_bucket=self.oov_bucket if has_vocabulary else None,
             out_of_range=self.out_of_range,
             over_embedding_dim=self.over_embedding_dim,
             non_integer=self.non_integer,
@@ -430,7 +483,7 @@ class FeatureAccumulator:
             top_offending_values=_top({**self.negative_values, **self.large_values}),
             top_non_integer_values=_top(self.non_integer_values),
             offending_values_complete=self.complete,
-            at_default=self.at_default,
+            at_default=self.at_default if has_vocabulary else None,
             vocab_entries_unseen=(
                 None if self.seen is None else int(self.seen.size - np.count_nonzero(self.seen))
             ),
@@ -469,421 +522,38 @@ class SplitAccumulator:
         return self
 
 
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """One reason a split's feature passes, warns or blocks.
+# Findings, the OOV policy and the report model moved out of this module; these
+# names stay importable from here until every caller imports them from there.
+_MOVED = {
+    "Finding": "embedding_guard.report_model",
+    "OovDrift": "embedding_guard.report_model",
+    "FeatureReport": "embedding_guard.report_model",
+    "SplitReport": "embedding_guard.report_model",
+    "UncheckedFeature": "embedding_guard.report_model",
+    "OovPolicy": "embedding_guard.findings",
+    "feature_findings": "embedding_guard.findings",
+    "split_report": "embedding_guard.findings",
+    "build_reports": "embedding_guard.findings",
+    "check_arrays": "embedding_guard.findings",
+}
 
-    Attributes:
-      split: Split name.
-      feature: Transformed feature name; empty for split-level findings.
-      reason: Stable reason code.
-      severity: ERROR blocks the Trainer; WARNING and INFO only report.
-      count: Number of values (or examples, for missing features) concerned.
-      rate: count over the values (or examples) of the split, in [0, 1].
-      description: Sentence with the counts and the fix.
-      sample_values: The most frequent values behind the finding, with counts.
-    """
-
-    split: str
-    feature: str
-    reason: Reason
-    severity: Severity
-    count: int
-    rate: float
-    description: str
-    sample_values: tuple[tuple[int | str, int], ...] = ()
-
-    def to_json(self) -> dict:
-        return {
-            "split": self.split,
-            "feature": self.feature,
-            "reason": self.reason.value,
-            "severity": self.severity.value,
-            "count": self.count,
-            "rate": self.rate,
-            "description": self.description,
-            "sample_values": [{"value": v, "count": c} for v, c in self.sample_values],
-        }
+__all__ = [
+    "OFFENDING_VALUES_CAPACITY",
+    "SAMPLE_VALUE_MAX_CHARS",
+    "TOP_OFFENDING_VALUES",
+    "FeatureAccumulator",
+    "FeatureBounds",
+    "FeatureStats",
+    "Reason",
+    "Severity",
+    "SplitAccumulator",
+    "sample_text",
+]
 
 
-@dataclasses.dataclass(frozen=True)
-class OovDrift:
-    """A feature's OOV rate in a split against the baseline split's."""
-
-    baseline_split: str
-    baseline_oov_rate: float
-    oov_rate: float
-
-    @property
-    def difference(self) -> float:
-        return self.oov_rate - self.baseline_oov_rate
-
-    @property
-    def ratio(self) -> float | None:
-        return self.oov_rate / self.baseline_oov_rate if self.baseline_oov_rate else None
-
-    def to_json(self) -> dict:
-        return {
-            "baseline_split": self.baseline_split,
-            "baseline_oov_rate": self.baseline_oov_rate,
-            "oov_rate": self.oov_rate,
-            "difference": self.difference,
-            "ratio": self.ratio,
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureReport:
-    bounds: FeatureBounds
-    stats: FeatureStats
-    findings: tuple[Finding, ...]
-    oov_drift: OovDrift | None = None
-
-    def to_json(self) -> dict:
-        return {
-            "feature": self.bounds.feature,
-            "bounds": self.bounds.to_json(),
-            "counts": self.stats.to_json(),
-            "oov_drift": None if self.oov_drift is None else self.oov_drift.to_json(),
-            "findings": [f.to_json() for f in self.findings],
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class SplitReport:
-    """Everything the validator found in one split."""
-
-    split: str
-    num_examples: int
-    features: tuple[FeatureReport, ...]
-    findings: tuple[Finding, ...]
-
-    @property
-    def blessed(self) -> bool:
-        return not any(f.severity is Severity.ERROR for f in self.findings)
-
-    def to_json(self) -> dict:
-        return {
-            "split": self.split,
-            "num_examples": self.num_examples,
-            "blessed": self.blessed,
-            "num_errors": sum(f.severity is Severity.ERROR for f in self.findings),
-            "num_warnings": sum(f.severity is Severity.WARNING for f in self.findings),
-            "split_findings": [f.to_json() for f in self.findings if not f.feature],
-            "features": [f.to_json() for f in self.features],
-        }
-
-
-def _describe_samples(samples) -> str:
-    if not samples:
-        return ""
-    shown = ", ".join(f"{value!r} x{count}" for value, count in samples)
-    return f" Most frequent: {shown}."
-
-
-def _describe_raw(bounds: FeatureBounds, stats: FeatureStats) -> str:
-    if bounds.num_oov_buckets or not stats.top_raw_oov_values:
-        return ""
-    shown = ", ".join(f"{value!r} x{count}" for value, count in stats.top_raw_oov_values)
-    return f" Raw values that mapped to -1: {shown}."
-
-
-def _rate(count: int, total: int) -> float:
-    return count / total if total else 0.0
-
-
-def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> tuple[Finding, ...]:
-    """Turns one feature's counts into findings.
-
-    Args:
-      split: Split name, for the findings.
-      bounds: The bounds the counts were made against.
-      stats: The feature's counts over the split.
-
-    Returns:
-      Findings in a fixed order: ERRORs first, then INFO.
-    """
-    feature = bounds.feature
-    findings = []
-    if stats.num_examples and stats.missing == stats.num_examples:
-        findings.append(
-            Finding(
-                split,
-                feature,
-                Reason.FEATURE_MISSING_FROM_SPLIT,
-                Severity.ERROR,
-                stats.missing,
-                1.0,
-                f"Feature {feature!r} has no value in any of the {stats.num_examples} "
-                f"examples of split {split!r}. Check that the examples were produced by "
-                "this transform graph, or remove the feature from `features` / "
-                "`embedding_input_dims`.",
-            )
-        )
-    total = stats.num_values
-    if stats.negative:
-        findings.append(
-            Finding(
-                split,
-                feature,
-                Reason.NEGATIVE_INDEX,
-                Severity.ERROR,
-                stats.negative,
-                _rate(stats.negative, total),
-                f"{stats.negative} of {total} values of {feature!r} in split {split!r} are "
-                "negative; an embedding lookup fails on CPU, returns zeros on GPU and "
-                "Keras 3 wraps -1 to the last row. A -1 usually is "
-                "compute_and_apply_vocabulary's default_value for values missing from "
-                "the vocabulary: set num_oov_buckets >= 1 and size the Embedding with "
-                "embedding_guard.embedding_input_dim()."
-                + _describe_samples(stats.top_negative_values)
-                + _describe_raw(bounds, stats),
-                stats.top_negative_values,
-            )
-        )
-    if stats.out_of_range:
-        findings.append(
-            Finding(
-                split,
-                feature,
-                Reason.INDEX_OUT_OF_RANGE,
-                Severity.ERROR,
-                stats.out_of_range,
-                _rate(stats.out_of_range, total),
-                f"{stats.out_of_range} of {total} values of {feature!r} in split {split!r} "
-                f"are >= {bounds.upper_bound} ({bounds.bound_source}), so no embedding of "
-                "that size can look them up. Either the values are wrong (examples not made "
-                "by this transform graph, or an identity feature off by one: months 1..12 "
-                "need month - 1) or the bound is (re-run Transform, fix the feature's "
-                "int_domain, or size the Embedding and embedding_input_dims to fit)."
-                + _describe_samples(stats.top_out_of_range_values),
-                stats.top_out_of_range_values,
-            )
-        )
-    # With input_dim >= upper_bound every such value is already out of range; one
-    # finding per cause reads better than two for the same values.
-    if stats.over_embedding_dim and bounds.embedding_input_dim < bounds.upper_bound:
-        findings.append(
-            Finding(
-                split,
-                feature,
-                Reason.INDEX_OVER_EMBEDDING_DIM,
-                Severity.ERROR,
-                stats.over_embedding_dim,
-                _rate(stats.over_embedding_dim, total),
-                f"{stats.over_embedding_dim} of {total} values of {feature!r} in split "
-                f"{split!r} are >= the embedding input_dim {bounds.embedding_input_dim} "
-                f"({bounds.embedding_dim_source}). Size the Embedding as "
-                f"{bounds.upper_bound} (vocabulary plus OOV buckets), e.g. with "
-                "embedding_guard.embedding_input_dim()."
-                + _describe_samples(stats.top_over_embedding_dim_values),
-                stats.top_over_embedding_dim_values,
-            )
-        )
-    if stats.non_integer:
-        findings.append(
-            Finding(
-                split,
-                feature,
-                Reason.NON_INTEGER_VALUES,
-                Severity.ERROR,
-                stats.non_integer,
-                _rate(stats.non_integer, total),
-                f"{stats.non_integer} of {total} values of {feature!r} in split {split!r} "
-                "are stored as float or bytes, not int64; an embedding needs integer "
-                "indices. Cast or look them up in preprocessing_fn."
-                + _describe_samples(stats.top_non_integer_values),
-                stats.top_non_integer_values,
-            )
-        )
-    if stats.oov_bucket:
-        findings.append(
-            Finding(
-                split,
-                feature,
-                Reason.OOV_BUCKET_HITS,
-                Severity.INFO,
-                stats.oov_bucket,
-                _rate(stats.oov_bucket, total),
-                f"{stats.oov_bucket} of {total} values of {feature!r} in split {split!r} "
-                f"({_rate(stats.oov_bucket, total):.2%}) fall in the "
-                f"{bounds.num_oov_buckets} OOV bucket(s) after the "
-                f"{bounds.vocab_size}-entry vocabulary {bounds.vocabulary!r}."
-                + _describe_samples(stats.top_raw_oov_values),
-                stats.top_raw_oov_values,
-            )
-        )
-    return tuple(findings)
-
-
-def split_report(split: str, accumulator: SplitAccumulator) -> SplitReport:
-    """Builds the frozen report of one split from its combined counts."""
-    features = []
-    findings = []
-    if accumulator.num_examples == 0:
-        findings.append(
-            Finding(
-                split,
-                "",
-                Reason.EMPTY_SPLIT,
-                Severity.WARNING,
-                0,
-                0.0,
-                f"Split {split!r} has no examples, so none of its indices were checked. "
-                "Check the upstream ExampleGen or Transform output.",
-            )
-        )
-    for name in sorted(accumulator.features):
-        feature_accumulator = accumulator.features[name]
-        stats = feature_accumulator.result()
-        feature_level = feature_findings(split, feature_accumulator.bounds, stats)
-        features.append(FeatureReport(feature_accumulator.bounds, stats, feature_level))
-        findings.extend(feature_level)
-    return SplitReport(split, accumulator.num_examples, tuple(features), tuple(findings))
-
-
-@dataclasses.dataclass(frozen=True)
-class OovPolicy:
-    """Thresholds on OOV rates; by default they only warn, nothing new blocks.
-
-    Attributes:
-      max_oov_rate: Highest accepted OOV rate, for every feature (a float) or per
-        feature (a mapping); None checks nothing.
-      max_oov_rate_severity: Severity of a finding above max_oov_rate.
-      max_oov_rate_increase: Highest accepted rise of a split's OOV rate over the
-        baseline split's (a difference of rates), global or per feature.
-      max_oov_rate_increase_severity: Severity of a finding above it.
-      baseline_split: The split the others are compared with.
-    """
-
-    max_oov_rate: float | Mapping[str, float] | None = None
-    max_oov_rate_severity: Severity = Severity.WARNING
-    max_oov_rate_increase: float | Mapping[str, float] | None = 0.05
-    max_oov_rate_increase_severity: Severity = Severity.WARNING
-    baseline_split: str = "train"
-
-    @staticmethod
-    def _threshold(setting, feature: str) -> float | None:
-        if setting is None or isinstance(setting, (int, float)):
-            return setting
-        return setting.get(feature)
-
-
-def _oov_findings(
-    split: str, report: FeatureReport, drift: OovDrift | None, policy: OovPolicy
-) -> list[Finding]:
-    stats, feature = report.stats, report.bounds.feature
-    findings = []
-    if report.bounds.vocab_size is None or not stats.num_values:
-        return findings
-    raw = _describe_samples(stats.top_raw_oov_values)
-    max_rate = policy._threshold(policy.max_oov_rate, feature)
-    if max_rate is not None and stats.oov_rate > max_rate:
-        findings.append(
-            Finding(
-                split,
-                feature,
-                Reason.OOV_RATE_ABOVE_MAX,
-                policy.max_oov_rate_severity,
-                stats.oov,
-                stats.oov_rate,
-                f"OOV rate of {feature!r} in split {split!r} is {stats.oov_rate:.2%} "
-                f"({stats.oov} of {stats.num_values} values), above max_oov_rate "
-                f"{max_rate:.2%}. Re-run Transform on newer data to refresh vocabulary "
-                f"{report.bounds.vocabulary!r}, or raise the threshold." + raw,
-                stats.top_raw_oov_values,
-            )
-        )
-    max_increase = policy._threshold(policy.max_oov_rate_increase, feature)
-    if drift is not None and max_increase is not None and drift.difference > max_increase:
-        ratio = "" if drift.ratio is None else f", {drift.ratio:.1f}x"
-        findings.append(
-            Finding(
-                split,
-                feature,
-                Reason.OOV_RATE_INCREASE,
-                policy.max_oov_rate_increase_severity,
-                stats.oov,
-                stats.oov_rate,
-                f"OOV rate of {feature!r} in split {split!r} is {drift.oov_rate:.2%} against "
-                f"{drift.baseline_oov_rate:.2%} in {drift.baseline_split!r} "
-                f"(+{drift.difference:.2%}{ratio}), above max_oov_rate_increase "
-                f"{max_increase:.2%}: the data has drifted from the vocabulary." + raw,
-                stats.top_raw_oov_values,
-            )
-        )
-    return findings
-
-
-def build_reports(
-    accumulators: Mapping[str, SplitAccumulator], policy: OovPolicy | None = None
-) -> dict[str, SplitReport]:
-    """Builds every split's report, with OOV thresholds and drift against the baseline.
-
-    Args:
-      accumulators: Split name -> the split's combined counts.
-      policy: OOV thresholds; the default only warns.
-
-    Returns:
-      Split name -> report.
-    """
-    policy = policy or OovPolicy()
-    reports = {name: split_report(name, acc) for name, acc in accumulators.items()}
-    baseline = reports.get(policy.baseline_split)
-    baseline_rates = (
-        {f.bounds.feature: f.stats.oov_rate for f in baseline.features}
-        if baseline is not None
-        else {}
-    )
-    for name, report in reports.items():
-        features, findings = [], list(report.findings)
-        for feature_report in report.features:
-            feature = feature_report.bounds.feature
-            drift = None
-            has_baseline = name != policy.baseline_split and feature in baseline_rates
-            if has_baseline and feature_report.bounds.vocab_size is not None:
-                drift = OovDrift(
-                    policy.baseline_split, baseline_rates[feature], feature_report.stats.oov_rate
-                )
-            extra = _oov_findings(name, feature_report, drift, policy)
-            findings.extend(extra)
-            features.append(
-                dataclasses.replace(
-                    feature_report,
-                    findings=feature_report.findings + tuple(extra),
-                    oov_drift=drift,
-                )
-            )
-        reports[name] = dataclasses.replace(
-            report, features=tuple(features), findings=tuple(findings)
-        )
-    return reports
-
-
-def check_arrays(
-    split: str,
-    bounds: Iterable[FeatureBounds],
-    columns: Mapping[str, tuple[np.ndarray, np.ndarray]],
-) -> SplitReport:
-    """Checks one in-memory batch; a convenience for notebooks and tests.
-
-    Args:
-      split: Split name.
-      bounds: Bounds of the checked features.
-      columns: feature -> (flat values, row lengths). A checked feature absent
-        from columns counts as missing from every example.
-
-    Returns:
-      The split's report.
-    """
-    bounds = list(bounds)
-    num_examples = max((len(lengths) for _, lengths in columns.values()), default=0)
-    accumulator = SplitAccumulator(bounds)
-    accumulator.add_examples(num_examples)
-    for b in bounds:
-        if b.feature in columns:
-            values, lengths = columns[b.feature]
-            accumulator.features[b.feature].add_batch(values, lengths)
-        else:
-            accumulator.features[b.feature].add_missing(num_examples)
-    return split_report(split, accumulator)
+def __getattr__(name):
+    # Lazy, because findings and report_model import this module.
+    module_name = _MOVED.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module_name), name)

@@ -33,8 +33,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         """Validates the examples' indices against the transform graph's bounds.
 
         Args:
-          input_dict: `examples` (Examples), `transform_graph` (TransformGraph)
-            and optionally `schema` (Schema, overrides the transformed schema).
+          input_dict: `examples` (Examples), `transform_graph` (TransformGraph),
+            optionally `schema` (Schema, overrides the transformed schema) and
+            `model` (Model, whose embedding tables the indices must fit).
           output_dict: `anomalies` (ExampleAnomalies).
           exec_properties: The ValidatorOptions, as the component serialised them.
 
@@ -73,6 +74,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if input_dict.get(spec.SCHEMA_KEY):
             schema_uri = artifact_utils.get_single_uri(input_dict[spec.SCHEMA_KEY])
             schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+        model = None
+        if input_dict.get(spec.MODEL_KEY):
+            # The Model artifact's folder; model_analysis finds its Format-Serving.
+            model = artifact_utils.get_single_uri(input_dict[spec.MODEL_KEY])
         anomalies = artifact_utils.get_single_instance(output_dict[spec.ANOMALIES_KEY])
         anomalies.split_names = artifact_utils.encode_split_names(splits)
         anomalies.span = examples.span
@@ -82,6 +87,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             options,
             transform_graph=artifact_utils.get_single_uri(input_dict[spec.TRANSFORM_GRAPH_KEY]),
             schema=schema,
+            model=model,
             pipeline=self._make_beam_pipeline(),
         )
         blessed_by_split = {name: int(blessed) for name, blessed in result.blessed_by_split.items()}

@@ -2,9 +2,9 @@
 
 The page carries its own CSS and draws its bars with CSS widths: no script, no
 font, no image and no network request, so it opens offline straight from an
-artifact store. It is built from the `index_report.json` documents (not from
-core objects), so the executor, the `report` command and notebooks render the
-same thing. Every data-derived string passes through `html.escape`; vocabulary
+artifact store. It is built from typed split reports (`report_model`), as
+written to and read back from `index_report.json`, so the executor, the `report`
+command and notebooks render the same thing. Every data-derived string passes through `html.escape`; vocabulary
 entries and raw values come from user data.
 
 Output is deterministic: it depends only on its arguments.
@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from embedding_guard.core import Reason, Severity
+from embedding_guard.core import FeatureStats
+from embedding_guard.reasons import Reason, Severity, fix_text
+from embedding_guard.report_model import FeatureReport, Finding, SplitReport, UncheckedFeature
 from embedding_guard.text import printable
+
+if TYPE_CHECKING:
+    from embedding_guard.mlmd_runs import RunComparison
 
 # Every selector is scoped to this class, so the style cannot leak into a
 # Jupyter notebook that shows the fragment inline.
@@ -59,7 +65,7 @@ _STYLE = """
 .eg-report .eg-chart td { padding-top: 1px; padding-bottom: 1px; }
 .eg-report .eg-track { width: 220px; height: 12px; background: #eaeef2; border-radius: 2px; }
 .eg-report .eg-bar { display: block; height: 12px; border-radius: 2px; }
-.eg-report .eg-in_vocab { background: #57ab5a; }
+.eg-report .eg-in_vocab, .eg-report .eg-in_range { background: #57ab5a; }
 .eg-report .eg-oov_bucket { background: #54aeff; }
 .eg-report .eg-negative, .eg-report .eg-out_of_range { background: #cf222e; }
 .eg-report .eg-over_embedding_dim { background: #bc4c00; }
@@ -72,50 +78,6 @@ _STYLE = """
 .eg-report .eg-better { color: #1a7f37; font-weight: 600; }
 """
 
-# What to change for each blocking reason; the finding's own description
-# (shown per feature) carries the counts.
-_FIXES = {
-    Reason.NEGATIVE_INDEX: (
-        "A -1 is compute_and_apply_vocabulary's default_value for values missing from the "
-        "vocabulary: set num_oov_buckets >= 1 and size the Embedding with "
-        "embedding_guard.embedding_input_dim()."
-    ),
-    Reason.INDEX_OUT_OF_RANGE: (
-        "Either the values are wrong (examples not made by this transform graph, or an "
-        "identity feature off by one: months 1..12 need month - 1) or the bound is: re-run "
-        "Transform, fix the feature's int_domain, or size the Embedding and "
-        "embedding_input_dims to fit."
-    ),
-    Reason.INDEX_OVER_EMBEDDING_DIM: (
-        "Size the Embedding as input_dim={upper_bound} (vocabulary plus OOV buckets), e.g. "
-        "with embedding_guard.embedding_input_dim()."
-    ),
-    Reason.NON_INTEGER_VALUES: (
-        "An embedding needs int64 indices: cast the feature or look it up in preprocessing_fn."
-    ),
-    Reason.FEATURE_MISSING_FROM_SPLIT: (
-        "Check that the examples were produced by this transform graph, or stop checking "
-        "the feature."
-    ),
-    Reason.EMPTY_SPLIT: "Check the upstream ExampleGen or Transform output.",
-    Reason.OOV_RATE_ABOVE_MAX: (
-        "Re-run Transform on newer data to refresh the vocabulary, or raise max_oov_rate."
-    ),
-    Reason.OOV_RATE_INCREASE: (
-        "The data has drifted from the vocabulary: re-run Transform on newer data, or raise "
-        "max_oov_rate_increase."
-    ),
-}
-
-# (counts key, label) of the chart rows; the first five partition the values.
-_CHART_ROWS = (
-    ("in_vocab", "in vocabulary"),
-    ("oov_bucket", "OOV buckets"),
-    ("negative", "negative"),
-    ("out_of_range", "out of range"),
-    ("non_integer", "non-integer"),
-    ("over_embedding_dim", "over embedding dim"),
-)
 # A single bad value among millions must still show as a bar.
 _MIN_BAR_PERCENT = 0.8
 
@@ -134,65 +96,38 @@ def _percent(count: int, total: int) -> str:
     return f"{count / total:.2%}" if total else "0.00%"
 
 
-def _samples_text(samples: Sequence[Mapping]) -> str:
-    return ", ".join(f"{sample['value']!r} \u00d7{sample['count']:,}" for sample in samples)
+def _samples_text(samples: Sequence[tuple[int | str, int]]) -> str:
+    return ", ".join(f"{value!r} \u00d7{count:,}" for value, count in samples)
 
 
-def _bounds_by_feature(report: Mapping) -> dict[str, Mapping]:
-    return {feature["feature"]: feature["bounds"] for feature in report["features"]}
-
-
-def _problem_findings(report: Mapping) -> list[Mapping]:
-    """The split's ERROR findings, then its WARNING ones, each in report order."""
-    findings = list(report.get("split_findings", []))
-    for feature in report["features"]:
-        findings += feature["findings"]
-    return [
-        f
-        for severity in (Severity.ERROR.value, Severity.WARNING.value)
-        for f in findings
-        if f["severity"] == severity
-    ]
-
-
-def _fix(finding: Mapping, bounds: Mapping | None) -> str:
-    try:
-        template = _FIXES[Reason(finding["reason"])]
-    except (KeyError, ValueError):
-        return ""
-    upper_bound = bounds["upper_bound"] if bounds else "vocab_size + num_oov_buckets"
-    return template.format(upper_bound=upper_bound)
-
-
-def _finding_headline(finding: Mapping, report: Mapping) -> str:
-    feature = finding["feature"]
-    where = f"split <code>{_e(finding['split'])}</code>"
-    if feature:
-        where += f", feature <code>{_e(feature)}</code>"
-    if finding["reason"] == Reason.EMPTY_SPLIT.value:
+def _finding_headline(finding: Finding, report: SplitReport) -> str:
+    where = f"split <code>{_e(finding.split)}</code>"
+    if finding.feature:
+        where += f", feature <code>{_e(finding.feature)}</code>"
+    if finding.reason is Reason.EMPTY_SPLIT:
         measure = "no examples"
-    elif finding["reason"] == Reason.FEATURE_MISSING_FROM_SPLIT.value:
-        measure = f"missing from all {_n(finding['count'])} examples"
+    elif finding.reason is Reason.FEATURE_MISSING_FROM_SPLIT:
+        measure = f"missing from all {_n(finding.count)} examples"
     else:
-        total = next(
-            (f["counts"]["num_values"] for f in report["features"] if f["feature"] == feature), 0
+        feature = report.feature(finding.feature)
+        total = feature.stats.num_values if feature is not None else 0
+        measure = f"{_n(finding.count)} of {_n(total)} values ({_percent(finding.count, total)})"
+    if finding.sample_values:
+        measure += (
+            f"; most frequent: <span class='eg-mono'>{_e(_samples_text(finding.sample_values))}"
+            "</span>"
         )
-        measure = (
-            f"{_n(finding['count'])} of {_n(total)} values ({_percent(finding['count'], total)})"
-        )
-    samples = finding.get("sample_values") or []
-    if samples:
-        measure += f"; most frequent: <span class='eg-mono'>{_e(_samples_text(samples))}</span>"
+    severity = _e(finding.severity.value)
     return (
-        f"<span class='eg-badge eg-{_e(finding['severity'])}'>{_e(finding['severity'])}</span> "
-        f"{where}: <b>{_e(finding['reason'])}</b>, {measure}."
+        f"<span class='eg-badge eg-{severity}'>{severity}</span> "
+        f"{where}: <b>{_e(finding.reason.value)}</b>, {measure}."
     )
 
 
-def _verdict(reports: Mapping[str, Mapping]) -> str:
-    blocked = sorted(split for split, report in reports.items() if not report["blessed"])
-    num_errors = sum(report["num_errors"] for report in reports.values())
-    num_warnings = sum(report["num_warnings"] for report in reports.values())
+def _verdict(reports: Mapping[str, SplitReport]) -> str:
+    blocked = sorted(split for split, report in reports.items() if not report.blessed)
+    num_errors = sum(report.num_errors for report in reports.values())
+    num_warnings = sum(report.num_warnings for report in reports.values())
     splits = ", ".join(sorted(reports))
     if blocked:
         headline = (
@@ -210,13 +145,12 @@ def _verdict(reports: Mapping[str, Mapping]) -> str:
     items = []
     for split in sorted(reports):
         report = reports[split]
-        bounds = _bounds_by_feature(report)
-        for finding in _problem_findings(report):
-            fix = _fix(finding, bounds.get(finding["feature"]))
+        for finding in report.problems():
+            feature = report.feature(finding.feature)
+            fix = fix_text(finding.reason, None if feature is None else feature.bounds.upper_bound)
             items.append(
                 f"<li>{_finding_headline(finding, report)}"
-                + (f"<br><span class='eg-fix'>Fix: {_e(fix)}</span>" if fix else "")
-                + "</li>"
+                f"<br><span class='eg-fix'>Fix: {_e(fix)}</span></li>"
             )
     if num_warnings and not blocked:
         headline += f" {num_warnings} warning{'s' if num_warnings != 1 else ''} below."
@@ -233,11 +167,11 @@ def _run_info(run_info: Sequence[tuple[str, object]]) -> str:
     return f"<dl class='eg-run'>{rows}</dl>"
 
 
-def _comparison(comparison: Mapping) -> str:
+def _comparison(comparison: RunComparison) -> str:
     """Renders how the shown run's problems compare with an earlier run's."""
     rows = []
-    for change in comparison["changes"]:
-        count, previous = change["count"], change["previous_count"]
+    for change in comparison.changes:
+        count, previous = change.count, change.previous_count
         if previous is None or count is None:
             trend = "split not checked"
         elif count > previous:
@@ -247,8 +181,8 @@ def _comparison(comparison: Mapping) -> str:
         else:
             trend = "same"
         rows.append(
-            f"<tr><td><code>{_e(change['split'])}</code></td>"
-            f"<td><code>{_e(change['feature'])}</code></td><td>{_e(change['reason'])}</td>"
+            f"<tr><td><code>{_e(change.split)}</code></td>"
+            f"<td><code>{_e(change.feature)}</code></td><td>{_e(change.reason.value)}</td>"
             f"<td class='eg-num'>{_n(previous)}</td>"
             f"<td class='eg-num'>{_n(count)}</td><td>{trend}</td></tr>"
         )
@@ -259,27 +193,37 @@ def _comparison(comparison: Mapping) -> str:
         else "<p class='eg-muted'>Neither run has an ERROR or WARNING finding.</p>"
     )
     return (
-        f"<h2>Compared with run {_e(comparison['previous_run_id'])}</h2>"
-        f"<p>{_e(comparison['summary'])}</p>{body}"
+        f"<h2>Compared with run {_e(comparison.previous_run_id)}</h2>"
+        f"<p>{_e(comparison.summary)}</p>{body}"
     )
 
 
-def _chart(counts: Mapping, bounds: Mapping) -> str:
-    total = counts["num_values"]
+def _chart(feature: FeatureReport) -> str:
+    bounds, stats = feature.bounds, feature.stats
+    total = stats.num_values
+    if feature.has_vocabulary:
+        rows_shown = [("in_vocab", "in vocabulary", stats.in_vocab)]
+        if bounds.num_oov_buckets:
+            rows_shown.append(("oov_bucket", "OOV buckets", stats.oov_bucket))
+    else:
+        # Without a vocabulary no value is "in vocabulary": it is only in range.
+        rows_shown = [("in_range", f"in range [0, {bounds.upper_bound:,})", stats.in_range)]
+    rows_shown += [
+        ("negative", "negative", stats.negative),
+        ("out_of_range", "out of range", stats.out_of_range),
+    ]
+    if stats.non_integer:
+        rows_shown.append(("non_integer", "non-integer", stats.non_integer))
+    rows_shown.append(
+        (
+            "over_embedding_dim",
+            f"\u2265 embedding dim {bounds.embedding_input_dim:,}",
+            stats.over_embedding_dim,
+        )
+    )
     rows = []
-    for key, label in _CHART_ROWS:
-        count = counts[key]
-        if key == "in_vocab" and bounds["vocab_size"] is None:
-            label = f"in range [0, {bounds['upper_bound']:,})"
-        elif (
-            key == "oov_bucket"
-            and not bounds["num_oov_buckets"]
-            or key == "non_integer"
-            and not count
-        ):
-            continue
-        elif key == "over_embedding_dim":
-            label = f"\u2265 embedding dim {bounds['embedding_input_dim']:,}"
+    for key, label, count in rows_shown:
+        count = count or 0
         width = 0.0 if not count or not total else max(100 * count / total, _MIN_BAR_PERCENT)
         rows.append(
             f"<tr><td>{_e(label)}</td><td><div class='eg-track'><span class='eg-bar eg-{key}' "
@@ -290,49 +234,52 @@ def _chart(counts: Mapping, bounds: Mapping) -> str:
     return f"<table class='eg-chart'>{''.join(rows)}</table>"
 
 
-def _bounds_table(feature: Mapping) -> str:
-    bounds, counts = feature["bounds"], feature["counts"]
+def _bounds_table(feature: FeatureReport) -> str:
+    bounds, stats = feature.bounds, feature.stats
     rows = [
-        ("valid range", f"[0, {bounds['upper_bound']:,})"),
-        ("from", bounds["bound_source"] or "-"),
-        ("embedding input_dim", f"{bounds['embedding_input_dim']:,}"),
-        ("input_dim from", bounds["embedding_dim_source"] or "-"),
+        ("valid range", f"[0, {bounds.upper_bound:,})"),
+        ("from", bounds.bound_source or "-"),
+        ("embedding input_dim", f"{bounds.embedding_input_dim:,}"),
+        ("input_dim from", bounds.embedding_dim_source or "-"),
     ]
-    if bounds["vocabulary"] is not None:
+    if bounds.vocabulary is not None:
         rows.append(
             (
                 "vocabulary",
-                f"{bounds['vocabulary']!r}: {_n(bounds['vocab_size'])} entries + "
-                f"{bounds['num_oov_buckets']} OOV bucket(s)",
+                f"{bounds.vocabulary!r}: {_n(bounds.vocab_size)} entries + "
+                f"{bounds.num_oov_buckets} OOV bucket(s)",
             )
         )
     rows += [
-        ("examples", _n(counts["num_examples"])),
-        ("values", _n(counts["num_values"])),
-        ("examples without a value", _n(counts["missing"])),
-        ("observed", f"min {_n(counts['min'])}, max {_n(counts['max'])}"),
+        ("examples", _n(stats.num_examples)),
+        ("values", _n(stats.num_values)),
+        ("examples without a value", _n(stats.missing)),
+        ("observed", f"min {_n(stats.min)}, max {_n(stats.max)}"),
     ]
-    # Fields added after format version 1 reports were first written.
-    if counts.get("vocab_entries_unseen") is not None:
-        rows.append(("vocabulary rows unseen", _n(counts["vocab_entries_unseen"])))
-    drift = feature.get("oov_drift")
+    if stats.oov_rate is not None:
+        rows.append(("OOV rate", f"{stats.oov_rate:.2%} ({_n(stats.oov)} values)"))
+    else:
+        rows.append(("OOV rate", "- (no vocabulary, so no value is out of vocabulary)"))
+    if stats.vocab_entries_unseen is not None:
+        rows.append(("vocabulary rows unseen", _n(stats.vocab_entries_unseen)))
+    drift = feature.oov_drift
     if drift:
         rows.append(
             (
-                "OOV rate",
-                f"{drift['oov_rate']:.2%} against {drift['baseline_oov_rate']:.2%} in split "
-                f"{drift['baseline_split']!r}",
+                "OOV drift",
+                f"{drift.oov_rate:.2%} against {drift.baseline_oov_rate:.2%} in split "
+                f"{drift.baseline_split!r}",
             )
         )
     cells = "".join(f"<tr><th>{_e(label)}</th><td>{_e(value)}</td></tr>" for label, value in rows)
     return f"<table>{cells}</table>"
 
 
-def _value_table(heading: str, samples: Sequence[Mapping]) -> str:
+def _value_table(heading: str, samples: Sequence[tuple[int | str, int]]) -> str:
     rows = "".join(
-        f"<tr><td class='eg-num eg-mono'>{_e(repr(s['value']))}</td>"
-        f"<td class='eg-num'>{_n(s['count'])}</td></tr>"
-        for s in samples
+        f"<tr><td class='eg-num eg-mono'>{_e(repr(value))}</td>"
+        f"<td class='eg-num'>{_n(count)}</td></tr>"
+        for value, count in samples
     )
     return (
         f"<div><b>{_e(heading)}</b> (most frequent first)"
@@ -340,76 +287,87 @@ def _value_table(heading: str, samples: Sequence[Mapping]) -> str:
     )
 
 
-def _offending_values(counts: Mapping) -> str:
+def _offending_values(stats: FeatureStats) -> str:
     parts = []
-    offending = list(counts["top_offending_values"]) + list(counts["top_non_integer_values"])
+    offending = list(stats.top_offending_values) + list(stats.top_non_integer_values)
     if offending:
         parts.append(_value_table("Offending values", offending))
-    raw_oov = counts.get("top_raw_oov_values") or []
-    if raw_oov:
-        parts.append(_value_table("Raw values not in the vocabulary", raw_oov))
-    if parts and not counts["offending_values_complete"]:
+    if stats.top_raw_oov_values:
+        parts.append(_value_table("Raw values not in the vocabulary", stats.top_raw_oov_values))
+    if parts and not stats.offending_values_complete:
         parts.append(
             "<p class='eg-muted'>Too many distinct values: these counts are a partial sample.</p>"
         )
     return "".join(parts)
 
 
-def _feature_section(feature: Mapping) -> str:
-    severities = {f["severity"] for f in feature["findings"]}
-    status = next(
-        (s.value for s in (Severity.ERROR, Severity.WARNING) if s.value in severities), "OK"
+def _finding_items(findings: Sequence[Finding]) -> str:
+    return "".join(
+        f"<li><span class='eg-badge eg-{_e(f.severity.value)}'>{_e(f.severity.value)}</span> "
+        f"<b>{_e(f.reason.value)}</b> {_e(f.description)}</li>"
+        for f in findings
     )
-    findings = "".join(
-        f"<li><span class='eg-badge eg-{_e(f['severity'])}'>{_e(f['severity'])}</span> "
-        f"<b>{_e(f['reason'])}</b> {_e(f['description'])}</li>"
-        for f in feature["findings"]
-    )
+
+
+def _feature_section(feature: FeatureReport) -> str:
+    status = "OK" if feature.status is None else feature.status.value
+    findings = _finding_items(feature.findings)
     return (
-        f"<section class='eg-feature' data-feature='{_e(feature['feature'])}'>"
-        f"<h3>{_e(feature['feature'])} <span class='eg-badge eg-{status}'>{status}</span></h3>"
+        f"<section class='eg-feature' data-feature='{_e(feature.feature)}'>"
+        f"<h3>{_e(feature.feature)} <span class='eg-badge eg-{status}'>{status}</span></h3>"
         f"<div class='eg-columns'><div>{_bounds_table(feature)}</div>"
-        f"<div><b>Where the values fall</b>{_chart(feature['counts'], feature['bounds'])}"
-        f"{_offending_values(feature['counts'])}</div></div>"
+        f"<div><b>Where the values fall</b>{_chart(feature)}"
+        f"{_offending_values(feature.stats)}</div></div>"
         + (f"<ul class='eg-findings'>{findings}</ul>" if findings else "")
         + "</section>"
     )
 
 
-def _split_section(report: Mapping) -> str:
-    status = "BLOCKED" if not report["blessed"] else "OK"
-    badge = Severity.ERROR.value if not report["blessed"] else "OK"
-    split_findings = "".join(
-        f"<li><span class='eg-badge eg-{_e(f['severity'])}'>{_e(f['severity'])}</span> "
-        f"<b>{_e(f['reason'])}</b> {_e(f['description'])}</li>"
-        for f in report.get("split_findings", [])
+def _unchecked_section(unchecked: Sequence[UncheckedFeature]) -> str:
+    if not unchecked:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{_e(u.name)}</code></td><td>{_e(u.why)}</td>"
+        f"<td>{_e(u.parameter_that_would_check_it)}</td></tr>"
+        for u in unchecked
     )
     return (
-        f"<section class='eg-split' data-split='{_e(report['split'])}'>"
-        f"<h2>Split {_e(report['split'])} <span class='eg-badge eg-{badge}'>{status}</span> "
-        f"<span class='eg-muted'>{_n(report['num_examples'])} examples, "
-        f"{report['num_errors']} error(s), {report['num_warnings']} warning(s)</span></h2>"
+        "<div class='eg-feature eg-unchecked'><b>Not checked</b>: these features look "
+        "categorical but have no bound, so none of their values were checked."
+        "<table><tr><th>feature</th><th>why</th><th>what would check it</th></tr>"
+        f"{rows}</table></div>"
+    )
+
+
+def _split_section(report: SplitReport) -> str:
+    status = "BLOCKED" if not report.blessed else "OK"
+    badge = Severity.ERROR.value if not report.blessed else "OK"
+    split_findings = _finding_items(report.split_findings)
+    return (
+        f"<section class='eg-split' data-split='{_e(report.split)}'>"
+        f"<h2>Split {_e(report.split)} <span class='eg-badge eg-{badge}'>{status}</span> "
+        f"<span class='eg-muted'>{_n(report.num_examples)} examples, "
+        f"{report.num_errors} error(s), {report.num_warnings} warning(s)</span></h2>"
         + (f"<ul class='eg-findings'>{split_findings}</ul>" if split_findings else "")
-        + "".join(_feature_section(feature) for feature in report["features"])
+        + _unchecked_section(report.unchecked_features)
+        + "".join(_feature_section(feature) for feature in report.features)
         + "</section>"
     )
 
 
 def render_fragment(
-    reports: Mapping[str, Mapping],
+    reports: Mapping[str, SplitReport],
     title: str,
     run_info: Sequence[tuple[str, object]] = (),
-    comparison: Mapping | None = None,
+    comparison: RunComparison | None = None,
 ) -> str:
     """Renders split reports as an HTML fragment with its own scoped style.
 
     Args:
-      reports: Split name -> that split's `index_report.json` document.
+      reports: Split name -> that split's report.
       title: Heading of the report.
       run_info: (label, value) pairs shown under the heading, e.g. run id and URI.
-      comparison: Optional comparison with an earlier run: `previous_run_id`,
-        `summary` and `changes` (dicts with split, feature, reason, count and
-        previous_count; a count is None when that run did not check the split).
+      comparison: Optional comparison with an earlier run.
 
     Returns:
       A `<div>` preceded by its `<style>`; safe to embed in a notebook.
@@ -426,15 +384,15 @@ def render_fragment(
 
 
 def render_document(
-    reports: Mapping[str, Mapping],
+    reports: Mapping[str, SplitReport],
     title: str,
     run_info: Sequence[tuple[str, object]] = (),
-    comparison: Mapping | None = None,
+    comparison: RunComparison | None = None,
 ) -> str:
     """Renders split reports as a complete, self-contained HTML page.
 
     Args:
-      reports: Split name -> that split's `index_report.json` document.
+      reports: Split name -> that split's report.
       title: Page title and heading.
       run_info: (label, value) pairs shown under the heading.
       comparison: Optional comparison with an earlier run (see render_fragment).

@@ -58,6 +58,8 @@ def report_html(anomalies):
     Raises:
       TypeError: anomalies is neither an artifact nor a URI.
       report_io.ReportNotFoundError: A split's index_report.json is missing.
+      report_model.ReportFormatError: A report is truncated, damaged or of an
+        unknown format_version; the message names the file.
     """
     from IPython.display import HTML
 
@@ -76,6 +78,8 @@ def display(anomalies) -> None:
     Raises:
       TypeError: anomalies is neither an artifact nor a URI.
       report_io.ReportNotFoundError: A split's index_report.json is missing.
+      report_model.ReportFormatError: A report is truncated, damaged or of an
+        unknown format_version.
     """
     from IPython import display as ipython_display
 

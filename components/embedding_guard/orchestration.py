@@ -14,9 +14,10 @@ from typing import Any
 
 from absl import logging
 
-from embedding_guard import core
+from embedding_guard import core, findings
 from embedding_guard.errors import InputError
 from embedding_guard.options import ValidatorOptions
+from embedding_guard.report_model import SplitReport, blocked_summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,19 +25,20 @@ class ValidationResult:
     """What one run found.
 
     Attributes:
-      reports: Split name -> the split's report (index_report.json content).
+      reports: Split name -> the split's report, read back from this run's own
+        output folders.
       bounds: The bounds every checked feature was checked against.
       examples_kind: "transformed" or "raw".
     """
 
-    reports: Mapping[str, dict]
+    reports: Mapping[str, SplitReport]
     bounds: tuple[core.FeatureBounds, ...]
     examples_kind: str
 
     @property
     def blessed_by_split(self) -> dict[str, bool]:
         """Split name -> whether the split has no ERROR finding."""
-        return {name: bool(report["blessed"]) for name, report in sorted(self.reports.items())}
+        return {name: report.blessed for name, report in sorted(self.reports.items())}
 
     @property
     def blessed(self) -> bool:
@@ -45,9 +47,7 @@ class ValidationResult:
 
     def summary(self, limit: int = 20) -> str:
         """The ERROR findings, one line each, for logs and error messages."""
-        from embedding_guard import validation
-
-        return validation.blocked_summary(self.reports, limit)
+        return blocked_summary(self.reports, limit)
 
 
 def select_splits(
@@ -160,6 +160,15 @@ def validate(
         vocabulary_sizes = graph.vocabulary_sizes
         if schema is None:
             schema = graph.schema
+    model_lookups: Mapping[str, Any] = {}
+    if model is not None:
+        from embedding_guard import model_analysis
+
+        model_lookups = model_analysis.analyse_model(model).governing_lookups()
+    schema_features = {proto.name for proto in schema.feature}
+    embedding_input_dims, model_sized, unchecked_lookups = _model_input_dims(
+        model_lookups, options, schema_features
+    )
     plan = validation.plan(
         split_uris,
         schema,
@@ -167,9 +176,17 @@ def validate(
         transform_graph_uri=graph.uri if graph else None,
         raw_schema=graph.raw_schema if graph else None,
         features=options.features,
-        embedding_input_dims=options.embedding_input_dims,
+        embedding_input_dims=embedding_input_dims,
         feature_vocabularies=options.feature_vocabularies,
         examples_kind=options.examples_kind,
+        derivations=graph.derivations if graph else None,
+    )
+    plan = dataclasses.replace(
+        plan,
+        bounds=tuple(
+            _with_dim_source(b, model_lookups.get(b.feature) if b.feature in model_sized else None)
+            for b in plan.bounds
+        ),
     )
     options.check_against_run(split_uris, [b.feature for b in plan.bounds], option_names)
     logging.info("Validating %s examples.", plan.examples_kind.value)
@@ -192,8 +209,83 @@ def validate(
         baseline=schema,
         policy=options.oov_policy(split_uris),
         parse=plan.parse,
+        unchecked_features=plan.unchecked,
+        run_findings=[
+            finding
+            for feature, description in unchecked_lookups
+            for finding in findings.model_lookup_unchecked(split_uris, feature, description)
+        ],
     )
     return ValidationResult(reports, plan.bounds, plan.examples_kind.value)
+
+
+def _model_input_dims(
+    model_lookups: Mapping[str, Any],
+    options: ValidatorOptions,
+    schema_features: set[str],
+) -> tuple[dict[str, int], set[str], list[tuple[str, str]]]:
+    """Turns the model's tables into embedding input_dims; the parameter still wins.
+
+    Returns:
+      (feature -> input_dim with the model's sizes added, the features sized by
+      the model, (feature, why) for each lookup that no check covers).
+    """
+    dims = dict(options.embedding_input_dims)
+    sized: set[str] = set()
+    unchecked: list[tuple[str, str]] = []
+    for feature, lookup in sorted(model_lookups.items()):
+        where = lookup.source_text()
+        if feature in options.embedding_input_dims:
+            continue
+        if lookup.feature_input_dim is None:
+            unchecked.append(
+                (feature, f"The model looks up {feature!r} ({where}), but its size is unknown.")
+            )
+        elif feature not in schema_features:
+            unchecked.append(
+                (
+                    feature,
+                    f"The model looks up {feature!r} ({where}), which the transformed schema "
+                    "does not have, so its values were not checked.",
+                )
+            )
+        elif options.features is not None and feature not in options.features:
+            unchecked.append(
+                (
+                    feature,
+                    f"The model looks up {feature!r} ({where}), which `features` leaves out.",
+                )
+            )
+        else:
+            dims[feature] = lookup.feature_input_dim
+            sized.add(feature)
+    return dims, sized, unchecked
+
+
+def _with_dim_source(bounds: core.FeatureBounds, lookup: Any) -> core.FeatureBounds:
+    """Records where a feature's embedding input_dim came from."""
+    if lookup is not None:
+        replaced = dataclasses.replace(
+            bounds,
+            embedding_dim_kind="model",
+            embedding_dim_source=lookup.source_text(),
+            model_lookup_kind=lookup.lookup_kind,
+            model_layer=lookup.layer_name or lookup.op_name,
+            model_lookup_silent=lookup.silent,
+            model_bad_index_behaviour=lookup.behaviour_on_bad_index,
+        )
+        if bounds.bound_kind == "embedding_input_dims":
+            # Nothing else bounds the feature (a pass-through integer): the model's
+            # table is the only size there is.
+            replaced = dataclasses.replace(
+                replaced,
+                bound_kind="model",
+                bound_source=f"the model's table only: {lookup.source_text()}",
+            )
+        return replaced
+    if bounds.embedding_dim_source == "embedding_input_dims parameter":
+        return dataclasses.replace(bounds, embedding_dim_kind="embedding_input_dims")
+    return bounds
 
 
 def default_pipeline() -> Any:

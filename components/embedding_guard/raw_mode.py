@@ -8,6 +8,7 @@ the serving model would see, with the raw value behind each one.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -16,7 +17,7 @@ import tensorflow_transform as tft
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard import bounds as bounds_lib
-from embedding_guard import reader
+from embedding_guard import reader, text
 from embedding_guard.errors import InputError
 
 
@@ -135,6 +136,9 @@ def _column(tensor) -> tuple[np.ndarray, np.ndarray]:
 class RawExamplesTransformer:
     """Applies a transform graph to batches of serialized raw tf.Examples.
 
+    The graph is applied with `TFTransformOutput.transform_features_layer()`,
+    which works eagerly on TF1 graphs (Transform(force_tf_compat_v1=True), TFX's
+    shipped taxi graph) as well as TF2 ones, unlike `transform_raw_features`.
     Built lazily on each Beam worker (TFTransformOutput does not pickle).
 
     Args:
@@ -142,8 +146,14 @@ class RawExamplesTransformer:
       features: Transformed features to return.
       raw_sources: Transformed feature -> raw feature whose values are kept next
         to the indices, for naming the raw values that fell into OOV.
-      present_raw_features: Raw features found in the examples; raw features the
-        data lacks (a serving log has no label) are not parsed.
+      present_raw_features: Raw features found in the examples; used only when
+        `needed_raw_features` is None.
+      needed_raw_features: The raw features the checked outputs are computed
+        from, read from the graph. Only these are parsed, so a split that lacks
+        others (a serving log has no label) is read like any other split.
+      missing_keys: Transformed feature -> the key the graph looks up for a raw
+        row without values (a sparse raw feature made dense); with it the raw
+        values line up with the indices.
     """
 
     def __init__(
@@ -152,30 +162,67 @@ class RawExamplesTransformer:
         features: Sequence[str],
         raw_sources: Mapping[str, str],
         present_raw_features: Iterable[str] | None = None,
+        needed_raw_features: Iterable[str] | None = None,
+        missing_keys: Mapping[str, object] | None = None,
     ):
         self._uri = transform_graph_uri
         self._features = list(features)
         self._raw_sources = dict(raw_sources)
         self._present = None if present_raw_features is None else set(present_raw_features)
-        self._output = None
+        self._needed = None if needed_raw_features is None else set(needed_raw_features)
+        self._missing_keys = dict(missing_keys or {})
+        self._layer = None
         self._spec = None
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_output"] = None
+        state["_layer"] = None
         state["_spec"] = None
         return state
 
+    def _graph_error(self, why: str) -> InputError:
+        return InputError(f"The transform graph {self._uri!r} cannot be applied: {why}")
+
     def _load(self):
-        self._output = tft.TFTransformOutput(self._uri)
-        spec = dict(self._output.raw_feature_spec())
-        if self._present is not None:
-            spec = {name: value for name, value in spec.items() if name in self._present}
+        transform_fn = os.path.join(self._uri, tft.TFTransformOutput.TRANSFORM_FN_DIR)
+        for name in ("saved_model.pb", "variables"):
+            if not tf.io.gfile.exists(os.path.join(transform_fn, name)):
+                raise self._graph_error(
+                    f"{os.path.join(transform_fn, name)!r} is missing. Restore the "
+                    "transform_fn folder, or re-run Transform."
+                )
+        try:
+            output = tft.TFTransformOutput(self._uri)
+            spec = dict(output.raw_feature_spec())
+            layer = output.transform_features_layer()
+        except Exception as error:  # noqa: BLE001 - TF and TFT raise many kinds here.
+            raise self._graph_error(
+                f"{type(error).__name__}: {_first_line(error)}. Re-run Transform, or pass "
+                "the transform_graph these examples were made for."
+            ) from error
+        wanted = self._needed if self._needed is not None else self._present
+        if wanted is not None:
+            unknown = sorted(wanted - set(spec))
+            if unknown:
+                raise self._graph_error(
+                    f"its raw schema lacks {unknown!r}, which the graph reads; valid raw "
+                    f"features: {sorted(spec)!r}."
+                )
+            spec = {name: value for name, value in spec.items() if name in wanted}
         self._spec = spec
+        self._layer = layer
+
+    def check_applicable(self) -> None:
+        """Loads the graph once, so a graph that cannot be applied fails before Beam starts.
+
+        Raises:
+          InputError: saved_model.pb or variables/ is missing, or TFT cannot load it.
+        """
+        self._load()
 
     def __call__(self, serialized) -> reader.Batch:
         """Transforms one batch; returns its checked columns and raw columns."""
-        if self._output is None:
+        if self._layer is None:
             self._load()
         num_examples = int(tf.shape(serialized)[0])
         try:
@@ -183,26 +230,58 @@ class RawExamplesTransformer:
         except tf.errors.InvalidArgumentError as error:
             raise InputError(
                 "Raw examples do not match the transform graph's raw schema "
-                f"({error.message.splitlines()[0]}). Pass examples made for this transform "
-                "graph, or give the missing features defaults in the raw schema."
+                f"({text.printable(reader.op_error_text(error))}). Pass examples made for "
+                "this transform graph, or give the missing features defaults in the raw "
+                "schema."
+            ) from error
+        except UnicodeDecodeError as error:
+            # TensorFlow quotes the record in its message and fails to decode it.
+            raise InputError(
+                "Raw examples do not match the transform graph's raw schema: a record is "
+                "not a tf.Example whose features have the raw schema's types (it is not "
+                "UTF-8 clean where the schema expects text, or not a tf.Example). Pass "
+                "examples made for this transform graph."
             ) from error
         try:
-            transformed = self._output.transform_raw_features(raw, drop_unused_features=True)
-        except (ValueError, KeyError, tf.errors.OpError) as error:
-            raise InputError(
-                f"The transform graph {self._uri!r} cannot be applied to these raw examples: "
-                f"{str(error).splitlines()[0]}. Check that the examples hold every raw feature "
-                "the preprocessing_fn reads."
+            transformed = self._layer(raw)
+        except Exception as error:  # noqa: BLE001 - any failure inside the graph.
+            raise self._graph_error(
+                f"{type(error).__name__}: {text.printable(_first_line(error))}. Check that "
+                "the examples hold every raw feature the preprocessing_fn reads."
             ) from error
         missing = sorted(set(self._features) - set(transformed))
         if missing:
             raise InputError(
-                f"The transform graph {self._uri!r} does not output {missing!r}; it outputs "
-                f"{sorted(transformed)!r}."
+                f"The transform graph {self._uri!r} does not output {missing!r} from the raw "
+                f"features {sorted(self._spec)!r}; it outputs {sorted(transformed)!r}."
             )
         columns = {name: _column(transformed[name]) for name in self._features}
         raw_columns = {}
         for name, source in self._raw_sources.items():
             if source in raw:
-                raw_columns[name] = _column(raw[source])
+                raw_columns[name] = _raw_column(
+                    raw[source], columns[name][1], self._missing_keys.get(name)
+                )
         return reader.Batch(num_examples, columns, raw_columns)
+
+
+def _raw_column(tensor, row_lengths: np.ndarray, missing_key):
+    values, lengths = _column(tensor)
+    # A sparse raw feature the graph makes dense (one key per row, missing rows
+    # looked up as missing_key) lines up with the indices once filled the same way.
+    if (
+        missing_key is not None
+        and not np.array_equal(lengths, row_lengths)
+        and lengths.max(initial=0) <= 1
+        and np.all(row_lengths == 1)
+    ):
+        filled = np.full(len(lengths), missing_key, dtype=values.dtype if values.size else object)
+        filled[lengths == 1] = values
+        return filled, np.ones(len(lengths), dtype=np.int64)
+    return values, lengths
+
+
+def _first_line(error: BaseException) -> str:
+    message = getattr(error, "message", None) or str(error)
+    lines = message.strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -17,39 +17,27 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.dsl.io import fileio
 
 from embedding_guard import html_report
-from embedding_guard.core import Finding, Reason, Severity, SplitReport
 from embedding_guard.errors import InputError
 from embedding_guard.reader import SPLIT_DIR_PREFIX
+from embedding_guard.reasons import REASONS, Severity
+from embedding_guard.report_model import (
+    REPORT_FORMAT_VERSION,  # noqa: F401 (readers of this module use it)
+    Finding,
+    ReportFormatError,
+    SplitReport,
+)
+from embedding_guard.text import printable
 
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 REPORT_JSON_FILE = "index_report.json"
 REPORT_HTML_FILE = "index_report.html"
-REPORT_FORMAT_VERSION = 1
 
-# The closest standard TFDV anomaly type for each reason, so TFDV tools can show
-# and filter our findings next to ExampleValidator's.
+# From the reasons registry; the proto code below looks reasons up in these.
 _ANOMALY_TYPES = {
-    Reason.NEGATIVE_INDEX: anomalies_pb2.AnomalyInfo.INT_TYPE_SMALL_INT,
-    Reason.INDEX_OUT_OF_RANGE: anomalies_pb2.AnomalyInfo.INT_TYPE_BIG_INT,
-    Reason.INDEX_OVER_EMBEDDING_DIM: anomalies_pb2.AnomalyInfo.INT_TYPE_BIG_INT,
-    Reason.NON_INTEGER_VALUES: anomalies_pb2.AnomalyInfo.UNEXPECTED_DATA_TYPE,
-    Reason.FEATURE_MISSING_FROM_SPLIT: anomalies_pb2.AnomalyInfo.FEATURE_TYPE_NOT_PRESENT,
-    Reason.EMPTY_SPLIT: anomalies_pb2.AnomalyInfo.DATASET_LOW_NUM_EXAMPLES,
-    Reason.OOV_BUCKET_HITS: anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
-    Reason.OOV_RATE_ABOVE_MAX: anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
-    Reason.OOV_RATE_INCREASE: anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
+    reason: anomalies_pb2.AnomalyInfo.Type.Value(entry.anomaly_type)
+    for reason, entry in REASONS.items()
 }
-_SHORT_DESCRIPTIONS = {
-    Reason.NEGATIVE_INDEX: "Negative embedding index",
-    Reason.INDEX_OUT_OF_RANGE: "Index beyond the valid range",
-    Reason.INDEX_OVER_EMBEDDING_DIM: "Index beyond embedding input_dim",
-    Reason.NON_INTEGER_VALUES: "Non-integer values in an index feature",
-    Reason.FEATURE_MISSING_FROM_SPLIT: "Index feature missing from split",
-    Reason.EMPTY_SPLIT: "Split has no examples",
-    Reason.OOV_BUCKET_HITS: "Values in the OOV buckets",
-    Reason.OOV_RATE_ABOVE_MAX: "OOV rate above max_oov_rate",
-    Reason.OOV_RATE_INCREASE: "OOV rate rose over the baseline split",
-}
+_SHORT_DESCRIPTIONS = {reason: entry.short_description for reason, entry in REASONS.items()}
 _PROTO_SEVERITY = {
     Severity.ERROR: anomalies_pb2.AnomalyInfo.ERROR,
     Severity.WARNING: anomalies_pb2.AnomalyInfo.WARNING,
@@ -134,8 +122,7 @@ def anomalies_proto(
 
 def report_json(report: SplitReport) -> str:
     """Serialises a split report deterministically (sorted keys, no timestamps)."""
-    document = {"format_version": REPORT_FORMAT_VERSION, **report.to_json()}
-    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+    return json.dumps(report.to_json(), sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 
 def write_atomically(path: str, data: bytes | str) -> None:
@@ -191,29 +178,62 @@ def write_split_report(
         paths["schema_diff"],
         anomalies_proto(report, baseline).SerializeToString(deterministic=True),
     )
-    document = report_json(report)
     write_atomically(
         paths["html"],
         html_report.render_document(
-            {report.split: json.loads(document)}, f"embedding-guard: split {report.split}"
+            {report.split: report}, f"embedding-guard: split {report.split}"
         ),
     )
-    write_atomically(paths["json"], document)
+    write_atomically(paths["json"], report_json(report))
     return paths
 
 
 def read_report_json(split_dir: str) -> dict:
-    """Reads a split's index_report.json."""
+    """Reads a split's index_report.json as a plain document (the JSON as written).
+
+    Raises:
+      ReportNotFoundError: The file is missing.
+      report_model.ReportFormatError: The file is not complete JSON.
+    """
     path = os.path.join(split_dir, REPORT_JSON_FILE)
-    with fileio.open(path, "r") as f:
-        return json.loads(f.read())
+    if not fileio.exists(path):
+        raise ReportNotFoundError(
+            f"{path!r} does not exist, so the folder holds no complete report: it was "
+            "deleted, or not written by EmbeddingIndexValidator."
+        )
+    if fileio.isdir(path):
+        raise ReportFormatError(f"{path!r} is a folder, not an index_report.json file.")
+    try:
+        with fileio.open(path, "rb") as f:
+            data = f.read()
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReportFormatError(
+            f"{path!r} is not complete JSON ({printable(error)}): the file is truncated or "
+            "damaged; re-run the validator to rewrite it."
+        ) from None
+    except Exception as error:
+        # fileio raises TensorFlow's and the OS's errors for unreadable files.
+        raise ReportFormatError(f"{path!r} cannot be read: {printable(error)}") from None
+
+
+def read_split_report(split_dir: str) -> SplitReport:
+    """Reads and checks a split's index_report.json.
+
+    Raises:
+      ReportNotFoundError: The file is missing.
+      report_model.ReportFormatError: The file is truncated, has an unknown
+        format_version or lacks a field; the message names the file.
+    """
+    path = os.path.join(split_dir, REPORT_JSON_FILE)
+    return SplitReport.from_json(read_report_json(split_dir), repr(path))
 
 
 class ReportNotFoundError(InputError):
     """An anomalies folder lacks a split's index_report.json; the message names it."""
 
 
-def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[str, dict]:
+def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[str, SplitReport]:
     """Reads the index_report.json of every split of an anomalies artifact.
 
     Args:
@@ -221,11 +241,13 @@ def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[s
       split_names: The splits to read; default: every `Split-<name>` folder.
 
     Returns:
-      Split name -> the split's report document.
+      Split name -> the split's report.
 
     Raises:
       ReportNotFoundError: A split's report is missing (e.g. the artifact was
         deleted, or it was not written by EmbeddingIndexValidator).
+      report_model.ReportFormatError: A report is truncated, damaged or of an
+        unknown format_version.
     """
     if split_names is None:
         if not fileio.isdir(uri):
@@ -235,7 +257,7 @@ def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[s
             )
         split_names = sorted(
             name.rstrip("/")[len(SPLIT_DIR_PREFIX) :]
-            for name in fileio.listdir(uri)
+            for name in map(os.fsdecode, fileio.listdir(uri))
             if name.startswith(SPLIT_DIR_PREFIX)
         )
     reports = {}
@@ -247,5 +269,5 @@ def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[s
                 f"{path!r} does not exist, so the artifact holds no report for split "
                 f"{split!r}: it was deleted, or not written by EmbeddingIndexValidator."
             )
-        reports[split] = read_report_json(split_dir)
+        reports[split] = read_split_report(split_dir)
     return reports

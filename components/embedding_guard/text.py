@@ -6,6 +6,14 @@ Every data-derived string (feature, split and raw values) goes through
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from embedding_guard.reasons import Severity
+
+if TYPE_CHECKING:
+    from embedding_guard.report_model import SplitReport
+
 
 def printable(text: object) -> str:
     """Renders data-derived text for a terminal with control characters escaped.
@@ -22,62 +30,72 @@ def printable(text: object) -> str:
     )
 
 
-def report_table(reports: dict) -> str:
-    """Formats index reports (split -> index_report.json content) as terminal tables."""
-    columns = [
-        ("feature", None),
-        ("range", None),
-        ("emb_dim", None),
-        ("values", "num_values"),
-        ("missing", "missing"),
-        ("negative", "negative"),
-        ("in_vocab", "in_vocab"),
-        ("oov_bkt", "oov_bucket"),
-        ("out_rng", "out_of_range"),
-        ("over_dim", "over_embedding_dim"),
-        ("non_int", "non_integer"),
-        ("min", "min"),
-        ("max", "max"),
-        ("oov%", None),
-        ("drift", None),
-        ("unused_vocab", None),
-        ("verdict", None),
-    ]
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+# (header, cell of a FeatureReport), in table order.
+_COLUMNS = (
+    ("feature", lambda f: printable(f.feature)),
+    ("range", lambda f: f"[0,{f.bounds.upper_bound})"),
+    ("emb_dim", lambda f: str(f.bounds.embedding_input_dim)),
+    ("values", lambda f: _count(f.stats.num_values)),
+    ("missing", lambda f: _count(f.stats.missing)),
+    ("negative", lambda f: _count(f.stats.negative)),
+    ("in_range", lambda f: _count(f.stats.in_range)),
+    ("in_vocab", lambda f: _count(f.stats.in_vocab)),
+    ("oov_bkt", lambda f: _count(f.stats.oov_bucket)),
+    ("out_rng", lambda f: _count(f.stats.out_of_range)),
+    ("over_dim", lambda f: _count(f.stats.over_embedding_dim)),
+    ("non_int", lambda f: _count(f.stats.non_integer)),
+    ("min", lambda f: _count(f.stats.min)),
+    ("max", lambda f: _count(f.stats.max)),
+    ("oov%", lambda f: "-" if f.stats.oov_rate is None else f"{f.stats.oov_rate:.2%}"),
+    ("drift", lambda f: f"{f.oov_drift.difference:+.2%}" if f.oov_drift else "-"),
+    (
+        "unused_vocab",
+        lambda f: (
+            "-"
+            if f.stats.vocab_entries_unseen is None
+            else f"{f.stats.vocab_entries_unseen}/{f.bounds.vocab_size}"
+        ),
+    ),
+    (
+        "verdict",
+        lambda f: {Severity.ERROR: "ERROR", Severity.WARNING: "warn", None: "ok"}[f.status],
+    ),
+)
+
+
+def report_table(reports: Mapping[str, SplitReport]) -> str:
+    """Formats split reports (split -> report) as terminal tables, then their findings.
+
+    Documents read from index_report.json are accepted too, and checked on the way.
+    """
+    from embedding_guard.report_model import as_reports
+
     lines = []
-    for split in sorted(reports):
-        report = reports[split]
-        verdict = "ok" if report["blessed"] else "BLOCKED"
+    for split, report in sorted(as_reports(reports).items()):
+        verdict = "ok" if report.blessed else "BLOCKED"
         lines.append(
-            f"split {printable(split)!s}: {report['num_examples']} examples, "
-            f"{report['num_errors']} error(s), {report['num_warnings']} warning(s) -> {verdict}"
+            f"split {printable(split)}: {report.num_examples} examples, "
+            f"{report.num_errors} error(s), {report.num_warnings} warning(s) -> {verdict}"
         )
-        rows = [[name for name, _ in columns]]
-        for feature in report["features"]:
-            counts, bounds = feature["counts"], feature["bounds"]
-            severities = {f["severity"] for f in feature["findings"]}
-            row = [printable(feature["feature"]), f"[0,{bounds['upper_bound']})"]
-            row.append(str(bounds["embedding_input_dim"]))
-            row += ["-" if counts[key] is None else str(counts[key]) for _, key in columns[3:-4]]
-            has_vocab = bounds["vocab_size"] is not None
-            drift = feature["oov_drift"]
-            row.append(f"{counts['oov_rate']:.2%}" if has_vocab else "-")
-            row.append(f"{drift['difference']:+.2%}" if drift else "-")
-            unused = counts["vocab_entries_unseen"]
-            row.append("-" if unused is None else f"{unused}/{bounds['vocab_size']}")
-            row.append(
-                "ERROR" if "ERROR" in severities else "warn" if "WARNING" in severities else "ok"
-            )
-            rows.append(row)
-        widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+        rows = [[name for name, _ in _COLUMNS]]
+        rows += [[cell(feature) for _, cell in _COLUMNS] for feature in report.features]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
         for row in rows:
             lines.append(
                 "  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
             )
-        findings = list(report.get("split_findings", []))
-        for feature in report["features"]:
-            findings += feature["findings"]
-        for finding in findings:
+        for unchecked in report.unchecked_features:
             lines.append(
-                f"  {finding['severity']} {finding['reason']}: {printable(finding['description'])}"
+                f"  not checked: {printable(unchecked.name)}: {printable(unchecked.why)}; "
+                f"{printable(unchecked.parameter_that_would_check_it)} would check it"
+            )
+        for finding in report.findings:
+            lines.append(
+                f"  {finding.severity.value} {finding.reason.value}: "
+                f"{printable(finding.description)}"
             )
     return "\n".join(lines)

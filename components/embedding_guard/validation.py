@@ -17,7 +17,8 @@ import apache_beam as beam
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard import bounds as bounds_lib
-from embedding_guard import core, raw_mode, reader, report_io
+from embedding_guard import core, findings, raw_mode, reader, report_io
+from embedding_guard.report_model import Finding, SplitReport, UncheckedFeature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,9 +117,13 @@ def _write_reports(
     split_counts: list[tuple[str, core.SplitAccumulator]],
     output_dirs: dict[str, str],
     baseline: schema_pb2.Schema | None,
-    policy: core.OovPolicy,
+    policy: findings.OovPolicy,
+    unchecked_features: Sequence[UncheckedFeature],
+    run_findings: Sequence[Finding],
 ) -> None:
-    reports = core.build_reports(dict(split_counts), policy)
+    reports = findings.build_reports(
+        dict(split_counts), policy, unchecked_features=unchecked_features, run_findings=run_findings
+    )
     # index_report.json, written last, marks a split's report as complete. Dropping
     # every stale one first means a crash mid-write cannot leave an earlier run's
     # report beside this run's files, or beside another split's newer report.
@@ -128,15 +133,37 @@ def _write_reports(
         report_io.write_split_report(output_dirs[split], report, baseline)
 
 
+METRICS_NAMESPACE = "embedding_guard"
+
+
+def _record_metrics(split_counts: core.SplitAccumulator, split: str) -> core.SplitAccumulator:
+    """Counts examples, values and bad values as Beam metrics, as TFDV's stats_impl does.
+
+    Runners show them while the job runs (the Dataflow UI's counters) and the
+    pipeline result carries them after it.
+    """
+    counter = beam.metrics.Metrics.counter
+    counter(METRICS_NAMESPACE, "examples_read").inc(split_counts.num_examples)
+    counter(METRICS_NAMESPACE, f"examples_read[{split}]").inc(split_counts.num_examples)
+    for accumulator in split_counts.features.values():
+        counter(METRICS_NAMESPACE, "values_checked").inc(accumulator.num_values)
+        for name in ("negative", "out_of_range", "over_embedding_dim", "non_integer"):
+            counter(METRICS_NAMESPACE, f"bad_values[{name}]").inc(getattr(accumulator, name))
+    return split_counts
+
+
 def run(
     jobs: Sequence[SplitJob],
     bounds: Sequence[core.FeatureBounds],
     pipeline: beam.Pipeline,
     baseline: schema_pb2.Schema | None = None,
     batch_size: int = reader.DEFAULT_BATCH_SIZE,
-    policy: core.OovPolicy | None = None,
+    policy: findings.OovPolicy | None = None,
     parse=None,
-) -> dict[str, dict]:
+    *,
+    unchecked_features: Sequence[UncheckedFeature] = (),
+    run_findings: Sequence[Finding] = (),
+) -> dict[str, SplitReport]:
     """Validates every split in one Beam pipeline and reads back the reports.
 
     Splits are counted independently; their combined counts meet in one last step
@@ -150,11 +177,13 @@ def run(
       batch_size: Examples per parsed batch.
       policy: OOV thresholds.
       parse: In raw mode, a raw_mode.RawExamplesTransformer.
+      unchecked_features: Features with no bound, listed in every report.
+      run_findings: Findings about the configuration, added to their split's report.
 
     Returns:
-      Split name -> the split's index_report.json content.
+      Split name -> the split's report, read back from its output folder.
     """
-    policy = policy or core.OovPolicy()
+    policy = policy or findings.OovPolicy()
     with pipeline:
         split_counts = []
         for job in jobs:
@@ -165,6 +194,7 @@ def run(
                 | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
                 | f"CountShard[{job.name}]" >> beam.ParDo(_CountShard(bounds, batch_size, parse))
                 | f"MergeSplit[{job.name}]" >> beam.CombineGlobally(_MergeSplit(bounds))
+                | f"Metrics[{job.name}]" >> beam.Map(_record_metrics, job.name)
                 | f"KeyBySplit[{job.name}]"
                 >> beam.Map(lambda counts, name: (name, counts), job.name)
             )
@@ -174,10 +204,15 @@ def run(
             | "GatherSplits" >> beam.combiners.ToList()
             | "WriteReports"
             >> beam.Map(
-                _write_reports, {job.name: job.output_dir for job in jobs}, baseline, policy
+                _write_reports,
+                {job.name: job.output_dir for job in jobs},
+                baseline,
+                policy,
+                tuple(unchecked_features),
+                tuple(run_findings),
             )
         )
-    return {job.name: report_io.read_report_json(job.output_dir) for job in jobs}
+    return {job.name: report_io.read_split_report(job.output_dir) for job in jobs}
 
 
 def split_jobs(split_uris: Mapping[str, str], output_dirs: Mapping[str, str]) -> list[SplitJob]:
@@ -209,11 +244,14 @@ class Plan:
       bounds: Bounds of the checked features.
       examples_kind: TRANSFORMED or RAW.
       parse: The transform-graph applier in raw mode, else None.
+      unchecked: Integer features that have no bound and are not checked, with
+        why and the parameter that would check them (for the report).
     """
 
     bounds: tuple[core.FeatureBounds, ...]
     examples_kind: raw_mode.ExamplesKind
     parse: raw_mode.RawExamplesTransformer | None
+    unchecked: tuple[UncheckedFeature, ...] = ()
 
 
 def plan(
@@ -227,6 +265,7 @@ def plan(
     embedding_input_dims: Mapping[str, int] | None = None,
     feature_vocabularies: Mapping[str, str] | None = None,
     examples_kind: raw_mode.ExamplesKind | str = raw_mode.ExamplesKind.AUTO,
+    derivations: Mapping | None = None,
 ) -> Plan:
     """Resolves bounds and decides whether the examples are raw or transformed.
 
@@ -240,6 +279,9 @@ def plan(
       embedding_input_dims: Feature -> the Trainer's Embedding input_dim.
       feature_vocabularies: Feature -> vocabulary name.
       examples_kind: "auto", "transformed" or "raw".
+      derivations: Transformed feature -> FeatureDerivation from the transform
+        graph; default: the `derivations` of vocabulary_sizes when it comes from
+        transform_graph.load_transform_graph.
 
     Returns:
       The plan.
@@ -247,6 +289,8 @@ def plan(
     Raises:
       InputError: Bounds cannot be resolved or the examples fit neither schema.
     """
+    if derivations is None:
+        derivations = getattr(vocabulary_sizes, "derivations", None)
     feature_bounds = tuple(
         bounds_lib.resolve_bounds(
             schema,
@@ -254,45 +298,36 @@ def plan(
             features=features,
             embedding_input_dims=embedding_input_dims,
             feature_vocabularies=feature_vocabularies,
+            derivations=derivations,
         )
     )
+    unchecked = tuple(bounds_lib.unchecked_features(schema, feature_bounds, derivations))
     reader.check_record_format(split_uris, [b.feature for b in feature_bounds])
     if transform_graph_uri is None:
         raw_schema = None
     present = raw_mode.first_example_features(split_uris)
     kind = raw_mode.detect_kind(examples_kind, present, schema, raw_schema)
     if kind is raw_mode.ExamplesKind.TRANSFORMED:
-        return Plan(feature_bounds, kind, None)
+        return Plan(feature_bounds, kind, None, unchecked)
     raw_sources = {}
     for b in feature_bounds:
-        source = raw_mode.raw_source_feature(b.feature, b.vocabulary, raw_schema)
+        source = b.raw_feature or raw_mode.raw_source_feature(b.feature, b.vocabulary, raw_schema)
         if source is not None:
             raw_sources[b.feature] = source
+    needed = None
+    if all(b.raw_features for b in feature_bounds):
+        needed = {name for b in feature_bounds for name in b.raw_features}
     transformer = raw_mode.RawExamplesTransformer(
-        transform_graph_uri, [b.feature for b in feature_bounds], raw_sources, present
+        transform_graph_uri,
+        [b.feature for b in feature_bounds],
+        raw_sources,
+        present,
+        needed_raw_features=needed,
+        missing_keys={
+            name: derivation.missing_key
+            for name, derivation in (derivations or {}).items()
+            if derivation.missing_key is not None
+        },
     )
-    return Plan(feature_bounds, kind, transformer)
-
-
-def blocked_summary(reports: Mapping[str, dict], limit: int = 20) -> str:
-    """Summarises the ERROR findings of reports, one line each, for errors and logs."""
-    lines = []
-    for split in sorted(reports):
-        for finding in reports[split].get("split_findings", []):
-            if finding["severity"] == core.Severity.ERROR.value:
-                lines.append(f"  split {split!r}: {finding['reason']} {finding['description']}")
-        for feature in reports[split]["features"]:
-            for finding in feature["findings"]:
-                if finding["severity"] != core.Severity.ERROR.value:
-                    continue
-                samples = ", ".join(
-                    f"{s['value']!r} x{s['count']}" for s in finding["sample_values"]
-                )
-                lines.append(
-                    f"  split {split!r} feature {finding['feature']!r}: {finding['reason']} "
-                    f"{finding['count']} of {feature['counts']['num_values']} values"
-                    + (f" (top: {samples})" if samples else "")
-                )
-    if len(lines) > limit:
-        lines = lines[:limit] + [f"  ... and {len(lines) - limit} more"]
-    return "\n".join(lines)
+    transformer.check_applicable()
+    return Plan(feature_bounds, kind, transformer, unchecked)

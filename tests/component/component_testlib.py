@@ -19,6 +19,7 @@ VALUE_COUNT_KEYS = (
     "num_values",
     "missing",
     "negative",
+    "in_range",
     "in_vocab",
     "oov_bucket",
     "out_of_range",

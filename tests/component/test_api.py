@@ -38,7 +38,8 @@ def test_reports_equal_the_command_lines(result, capsys):
     )
 
     assert code == cli.EXIT_BLOCKED
-    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(dict(result.reports)))
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {name: report.to_json() for name, report in result.reports.items()}
 
 
 def test_dataframe_has_one_row_per_split_and_feature(result):

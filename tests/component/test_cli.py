@@ -47,6 +47,7 @@ COLUMNS = (
     "values",
     "missing",
     "negative",
+    "in_range",
     "in_vocab",
     "oov_bkt",
     "out_rng",
@@ -86,18 +87,19 @@ def test_table_shows_the_counts(every_split):
     assert "INDEX_OVER_EMBEDDING_DIM" not in stdout
     assert "split test: 6 examples, 1 error(s), 0 warning(s) -> BLOCKED" in stdout
     assert "split train: 20 examples, 0 error(s), 0 warning(s) -> ok" in stdout
-    # Columns: range emb_dim values missing negative in_vocab oov_bkt out_rng over_dim
-    # non_int min max verdict.
+    # Columns: range emb_dim values missing negative in_range in_vocab oov_bkt out_rng
+    # over_dim non_int min max verdict. age_xf is bucketized: no vocabulary, so no
+    # in_vocab or OOV count, only "in range".
     assert _table_rows(stdout, "eval") == {
-        "age_xf": "[0,5) 5 20 0 0 20 0 0 0 0 0 4 ok",
-        "city_xf": "[0,25) 25 19 1 3 16 0 0 0 0 -1 24 ERROR",
-        "product_xf": "[0,42) 42 24 0 0 18 3 3 3 0 0 57 ERROR",
+        "age_xf": "[0,5) 5 20 0 0 20 - - 0 0 0 0 4 ok",
+        "city_xf": "[0,25) 25 19 1 3 16 16 0 0 0 0 -1 24 ERROR",
+        "product_xf": "[0,42) 42 24 0 0 21 18 3 3 3 0 0 57 ERROR",
     }
-    assert _table_rows(stdout, "test")["product_xf"] == "[0,42) 42 6 0 0 0 0 0 0 6 - - ERROR"
+    assert _table_rows(stdout, "test")["product_xf"] == "[0,42) 42 6 0 0 0 0 0 0 0 6 - - ERROR"
     assert _table_rows(stdout, "train") == {
-        "age_xf": "[0,5) 5 20 0 0 20 0 0 0 0 0 4 ok",
-        "city_xf": "[0,25) 25 20 0 0 20 0 0 0 0 0 24 ok",
-        "product_xf": "[0,42) 42 21 0 0 21 0 0 0 0 0 39 ok",
+        "age_xf": "[0,5) 5 20 0 0 20 - - 0 0 0 0 4 ok",
+        "city_xf": "[0,25) 25 20 0 0 20 20 0 0 0 0 0 24 ok",
+        "product_xf": "[0,42) 42 21 0 0 21 21 0 0 0 0 0 39 ok",
     }
 
 

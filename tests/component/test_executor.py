@@ -211,12 +211,17 @@ def _counts(run: Run, split: str, feature: str) -> dict:
     return {key: counts[key] for key in COUNT_KEYS}
 
 
-def _expected(num_examples, num_values, in_vocab, min_, max_, **nonzero) -> dict:
+def _expected(num_examples, num_values, in_vocab, min_, max_, vocabulary=True, **nonzero) -> dict:
+    """The counts of one feature; without a vocabulary, in_vocab is what is in range."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     counts.update(
         num_examples=num_examples, num_values=num_values, in_vocab=in_vocab, min=min_, max=max_
     )
     counts.update(nonzero)
+    if vocabulary:
+        counts["in_range"] = in_vocab + counts["oov_bucket"]
+    else:
+        counts.update(in_range=in_vocab, in_vocab=None, oov_bucket=None)
     return counts
 
 
@@ -230,12 +235,12 @@ def test_eval_split_counts(eval_run):
         "month_xf",
         "product_xf",
     ]
-    assert _counts(eval_run, "eval", "age_xf") == _expected(20, 20, 20, 0, 4)
+    assert _counts(eval_run, "eval", "age_xf") == _expected(20, 20, 20, 0, 4, vocabulary=False)
     assert _counts(eval_run, "eval", "city_xf") == _expected(
         20, 19, 16, -1, 24, missing=1, negative=3
     )
     assert _counts(eval_run, "eval", "month_xf") == _expected(
-        20, 20, 18, 0, 12, out_of_range=2, over_embedding_dim=2
+        20, 20, 18, 0, 12, vocabulary=False, out_of_range=2, over_embedding_dim=2
     )
     assert _counts(eval_run, "eval", "product_xf") == _expected(
         20, 24, 18, 0, 57, oov_bucket=3, out_of_range=3, over_embedding_dim=3
@@ -302,8 +307,8 @@ def test_train_split_counts_cover_both_shards(eval_run):
     assert eval_run.report("train")["num_examples"] == 20
     assert _counts(eval_run, "train", "city_xf") == _expected(20, 20, 20, 0, 24)
     assert _counts(eval_run, "train", "product_xf") == _expected(20, 21, 21, 0, 39)
-    assert _counts(eval_run, "train", "month_xf") == _expected(20, 20, 20, 0, 11)
-    assert _counts(eval_run, "train", "age_xf") == _expected(20, 20, 20, 0, 4)
+    assert _counts(eval_run, "train", "month_xf") == _expected(20, 20, 20, 0, 11, vocabulary=False)
+    assert _counts(eval_run, "train", "age_xf") == _expected(20, 20, 20, 0, 4, vocabulary=False)
     # Seen: city 0..14 and 20..24; product 0..19 and 39.
     assert eval_run.feature("train", "city_xf")["counts"]["vocab_entries_unseen"] == 5
     assert eval_run.feature("train", "product_xf")["counts"]["vocab_entries_unseen"] == 19
@@ -478,7 +483,9 @@ def test_schema_input_replaces_the_transformed_schema(tmp_path):
 
     month = run.feature("eval", "month_xf")
     assert (month["bounds"]["upper_bound"], month["bounds"]["embedding_input_dim"]) == (13, 12)
-    assert _counts(run, "eval", "month_xf") == _expected(20, 20, 20, 0, 12, over_embedding_dim=2)
+    assert _counts(run, "eval", "month_xf") == _expected(
+        20, 20, 20, 0, 12, vocabulary=False, over_embedding_dim=2
+    )
     assert _findings(run, "eval", "month_xf") == [("INDEX_OVER_EMBEDDING_DIM", "ERROR", 2)]
     assert _samples(run, "eval", "month_xf") == {"INDEX_OVER_EMBEDDING_DIM": [(12, 2)]}
     assert [r.type for r in run.schema_diff("eval").anomaly_info["month_xf"].reason] == [BIG_INT]

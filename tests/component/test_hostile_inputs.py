@@ -1109,7 +1109,7 @@ def test_output_overlapping_an_input_is_refused_before_anything_is_written(tmp_p
 
     result = check(capsys, examples, "--output", output, graph=graph)
 
-    assert_usage_error(result, f"--output {str(output)!r} overlaps", "Pick a folder outside")
+    assert_usage_error(result, f"--output {str(output)!r} overlaps", "Pick a path outside")
     assert file_digests(tmp_path, base=tmp_path) == before
 
 

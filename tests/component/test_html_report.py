@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 import report_page
 
-from embedding_guard import core, html_report, report_io
+from embedding_guard import core, findings, html_report, mlmd_runs, report_io
+from embedding_guard.errors import InputError
+from embedding_guard.reasons import REASONS, Reason, Severity, fix_text
+from embedding_guard.report_model import Finding, SplitReport
 
 
 def _item_bounds() -> core.FeatureBounds:
@@ -27,10 +31,11 @@ def _item_bounds() -> core.FeatureBounds:
     )
 
 
-def _report(values, split="eval") -> dict:
+def _report(values, split="eval") -> SplitReport:
     values = np.asarray(values, dtype=np.int64)
-    report = core.check_arrays(split, [_item_bounds()], {"item_xf": (values, np.ones(values.size))})
-    return json.loads(report_io.report_json(report))
+    return findings.check_arrays(
+        split, [_item_bounds()], {"item_xf": (values, np.ones(values.size))}
+    )
 
 
 # By hand against [0, 8) vocabulary, [8, 10) OOV, input_dim 9:
@@ -53,7 +58,7 @@ def test_blocked_report_states_verdict_fix_and_counts():
     assert "INDEX_OUT_OF_RANGE, 3 of 12 values (25.00%); most frequent: 13 ×2, 10 ×1" in (
         page.verdict
     )
-    assert "Size the Embedding as input_dim=10" in page.verdict
+    assert "Size the Embedding as 10 (vocabulary plus OOV buckets)" in page.verdict
     assert page.counts == {
         "eval": {
             "item_xf": {
@@ -96,13 +101,13 @@ def test_every_data_value_is_escaped():
         bound_source=f"int_domain of {hostile}",
         embedding_dim_source="'quoted' & \"double\"",
     )
-    report = core.check_arrays(
+    report = findings.check_arrays(
         "</h2><script>",
         [bounds],
         {hostile: (np.asarray([b"<script>x</script>", 1.5], dtype=object), np.ones(2))},
     )
     document = html_report.render_document(
-        {report.split: report.to_json()}, "<title>", run_info=[("<dt>", "</dd><a href=x>")]
+        {report.split: report}, "<title>", run_info=[("<dt>", "</dd><a href=x>")]
     )
 
     page = report_page.read(document)
@@ -151,28 +156,17 @@ def test_small_counts_still_get_a_visible_bar():
 
 
 def test_comparison_says_worse_and_unchecked_splits():
-    comparison = {
-        "previous_run_id": "run-1",
-        "summary": "3 ERROR finding(s) now, 1 in run run-1.",
-        "changes": [
-            {
-                "split": "eval",
-                "feature": "item_xf",
-                "reason": "NEGATIVE_INDEX",
-                "severity": "ERROR",
-                "count": 5,
-                "previous_count": 2,
-            },
-            {
-                "split": "test",
-                "feature": "item_xf",
-                "reason": "INDEX_OUT_OF_RANGE",
-                "severity": "ERROR",
-                "count": 1,
-                "previous_count": None,
-            },
-        ],
-    }
+    comparison = mlmd_runs.RunComparison(
+        previous_run_id="run-1",
+        previous_execution_id=4,
+        summary="3 ERROR finding(s) now, 1 in run run-1.",
+        changes=(
+            mlmd_runs.FindingChange("eval", "item_xf", Reason.NEGATIVE_INDEX, Severity.ERROR, 5, 2),
+            mlmd_runs.FindingChange(
+                "test", "item_xf", Reason.INDEX_OUT_OF_RANGE, Severity.ERROR, 1, None
+            ),
+        ),
+    )
 
     page = report_page.read(
         html_report.render_document({"eval": _report([0])}, "t", comparison=comparison)
@@ -185,7 +179,7 @@ def test_comparison_says_worse_and_unchecked_splits():
 
 def test_split_report_files_include_html_next_to_json(tmp_path):
     values = np.asarray(BLOCKED_VALUES, dtype=np.int64)
-    report = core.check_arrays("eval", [_item_bounds()], {"item_xf": (values, np.ones(12))})
+    report = findings.check_arrays("eval", [_item_bounds()], {"item_xf": (values, np.ones(12))})
     split_dir = str(tmp_path / "Split-eval")
 
     paths = report_io.write_split_report(split_dir, report)
@@ -200,9 +194,7 @@ def test_split_report_files_include_html_next_to_json(tmp_path):
         page = report_page.read(f.read())
     assert page.verdict.startswith("BLOCKED: 3 errors in split eval.")
     assert page.counts["eval"]["item_xf"]["negative"] == "2"
-    assert report_io.read_split_reports(str(tmp_path)) == {
-        "eval": report_io.read_report_json(split_dir)
-    }
+    assert report_io.read_split_reports(str(tmp_path)) == {"eval": report}
 
 
 def test_reading_a_split_without_report_names_the_file(tmp_path):
@@ -212,3 +204,99 @@ def test_reading_a_split_without_report_names_the_file(tmp_path):
         report_io.read_split_reports(str(tmp_path), ["eval"])
 
     assert repr(str(tmp_path / "Split-eval" / "index_report.json")) in str(raised.value)
+
+
+def _month_report() -> SplitReport:
+    """Identity months [0, 12) without vocabulary: 0 5 11 in range, 12 out of range."""
+    bounds = core.FeatureBounds("month_xf", upper_bound=12, embedding_input_dim=12)
+    values = np.asarray([0, 5, 11, 12], dtype=np.int64)
+    return findings.check_arrays("eval", [bounds], {"month_xf": (values, np.ones(4))})
+
+
+def test_feature_without_vocabulary_is_in_range_not_in_vocabulary():
+    page = report_page.read(html_report.render_document({"eval": _month_report()}, "t"))
+
+    assert page.counts["eval"]["month_xf"] == {
+        "in_range": "3",
+        "negative": "0",
+        "out_of_range": "1",
+        "over_embedding_dim": "1",
+    }
+    assert "in range [0, 12)" in page.text
+    assert "in vocabulary" not in page.text
+    assert "OOV rate- (no vocabulary, so no value is out of vocabulary)" in page.text
+
+
+def test_unchecked_features_are_listed():
+    from embedding_guard.report_model import UncheckedFeature
+
+    report = dataclasses.replace(
+        _month_report(),
+        unchecked_features=(
+            UncheckedFeature(
+                "trip_start_hour_xf",
+                "a pass-through <integer>",
+                "feature_vocabularies or an int_domain",
+            ),
+        ),
+    )
+
+    page = report_page.read(html_report.render_document({"eval": report}, "t"))
+
+    assert (
+        "Not checked: these features look categorical but have no bound, so none of their "
+        "values were checked.featurewhywhat would check ittrip_start_hour_xfa pass-through "
+        "<integer>feature_vocabularies or an int_domain"
+    ) in page.text
+
+
+def test_every_reason_in_the_verdict_has_the_registry_fix():
+    for reason in Reason:
+        if REASONS[reason].severity is Severity.INFO:
+            continue
+        finding = Finding("eval", "month_xf", reason, REASONS[reason].severity, 1, 0.25, "d")
+        feature = _month_report().features[0]
+        report = SplitReport("eval", 4, (dataclasses.replace(feature, findings=(finding,)),))
+
+        page = report_page.read(html_report.render_document({"eval": report}, "t"))
+
+        assert f"Fix: {fix_text(reason, 12)}" in page.verdict, reason
+
+
+def test_truncated_report_file_is_an_input_error_naming_it(tmp_path):
+    split_dir = tmp_path / "Split-eval"
+    paths = report_io.write_split_report(str(split_dir), _month_report())
+    with open(paths["json"], "r+", encoding="utf-8") as f:
+        f.truncate(100)
+
+    with pytest.raises(InputError) as raised:
+        report_io.read_split_reports(str(tmp_path))
+
+    assert str(raised.value).startswith(f"{paths['json']!r} is not complete JSON (")
+
+
+def test_report_file_missing_a_key_is_an_input_error_naming_it(tmp_path):
+    split_dir = tmp_path / "Split-eval"
+    paths = report_io.write_split_report(str(split_dir), _month_report())
+    with open(paths["json"], encoding="utf-8") as f:
+        document = json.load(f)
+    del document["features"][0]["counts"]["num_values"]
+    with open(paths["json"], "w", encoding="utf-8") as f:
+        json.dump(document, f)
+
+    with pytest.raises(InputError) as raised:
+        report_io.read_split_report(str(split_dir))
+
+    assert str(raised.value).startswith(
+        f"{paths['json']!r}, split 'eval', feature 'month_xf', counts lacks field 'num_values'"
+    )
+
+
+def test_write_split_report_writes_the_json_of_the_typed_report(tmp_path):
+    report = _month_report()
+
+    paths = report_io.write_split_report(str(tmp_path / "Split-eval"), report)
+
+    with open(paths["json"], encoding="utf-8") as f:
+        assert f.read() == report_io.report_json(report)
+    assert report_io.read_split_report(str(tmp_path / "Split-eval")) == report

@@ -12,7 +12,7 @@ from IPython.display import HTML
 from IPython.utils.capture import capture_output
 
 import embedding_guard
-from embedding_guard import mlmd_report, notebook
+from embedding_guard import mlmd_runs, notebook
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def _html_outputs(captured) -> list[str]:
 
 
 def test_display_of_a_tfx_artifact_shows_the_report(runs, shell):
-    store = mlmd_report.open_store(str(runs.metadata))
-    blocked = mlmd_report.validator_runs(store)[0].artifact
+    store = mlmd_runs.open_store(str(runs.metadata))
+    blocked = mlmd_runs.validator_runs(store)[0].artifact
     assert blocked.uri == runs.blocked_anomalies
 
     with capture_output() as captured:
@@ -112,3 +112,30 @@ def test_tfdv_sees_no_anomaly_in_a_clean_split(runs):
 
     assert dict(anomalies.anomaly_info) == {}
     assert not anomalies.HasField("dataset_anomaly_info")
+
+
+def test_display_says_in_range_for_features_without_vocabulary(runs, shell):
+    with capture_output() as captured:
+        embedding_guard.display(runs.blocked_anomalies)
+
+    page = report_page.read(_html_outputs(captured)[0])
+    # month_xf is an identity feature: its 18 valid values are in range, not "in vocab".
+    assert page.counts["eval"]["month_xf"]["in_range"] == "18"
+    assert "in_vocab" not in page.counts["eval"]["month_xf"]
+    assert page.counts["eval"]["city_xf"]["in_vocab"] == "16"
+
+
+def test_display_of_a_truncated_report_is_an_input_error(runs, tmp_path):
+    import shutil
+
+    from embedding_guard.errors import InputError
+
+    copy = tmp_path / "anomalies"
+    shutil.copytree(runs.blessed_anomalies, copy)
+    report = copy / "Split-train" / "index_report.json"
+    report.write_bytes(report.read_bytes()[:-40])
+
+    with pytest.raises(InputError) as raised:
+        notebook.report_html(str(copy))
+
+    assert str(raised.value).startswith(f"{str(report)!r} is not complete JSON (")

@@ -17,7 +17,7 @@ import pytest
 import report_page
 import validator_runs
 
-from embedding_guard import cli, mlmd_report
+from embedding_guard import cli, mlmd_runs
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def _listed_rows(out: str) -> list[list[str]]:
 def test_validator_type_name_is_what_tfx_records():
     from embedding_guard.component import EmbeddingIndexValidator
 
-    assert EmbeddingIndexValidator.get_class_type() == mlmd_report.VALIDATOR_TYPE_NAME
+    assert EmbeddingIndexValidator.get_class_type() == mlmd_runs.VALIDATOR_TYPE_NAME
 
 
 def test_lists_both_runs_newest_first(runs, capsys):
@@ -55,12 +55,12 @@ def test_lists_both_runs_newest_first(runs, capsys):
     assert out.startswith(f"EmbeddingIndexValidator runs in {runs.metadata}, newest first:\n")
     rows = _listed_rows(out)
     assert len(rows) == 2
-    # run id, date, time, execution id, state, blessed, splits, errors, warnings
+    # run id, date, time, execution id, node, state, blessed, splits, errors, warnings
     blocked, blessed = rows
     assert blocked[0] == runs.run_ids[1]
-    assert blocked[4:] == ["COMPLETE", "no", "train,eval", "3", "2"]
+    assert blocked[4:] == [validator_runs.VALIDATOR_ID, "COMPLETE", "no", "train,eval", "3", "2"]
     assert blessed[0] == runs.run_ids[0]
-    assert blessed[4:] == ["COMPLETE", "yes", "train", "0", "0"]
+    assert blessed[4:] == [validator_runs.VALIDATOR_ID, "COMPLETE", "yes", "train", "0", "0"]
     assert int(blocked[3]) > int(blessed[3])
 
 
@@ -82,8 +82,8 @@ def test_shows_why_the_newest_run_was_blocked(runs, capsys):
     )
     assert "ERROR INDEX_OUT_OF_RANGE: 3 of 24 values of 'product_xf' in split 'eval'" in details
     city_row = next(line.split() for line in details.splitlines() if "city_xf" in line)
-    # feature range emb_dim values missing negative in_vocab ...
-    assert city_row[:7] == ["city_xf", "[0,25)", "25", "19", "1", "3", "16"]
+    # feature range emb_dim values missing negative in_range in_vocab ...
+    assert city_row[:8] == ["city_xf", "[0,25)", "25", "19", "1", "3", "16", "16"]
 
 
 def test_says_how_the_blocked_run_compares_with_the_one_before(runs, capsys):
@@ -243,11 +243,23 @@ def test_missing_root_and_missing_metadata_exit_2(capsys, tmp_path):
     bare_code, _, bare_err = _report(capsys)
 
     assert root_code == metadata_code == bare_code == 2
-    assert root_err.startswith(f"embedding-guard: error: PIPELINE_ROOT {missing!r} is not a folder")
+    assert root_err.startswith(f"embedding-guard: error: PIPELINE_ROOT {missing!r} does not exist.")
     assert metadata_err.startswith(
         f"embedding-guard: error: MLMD database {missing + '.sqlite'!r} does not exist."
     )
     assert bare_err.startswith("embedding-guard: error: report needs PIPELINE_ROOT or --metadata")
+
+
+def test_root_that_is_a_file_says_so(capsys, tmp_path):
+    a_file = tmp_path / "root.txt"
+    a_file.write_text("x")
+
+    exit_code, _, err = _report(capsys, str(a_file))
+
+    assert exit_code == 2
+    assert err.startswith(
+        f"embedding-guard: error: PIPELINE_ROOT {str(a_file)!r} is a file, not a folder."
+    )
 
 
 def test_file_that_is_not_mlmd_exits_2(capsys, tmp_path):
@@ -334,7 +346,9 @@ def test_failed_execution_is_listed_without_reports(capsys, tmp_path):
     html_code, _, html_err = _report(capsys, str(root), "--html", str(tmp_path / "r.html"))
 
     assert exit_code == json_code == 0, err
-    assert [row[3:] for row in _listed_rows(out)] == [["3", "FAILED", "-", "-", "?", "?"]]
+    assert [row[3:] for row in _listed_rows(out)] == [
+        ["3", "EmbeddingIndexValidator", "FAILED", "-", "-", "?", "?"]
+    ]
     assert (
         "(execution 3, state FAILED) published no anomalies artifact, so it has no reports. "
         "A FAILED validator raised (e.g. fail_on_block=True when blocked)"
@@ -363,3 +377,216 @@ def test_console_script_runs(runs):
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["run"]["run_id"] == runs.run_ids[1]
+
+
+@pytest.fixture(scope="module")
+def two_validators(tmp_path_factory) -> validator_runs.TwoValidatorRun:
+    return validator_runs.shared_two_validator_run(tmp_path_factory)
+
+
+def _digest(path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_run_shared_by_two_nodes_is_not_picked_silently(two_validators, capsys):
+    root = str(two_validators.pipeline_root)
+
+    default_code, default_out, default_err = _report(capsys, root)
+    run_code, run_out, run_err = _report(capsys, root, "--run", two_validators.run_id)
+
+    assert default_code == run_code == 2
+    assert default_out == run_out == ""
+    expected = (
+        f"({two_validators.run_id}) has 2 EmbeddingIndexValidator nodes, 'EvalValidator', "
+        "'TrainValidator'; pass --node NODE to choose one, e.g. --node EvalValidator.\n"
+    )
+    assert default_err.startswith("embedding-guard: error: the newest run (")
+    assert default_err.endswith(expected)
+    assert run_err == (f"embedding-guard: error: --run {two_validators.run_id!r} {expected}")
+
+
+def test_node_option_chooses_the_node_and_the_listing_names_it(two_validators, capsys):
+    root = str(two_validators.pipeline_root)
+
+    eval_code, eval_out, _ = _report(capsys, root, "--node", "EvalValidator")
+    train_code, train_out, _ = _report(
+        capsys, root, "--run", two_validators.run_id, "--node", "TrainValidator"
+    )
+
+    assert eval_code == train_code == 0
+    nodes = sorted(row[4] for row in _listed_rows(eval_out))
+    assert nodes == ["EvalValidator", "TrainValidator"]
+    assert "node EvalValidator, started " in eval_out
+    assert "split eval: 20 examples, 3 error(s)" in eval_out
+    assert "): BLOCKED\n" in eval_out
+    assert "node TrainValidator, started " in train_out
+    assert "): blessed\n" in train_out
+
+
+def test_unknown_node_exits_2_and_lists_the_nodes(two_validators, capsys):
+    exit_code, out, err = _report(capsys, str(two_validators.pipeline_root), "--node", "Nope")
+
+    assert (exit_code, out) == (2, "")
+    assert err == (
+        "embedding-guard: error: --node 'Nope' names no EmbeddingIndexValidator node in this "
+        "database; its validator nodes are ['EvalValidator', 'TrainValidator'].\n"
+    )
+
+
+def test_fail_on_blocked_exits_1_when_the_newest_run_is_blocked(runs, capsys):
+    root = str(runs.pipeline_root)
+
+    blocked_code, blocked_out, _ = _report(capsys, root, "--fail-on-blocked")
+    json_code, json_out, _ = _report(capsys, root, "--fail-on-blocked", "--json")
+    blessed_code, _, _ = _report(capsys, root, "--fail-on-blocked", "--run", runs.run_ids[0])
+    plain_code, _, _ = _report(capsys, root)
+
+    assert (blocked_code, json_code, blessed_code, plain_code) == (1, 1, 0, 0)
+    assert blocked_out.endswith(
+        f"\n--fail-on-blocked: run {runs.run_ids[1]} of node EmbeddingIndexValidator is "
+        "blocked; exit code 1.\n"
+    )
+    assert json.loads(json_out)["run"]["blessed"] == 0
+
+
+def test_html_never_overwrites_the_database(runs, capsys):
+    before = _digest(runs.metadata)
+
+    for extra in ((), ("--force",)):
+        exit_code, out, err = _report(
+            capsys, "--metadata", str(runs.metadata), "--html", str(runs.metadata), *extra
+        )
+
+        assert (exit_code, out) == (2, "")
+        assert err.startswith(
+            f"embedding-guard: error: --html {str(runs.metadata)!r} is the MLMD database"
+        )
+    assert _digest(runs.metadata) == before
+
+
+def test_html_never_writes_into_an_artifact_or_the_pipeline_root(runs, capsys):
+    report_file = os.path.join(runs.blocked_anomalies, "Split-eval", "index_report.json")
+    before = _digest(report_file)
+    in_root = runs.pipeline_root / "report.html"
+    in_artifact = os.path.join(runs.blessed_anomalies, "report.html")
+    in_input = validator_runs.TESTDATA / "transformed_examples" / "Split-eval" / "report.html"
+
+    cases = [
+        ((str(runs.pipeline_root), "--html", report_file, "--force"), "artifact"),
+        (("--metadata", str(runs.metadata), "--html", str(in_root)), "the pipeline root"),
+        ((str(runs.pipeline_root), "--html", str(in_root)), "PIPELINE_ROOT"),
+        (("--metadata", str(runs.metadata), "--html", in_artifact), "artifact"),
+        (("--metadata", str(runs.metadata), "--html", str(in_input)), "artifact"),
+    ]
+    for arguments, what in cases:
+        exit_code, out, err = _report(capsys, *arguments)
+
+        assert (exit_code, out) == (2, ""), arguments
+        assert f"lies inside {what} " in err, (arguments, err)
+    assert _digest(report_file) == before
+    assert not in_root.exists()
+    assert not os.path.exists(in_artifact)
+    assert not in_input.exists()
+
+
+def test_html_replaces_an_existing_file_only_with_force(runs, capsys, tmp_path):
+    existing = tmp_path / "notes.html"
+    existing.write_text("keep me")
+
+    refused, _, err = _report(capsys, str(runs.pipeline_root), "--html", str(existing))
+    assert refused == 2
+    assert err == (
+        f"embedding-guard: error: --html {str(existing)!r} already exists; pass --force to "
+        "replace it, or another file.\n"
+    )
+    assert existing.read_text() == "keep me"
+
+    forced, _, _ = _report(capsys, str(runs.pipeline_root), "--html", str(existing), "--force")
+    assert forced == 0
+    assert existing.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_html_onto_a_folder_or_under_a_file_exits_2(runs, capsys, tmp_path):
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+
+    folder_code, _, folder_err = _report(capsys, str(runs.pipeline_root), "--html", str(tmp_path))
+    under_code, _, under_err = _report(
+        capsys, str(runs.pipeline_root), "--html", str(a_file / "r.html")
+    )
+
+    assert folder_code == under_code == 2
+    assert folder_err.startswith(f"embedding-guard: error: --html {str(tmp_path)!r} is a folder")
+    assert under_err == (
+        f"embedding-guard: error: --html {str(a_file / 'r.html')!r} lies under "
+        f"{str(a_file)!r}, which is a file, not a folder.\n"
+    )
+
+
+def test_metadata_that_is_a_folder_says_so(runs, capsys):
+    folder = runs.metadata.parent
+
+    exit_code, out, err = _report(capsys, "--metadata", str(folder))
+
+    assert (exit_code, out) == (2, "")
+    assert err.startswith(
+        f"embedding-guard: error: MLMD database {str(folder)!r} is a folder, not an sqlite file."
+    )
+    assert err.endswith(f"It holds {str(runs.metadata)!r}: pass that.\n")
+
+
+def _damaged_copy(runs, tmp_path, damage) -> tuple[validator_runs.ValidatorRuns, str]:
+    copied = validator_runs.copy_runs(runs, tmp_path / "copy")
+    path = os.path.join(copied.blocked_anomalies, "Split-eval", "index_report.json")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(damage(text))
+    return copied, path
+
+
+def test_truncated_report_exits_2_naming_the_file(runs, capsys, tmp_path):
+    copied, path = _damaged_copy(runs, tmp_path, lambda text: text[: len(text) // 2])
+
+    exit_code, out, err = _report(capsys, str(copied.pipeline_root), "--html", str(tmp_path / "r"))
+    list_code, list_out, _ = _report(capsys, str(copied.pipeline_root))
+
+    assert (exit_code, out) == (2, "")
+    assert err.startswith(f"embedding-guard: error: {path!r} is not complete JSON (")
+    assert err.endswith("the file is truncated or damaged; re-run the validator to rewrite it.\n")
+    # Without --html the listing still shows, with the reason the run cannot be shown.
+    assert list_code == 0
+    assert f"{path!r} is not complete JSON" in list_out
+    assert [row[-2:] for row in _listed_rows(list_out)] == [["?", "?"], ["0", "0"]]
+
+
+def test_unknown_format_version_exits_2_naming_the_file(runs, capsys, tmp_path):
+    copied, path = _damaged_copy(
+        runs, tmp_path, lambda text: text.replace('"format_version": 2', '"format_version": 99')
+    )
+
+    exit_code, _, err = _report(capsys, str(copied.pipeline_root), "--json", "--html",
+                                str(tmp_path / "r.html"))  # fmt: skip
+
+    assert exit_code == 2
+    assert err.startswith(
+        f"embedding-guard: error: {path!r} has format_version 99, which this embedding-guard "
+        "cannot read (it reads [1, 2])"
+    )
+
+
+def test_control_characters_in_a_report_never_reach_the_terminal(runs, capsys, tmp_path):
+    copied, _ = _damaged_copy(
+        runs,
+        tmp_path,
+        lambda text: text.replace('"severity": "ERROR"', '"severity": "\\u001b]0;pwned\\u0007"', 1),
+    )
+
+    exit_code, out, err = _report(capsys, str(copied.pipeline_root))
+
+    assert exit_code == 0
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "'\\x1b]0;pwned\\x07'" in out

@@ -76,16 +76,6 @@ def _pipeline(root: pathlib.Path, metadata: pathlib.Path, exclude_splits: list[s
     )
 
 
-def _store(metadata: pathlib.Path):
-    from ml_metadata.metadata_store import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
-
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(metadata)
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
-
-
 @functools.cache
 def run_twice(directory: pathlib.Path) -> ValidatorRuns:
     """Runs the validator pipeline twice under `directory` (once per process)."""
@@ -96,7 +86,9 @@ def run_twice(directory: pathlib.Path) -> ValidatorRuns:
     for exclude_splits in (["eval", "test"], ["test"]):
         tfx.orchestration.LocalDagRunner().run(_pipeline(root, metadata, exclude_splits))
 
-    store = _store(metadata)
+    from embedding_guard import mlmd_runs
+
+    store = mlmd_runs.open_store(str(metadata))
     run_ids = tuple(
         c.name for c in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
     )
@@ -118,3 +110,105 @@ def run_twice(directory: pathlib.Path) -> ValidatorRuns:
 def shared_runs(tmp_path_factory) -> ValidatorRuns:
     """The session's two runs, under pytest's base temp dir."""
     return run_twice(pathlib.Path(os.fspath(tmp_path_factory.getbasetemp())) / "validator_runs")
+
+
+TWO_VALIDATORS_PIPELINE = "eg-two-validators"
+TRAIN_VALIDATOR_ID = "TrainValidator"
+EVAL_VALIDATOR_ID = "EvalValidator"
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoValidatorRun:
+    """One pipeline run with two validator nodes.
+
+    Attributes:
+      pipeline_root: The run's pipeline root.
+      metadata: Its sqlite MLMD database, next to the root.
+      run_id: The pipeline_run context name both nodes share.
+    """
+
+    pipeline_root: pathlib.Path
+    metadata: pathlib.Path
+    run_id: str
+
+
+@functools.cache
+def run_two_validators(directory: pathlib.Path) -> TwoValidatorRun:
+    """Runs one pipeline whose two validators check train (blessed) and eval (blocked)."""
+    from tfx import v1 as tfx
+
+    from embedding_guard import EmbeddingIndexValidator, mlmd_runs
+
+    directory.mkdir(parents=True, exist_ok=True)
+    root, metadata = directory / "root", directory / "metadata.sqlite"
+    examples = tfx.dsl.Importer(
+        source_uri=str(TESTDATA / "transformed_examples"),
+        artifact_type=tfx.types.standard_artifacts.Examples,
+        properties={"split_names": SPLIT_NAMES},
+    ).with_id("ImportExamples")
+    transform_graph = tfx.dsl.Importer(
+        source_uri=str(TESTDATA / "transform_graph"),
+        artifact_type=tfx.types.standard_artifacts.TransformGraph,
+    ).with_id("ImportTransformGraph")
+    validators = [
+        EmbeddingIndexValidator(
+            examples=examples.outputs["result"],
+            transform_graph=transform_graph.outputs["result"],
+            exclude_splits=excluded,
+            embedding_input_dims=EMBEDDING_INPUT_DIMS,
+        ).with_id(node_id)
+        for node_id, excluded in (
+            (TRAIN_VALIDATOR_ID, ["eval", "test"]),
+            (EVAL_VALIDATOR_ID, ["train", "test"]),
+        )
+    ]
+    tfx.orchestration.LocalDagRunner().run(
+        tfx.dsl.Pipeline(
+            pipeline_name=TWO_VALIDATORS_PIPELINE,
+            pipeline_root=str(root),
+            metadata_connection_config=(
+                tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata))
+            ),
+            components=[examples, transform_graph, *validators],
+            enable_cache=False,
+        )
+    )
+    store = mlmd_runs.open_store(str(metadata))
+    (run_context,) = store.get_contexts_by_type("pipeline_run")
+    return TwoValidatorRun(root, metadata, run_context.name)
+
+
+def shared_two_validator_run(tmp_path_factory) -> TwoValidatorRun:
+    """The session's run with two validator nodes, under pytest's base temp dir."""
+    return run_two_validators(
+        pathlib.Path(os.fspath(tmp_path_factory.getbasetemp())) / "two_validators"
+    )
+
+
+def copy_runs(runs: ValidatorRuns, directory: pathlib.Path) -> ValidatorRuns:
+    """Copies the two runs' root and database; the copy's artifacts point into the copy.
+
+    Tests that damage a report do it in a copy, so the shared runs stay intact.
+    """
+    import shutil
+    import sqlite3
+
+    source = runs.pipeline_root.parent
+    shutil.copytree(source, directory)
+    metadata = directory / runs.metadata.name
+    with sqlite3.connect(metadata) as connection:
+        connection.execute(
+            "UPDATE Artifact SET uri = replace(uri, ?, ?)", (str(source), str(directory))
+        )
+    connection.close()
+
+    def moved(uri: str) -> str:
+        return uri.replace(str(source), str(directory))
+
+    return ValidatorRuns(
+        pipeline_root=directory / runs.pipeline_root.name,
+        metadata=metadata,
+        blessed_anomalies=moved(runs.blessed_anomalies),
+        blocked_anomalies=moved(runs.blocked_anomalies),
+        run_ids=runs.run_ids,
+    )

@@ -6,7 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from embedding_guard import core
+from embedding_guard import core, report_model
+from embedding_guard import findings as findings_lib
 from embedding_guard.core import Reason, Severity
 
 INT64_MIN = -9223372036854775808
@@ -69,6 +70,8 @@ def test_single_valued_counts_with_embedding_dim_above_upper_bound():
         num_values=16,
         missing=0,
         negative=3,
+        # [0, 10): the 4 in vocabulary and the 3 in OOV buckets.
+        in_range=7,
         in_vocab=4,
         oov_bucket=3,
         out_of_range=6,
@@ -117,7 +120,7 @@ def test_findings_of_single_valued_feature():
     bounds = _vocab_bounds(embedding_input_dim=9)
     stats = _stats(bounds, *_single_valued(MIXED_VALUES))
 
-    findings = core.feature_findings("train", bounds, stats)
+    findings = findings_lib.feature_findings("train", bounds, stats)
 
     assert [(f.reason, f.severity, f.count) for f in findings] == [
         (Reason.NEGATIVE_INDEX, Severity.ERROR, 3),
@@ -187,7 +190,7 @@ def test_top_offending_values_are_truncated_to_ten_by_count_then_value():
 
 def test_only_oov_hits_are_info_and_keep_the_split_blessed():
     # 0 5 in vocab; 8 8 9 in the OOV buckets: 3 of 5 values = 60%.
-    report = core.check_arrays(
+    report = findings_lib.check_arrays(
         "eval", [_vocab_bounds()], {"item_id": _single_valued([0, 8, 5, 9, 8])}
     )
 
@@ -224,9 +227,11 @@ def test_multivalent_feature_counts_every_element():
         # The two rows of length 0.
         missing=2,
         negative=0,
-        # No vocabulary: everything in [0, 13) is in range -> 1 2 12 3 3 3 12.
-        in_vocab=7,
-        oov_bucket=0,
+        # Everything in [0, 13) is in range -> 1 2 12 3 3 3 12.
+        in_range=7,
+        # No vocabulary: no value is in or out of one.
+        in_vocab=None,
+        oov_bucket=None,
         # >= 13: 13.
         out_of_range=1,
         # >= 12: 12 12 13 -- the off-by-one month.
@@ -248,7 +253,7 @@ def test_multivalent_findings_use_values_as_denominator():
     bounds = _month_bounds()
     stats = _stats(bounds, np.array([1, 2, 12, 3, 3, 3, 12, 13]), np.array([2, 0, 1, 3, 0, 2]))
 
-    findings = core.feature_findings("train", bounds, stats)
+    findings = findings_lib.feature_findings("train", bounds, stats)
 
     # 1 of 8 values out of range, 3 of 8 over the dim; some rows missing is no finding.
     assert [(f.reason, f.count, f.rate) for f in findings] == [
@@ -272,7 +277,7 @@ def test_multivalent_batches_add_up():
     # 3 + 2 + 1 examples; empty rows: 1 + 2; values 3 + 0 + 4.
     assert (stats.num_examples, stats.missing, stats.num_values) == (6, 3, 7)
     # -2 negative; 0 5 11 in range; 14 x3 out of range and over the dim.
-    assert (stats.negative, stats.in_vocab, stats.out_of_range) == (1, 3, 3)
+    assert (stats.negative, stats.in_range, stats.in_vocab, stats.out_of_range) == (1, 3, None, 3)
     assert stats.over_embedding_dim == 3
     assert (stats.min, stats.max) == (-2, 14)
     assert stats.top_offending_values == ((14, 3), (-2, 1))
@@ -288,13 +293,13 @@ def test_feature_absent_from_batch_counts_as_missing():
     # 4 absent examples + 3 examples of which 1 is empty.
     assert (stats.num_examples, stats.missing, stats.num_values) == (7, 5, 2)
     assert (stats.in_vocab, stats.min, stats.max) == (2, 1, 2)
-    assert core.feature_findings("train", _vocab_bounds(), stats) == ()
+    assert findings_lib.feature_findings("train", _vocab_bounds(), stats) == ()
 
 
 def test_feature_absent_from_split_is_an_error():
     bounds = [_vocab_bounds(feature="item_id"), _month_bounds()]
 
-    report = core.check_arrays("train", bounds, {"month": _single_valued([1, 2, 3])})
+    report = findings_lib.check_arrays("train", bounds, {"month": _single_valued([1, 2, 3])})
 
     assert report.num_examples == 3
     item = next(f for f in report.features if f.bounds.feature == "item_id")
@@ -309,7 +314,7 @@ def test_feature_absent_from_split_is_an_error():
 
 
 def test_feature_with_only_empty_rows_is_missing_from_split():
-    report = core.check_arrays(
+    report = findings_lib.check_arrays(
         "train", [_month_bounds()], {"month": (np.array([], dtype=np.int64), np.zeros(5))}
     )
 
@@ -320,7 +325,7 @@ def test_feature_with_only_empty_rows_is_missing_from_split():
 
 
 def test_empty_split_warns_and_stays_blessed():
-    report = core.check_arrays("eval", [_vocab_bounds(), _month_bounds()], {})
+    report = findings_lib.check_arrays("eval", [_vocab_bounds(), _month_bounds()], {})
 
     assert report.num_examples == 0
     assert [
@@ -343,6 +348,7 @@ def test_empty_batch_counts_nothing():
         num_values=0,
         missing=0,
         negative=0,
+        in_range=0,
         in_vocab=0,
         oov_bucket=0,
         out_of_range=0,
@@ -353,6 +359,7 @@ def test_empty_batch_counts_nothing():
         top_offending_values=(),
         top_non_integer_values=(),
         offending_values_complete=True,
+        at_default=0,
         vocab_entries_unseen=8,
     )
 
@@ -360,7 +367,7 @@ def test_empty_batch_counts_nothing():
 def test_empty_batch_in_check_arrays_is_an_empty_split():
     empty = (np.array([], dtype=np.int64), np.array([], dtype=np.int64))
 
-    report = core.check_arrays("eval", [_vocab_bounds()], {"item_id": empty})
+    report = findings_lib.check_arrays("eval", [_vocab_bounds()], {"item_id": empty})
 
     assert [f.reason for f in report.findings] == [Reason.EMPTY_SPLIT]
     assert report.blessed
@@ -435,7 +442,7 @@ def test_float_values_are_non_integer():
     # repr text; '1.5' x2 first, then '-0.5' < '2.0' as text.
     assert stats.top_non_integer_values == (("1.5", 2), ("-0.5", 1), ("2.0", 1))
 
-    findings = core.feature_findings("train", bounds, stats)
+    findings = findings_lib.feature_findings("train", bounds, stats)
 
     assert [(f.reason, f.severity, f.count, f.rate) for f in findings] == [
         (Reason.NON_INTEGER_VALUES, Severity.ERROR, 4, 1.0),
@@ -476,7 +483,7 @@ def test_non_integer_batch_among_integer_batches():
     # 3 values: 1 in vocab, 11 out of range, b"x" non-integer.
     assert (stats.num_values, stats.in_vocab, stats.out_of_range, stats.non_integer) == (3, 1, 1, 1)
     assert (stats.min, stats.max) == (1, 11)
-    findings = core.feature_findings("train", bounds, stats)
+    findings = findings_lib.feature_findings("train", bounds, stats)
     assert [(f.reason, f.count) for f in findings] == [
         (Reason.INDEX_OUT_OF_RANGE, 1),
         (Reason.NON_INTEGER_VALUES, 1),
@@ -496,7 +503,7 @@ def _all_errors_report():
         "item_id": _single_valued(MIXED_VALUES),
         "price": (np.array([0.25] * 16), np.ones(16)),
     }
-    return core.check_arrays("train", bounds, columns)
+    return findings_lib.check_arrays("train", bounds, columns)
 
 
 def test_split_report_orders_findings_and_blocks_on_errors():
@@ -527,7 +534,7 @@ def test_split_report_orders_findings_and_blocks_on_errors():
 def test_each_error_alone_blocks(values, reason):
     # Embedding dim 11 so that 10 is out of range without being over the dim.
     dtype = np.float64 if reason is Reason.NON_INTEGER_VALUES else np.int64
-    report = core.check_arrays(
+    report = findings_lib.check_arrays(
         "train", [_vocab_bounds(embedding_input_dim=11)], {"item_id": _single_valued(values, dtype)}
     )
 
@@ -537,7 +544,7 @@ def test_each_error_alone_blocks(values, reason):
 
 def test_over_embedding_dim_alone_blocks():
     # 9 is a valid OOV bucket index, but Embedding(input_dim=9) has no row 9.
-    report = core.check_arrays(
+    report = findings_lib.check_arrays(
         "train", [_vocab_bounds(embedding_input_dim=9)], {"item_id": _single_valued([9])}
     )
 
@@ -581,7 +588,9 @@ def test_split_report_json_round_trips_and_is_deterministic():
 
 
 def test_split_report_json_carries_split_level_findings():
-    document = json.loads(json.dumps(core.check_arrays("eval", [_month_bounds()], {}).to_json()))
+    document = json.loads(
+        json.dumps(findings_lib.check_arrays("eval", [_month_bounds()], {}).to_json())
+    )
 
     assert (document["blessed"], document["num_errors"], document["num_warnings"]) == (True, 0, 1)
     assert [(f["feature"], f["reason"], f["severity"]) for f in document["split_findings"]] == [
@@ -600,11 +609,13 @@ def test_json_does_not_depend_on_batch_order():
             part.add_examples(len(batch))
             part.features["item_id"].add_batch(*_single_valued(batch))
             split.merge(part)
-        return json.dumps(core.split_report("train", split).to_json(), sort_keys=True)
+        return json.dumps(findings_lib.split_report("train", split).to_json(), sort_keys=True)
 
     assert report([first, second]) == report([second, first])
     assert report([first, second]) == json.dumps(
-        core.check_arrays("train", bounds, {"item_id": _single_valued(MIXED_VALUES)}).to_json(),
+        findings_lib.check_arrays(
+            "train", bounds, {"item_id": _single_valued(MIXED_VALUES)}
+        ).to_json(),
         sort_keys=True,
     )
 
@@ -630,7 +641,9 @@ def test_offending_values_beyond_capacity_are_partial_but_dominant_counts_exact(
     assert stats.in_vocab == 3
     assert stats.out_of_range == 3 * (40 + capacity // 2)
     assert stats.num_values == 3 * (91 + capacity // 2)
-    report = core.FeatureReport(bounds, stats, core.feature_findings("t", bounds, stats))
+    report = report_model.FeatureReport(
+        bounds, stats, findings_lib.feature_findings("t", bounds, stats)
+    )
     assert report.to_json()["counts"]["offending_values_complete"] is False
 
 
@@ -678,8 +691,8 @@ def test_many_too_large_values_do_not_crowd_out_negative_samples():
     assert stats.top_negative_values == ((-1, 1),)
     (negative,) = [
         f
-        for f in core.feature_findings("s", bounds, stats)
-        if f.reason is core.Reason.NEGATIVE_INDEX
+        for f in findings_lib.feature_findings("s", bounds, stats)
+        if f.reason is Reason.NEGATIVE_INDEX
     ]
     assert negative.sample_values == ((-1, 1),)
 

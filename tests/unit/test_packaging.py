@@ -8,6 +8,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import sysconfig
 from importlib import metadata
 
 from packaging.requirements import Requirement
@@ -54,7 +55,9 @@ def _setup_requirements() -> tuple[list[Requirement], dict[str, list[Requirement
 
 def _installed() -> dict[str, str]:
     versions: dict[str, str] = {}
-    for distribution in metadata.distributions():
+    # Only what pip installed: setuptools puts its vendored packages' metadata on
+    # sys.path once it is imported, and those are not the environment's.
+    for distribution in metadata.distributions(path=[sysconfig.get_paths()["purelib"]]):
         name = canonicalize_name(distribution.metadata["Name"])
         # The first on sys.path wins, as it does for imports.
         versions.setdefault(name, distribution.version)

@@ -1,0 +1,196 @@
+"""What every finding reason means: one registry read by findings, files and pages.
+
+The JSON report, the Anomalies proto, the terminal table, the HTML page and the
+README's reasons table all take a reason's severity, TFDV anomaly type, short
+description and fix from `REASONS`, so they cannot drift apart. Pure Python:
+the anomaly type is the name of a `tensorflow_metadata` `AnomalyInfo.Type`, which
+report_io resolves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+
+class Reason(str, enum.Enum):
+    """Stable reason codes; they appear in reports and must never be renamed."""
+
+    NEGATIVE_INDEX = "NEGATIVE_INDEX"
+    INDEX_OUT_OF_RANGE = "INDEX_OUT_OF_RANGE"
+    INDEX_OVER_EMBEDDING_DIM = "INDEX_OVER_EMBEDDING_DIM"
+    NON_INTEGER_VALUES = "NON_INTEGER_VALUES"
+    FEATURE_MISSING_FROM_SPLIT = "FEATURE_MISSING_FROM_SPLIT"
+    EMPTY_SPLIT = "EMPTY_SPLIT"
+    OOV_BUCKET_HITS = "OOV_BUCKET_HITS"
+    OOV_RATE_ABOVE_MAX = "OOV_RATE_ABOVE_MAX"
+    OOV_RATE_INCREASE = "OOV_RATE_INCREASE"
+    SCHEMA_DOMAIN_MISMATCH = "SCHEMA_DOMAIN_MISMATCH"
+    EMBEDDING_TABLE_TOO_SMALL = "EMBEDDING_TABLE_TOO_SMALL"
+    SILENT_WRONG_LOOKUP = "SILENT_WRONG_LOOKUP"
+    MODEL_LOOKUP_UNCHECKED = "MODEL_LOOKUP_UNCHECKED"
+
+
+class Severity(str, enum.Enum):
+    """How a finding affects the verdict: any ERROR blocks the Trainer."""
+
+    ERROR = "ERROR"
+    WARNING = "WARNING"
+    INFO = "INFO"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReasonSpec:
+    """What one reason means.
+
+    Attributes:
+      severity: The severity of its findings; the default one when configurable.
+      anomaly_type: Name of the closest `tensorflow_metadata` AnomalyInfo.Type, so
+        TFDV tools can show and filter the finding next to ExampleValidator's.
+      short_description: A few words, the Anomalies proto's short_description.
+      when: When the reason is reported, as the README's table says it.
+      fix: What to change. `{upper_bound}` stands for the feature's valid range
+        end, filled in by `fix_text`.
+      severity_configurable: The severity is a parameter (e.g. max_oov_rate_severity).
+    """
+
+    severity: Severity
+    anomaly_type: str
+    short_description: str
+    when: str
+    fix: str
+    severity_configurable: bool = False
+
+
+REASONS: dict[Reason, ReasonSpec] = {
+    Reason.NEGATIVE_INDEX: ReasonSpec(
+        Severity.ERROR,
+        "INT_TYPE_SMALL_INT",
+        "Negative embedding index",
+        "any value `< 0` (also `-1` from `num_oov_buckets=0`, which Transform's schema accepts)",
+        "A -1 is compute_and_apply_vocabulary's default_value for values missing from the "
+        "vocabulary: set num_oov_buckets >= 1 and size the Embedding with "
+        "embedding_guard.embedding_input_dim().",
+    ),
+    Reason.INDEX_OUT_OF_RANGE: ReasonSpec(
+        Severity.ERROR,
+        "INT_TYPE_BIG_INT",
+        "Index beyond the valid range",
+        "any value `>= vocab_size + num_oov_buckets` (or `> int_domain.max`)",
+        "Either the values are wrong (examples not made by this transform graph, or an "
+        "identity feature off by one: months 1..12 need month - 1) or the bound is: re-run "
+        "Transform, fix the feature's int_domain, or size the Embedding and "
+        "embedding_input_dims to fit.",
+    ),
+    Reason.INDEX_OVER_EMBEDDING_DIM: ReasonSpec(
+        Severity.ERROR,
+        "INT_TYPE_BIG_INT",
+        "Index beyond embedding input_dim",
+        "any value `>=` the embedding `input_dim`, when that is below `vocab_size + "
+        "num_oov_buckets` (otherwise such values are `INDEX_OUT_OF_RANGE`)",
+        "Size the Embedding as {upper_bound} (vocabulary plus OOV buckets), e.g. "
+        "with embedding_guard.embedding_input_dim().",
+    ),
+    Reason.NON_INTEGER_VALUES: ReasonSpec(
+        Severity.ERROR,
+        "UNEXPECTED_DATA_TYPE",
+        "Non-integer values in an index feature",
+        "the feature is stored as float or bytes",
+        "An embedding needs int64 indices: cast the feature or look it up in preprocessing_fn.",
+    ),
+    Reason.FEATURE_MISSING_FROM_SPLIT: ReasonSpec(
+        Severity.ERROR,
+        "FEATURE_TYPE_NOT_PRESENT",
+        "Index feature missing from split",
+        "a checked feature has no value in any example of a split",
+        "Check that the examples were produced by this transform graph, or stop checking "
+        "the feature (remove it from `features` / `embedding_input_dims`).",
+    ),
+    Reason.EMPTY_SPLIT: ReasonSpec(
+        Severity.WARNING,
+        "DATASET_LOW_NUM_EXAMPLES",
+        "Split has no examples",
+        "a split has no examples",
+        "Check the upstream ExampleGen or Transform output.",
+    ),
+    Reason.OOV_BUCKET_HITS: ReasonSpec(
+        Severity.INFO,
+        "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+        "Values in the OOV buckets",
+        "values fell into OOV buckets (reported with their rate)",
+        "Nothing to fix: OOV buckets exist for unseen values. Re-run Transform on newer "
+        "data if the rate grows.",
+    ),
+    Reason.OOV_RATE_ABOVE_MAX: ReasonSpec(
+        Severity.WARNING,
+        "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+        "OOV rate above max_oov_rate",
+        "OOV rate above `max_oov_rate`",
+        "Re-run Transform on newer data to refresh the vocabulary, or raise max_oov_rate.",
+        severity_configurable=True,
+    ),
+    Reason.OOV_RATE_INCREASE: ReasonSpec(
+        Severity.WARNING,
+        "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+        "OOV rate rose over the baseline split",
+        "OOV rate above the baseline split's by more than `max_oov_rate_increase`",
+        "The data has drifted from the vocabulary: re-run Transform on newer data, or raise "
+        "max_oov_rate_increase.",
+        severity_configurable=True,
+    ),
+    Reason.SCHEMA_DOMAIN_MISMATCH: ReasonSpec(
+        Severity.WARNING,
+        "INVALID_DOMAIN_SPECIFICATION",
+        "Transform graph and schema int_domain disagree",
+        "the transform graph's bound of a feature differs from the schema's `int_domain`",
+        "Regenerate the schema from this Transform run, or fix the feature's int_domain so "
+        "it matches the lookup table in the transform graph.",
+    ),
+    Reason.EMBEDDING_TABLE_TOO_SMALL: ReasonSpec(
+        Severity.ERROR,
+        "INT_TYPE_BIG_INT",
+        "Model's embedding table smaller than the bound",
+        "the trained model's embedding table has fewer rows than the feature's valid range "
+        "(the next unseen value will fail)",
+        "Size the model's Embedding as {upper_bound} (vocabulary plus OOV "
+        "buckets), e.g. with embedding_guard.embedding_input_dim(), and retrain.",
+    ),
+    Reason.SILENT_WRONG_LOOKUP: ReasonSpec(
+        Severity.ERROR,
+        "INT_TYPE_SMALL_INT",
+        "Lookup silently wraps or returns zeros",
+        "a Keras 3 `Embedding` or `CategoryEncoding` of the model would silently wrap or "
+        "return zeros for a bad value instead of failing",
+        "Fix the bad values at their source (num_oov_buckets >= 1, a correct int_domain), "
+        "and size the layer with embedding_guard.embedding_input_dim(): Keras 3 gives no "
+        "error for them, only wrong predictions.",
+    ),
+    Reason.MODEL_LOOKUP_UNCHECKED: ReasonSpec(
+        Severity.WARNING,
+        "SCHEMA_NEW_COLUMN",
+        "Model looks up a feature that is not checked",
+        "the model looks up a feature the validator does not check",
+        "Check the feature too: add it to `features` (or remove `features` to check every "
+        "categorical feature), or give it a bound with `feature_vocabularies` or an int_domain.",
+    ),
+}
+
+
+def spec(reason: Reason) -> ReasonSpec:
+    """The registry entry of reason."""
+    return REASONS[Reason(reason)]
+
+
+def fix_text(reason: Reason, upper_bound: int | None = None) -> str:
+    """The fix of reason, with the feature's valid range end filled in where it appears."""
+    bound = "vocab_size + num_oov_buckets" if upper_bound is None else upper_bound
+    return spec(reason).fix.format(upper_bound=bound)
+
+
+def reasons_table() -> str:
+    """The README's reasons table (Markdown), rendered from the registry."""
+    lines = ["| reason | severity | when |", "|---|---|---|"]
+    for reason, entry in REASONS.items():
+        severity = entry.severity.value + (" (configurable)" if entry.severity_configurable else "")
+        lines.append(f"| `{reason.value}` | {severity} | {entry.when} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,247 @@
+"""Transform graphs built once per test session from preprocessing_fns, in TF1 and TF2.
+
+One `preprocessing_fn` covers every derivation case the graph analysis must read
+(default-named, shared, named, top_k/frequency_threshold, num_oov_buckets=0 with
+two defaults, tfrecord_gzip, integer and sparse inputs, hashing, bucketizing,
+arithmetic after a lookup, pass-through). It runs through TFT's Beam API once with
+force_tf_compat_v1=True and once without, on 12 in-memory rows.
+"""
+
+import os
+import tempfile
+
+import tensorflow as tf
+
+RAW_FEATURE_SPEC = {
+    "company": tf.io.FixedLenFeature([], tf.string),
+    "payment": tf.io.FixedLenFeature([], tf.string),
+    "home_city": tf.io.FixedLenFeature([], tf.string),
+    "work_city": tf.io.FixedLenFeature([], tf.string),
+    "product": tf.io.FixedLenFeature([], tf.string),
+    "user_id": tf.io.FixedLenFeature([], tf.int64),
+    "hour": tf.io.FixedLenFeature([], tf.int64),
+    "score": tf.io.FixedLenFeature([], tf.float32),
+    "tags": tf.io.VarLenFeature(tf.string),
+    "color": tf.io.SparseFeature("color_index", "color_value", tf.string, 4),
+}
+
+# 12 rows. Counts per value fix the vocabulary sizes asserted in the tests.
+ROWS = [
+    {
+        "company": c,
+        "payment": p,
+        "home_city": h,
+        "work_city": w,
+        "product": pr,
+        "user_id": u,
+        "hour": hr,
+        "score": s,
+        "tags": t,
+        "color_index": ci,
+        "color_value": cv,
+    }
+    for c, p, h, w, pr, u, hr, s, t, ci, cv in [
+        ("acme", "cash", "paris", "rome", "p1", 10, 0, 0.1, ["a"], [0], ["red"]),
+        ("acme", "card", "paris", "oslo", "p1", 10, 1, 0.2, ["a", "b"], [1], ["red"]),
+        ("acme", "cash", "rome", "paris", "p1", 11, 2, 0.3, [], [], []),
+        ("bolt", "cash", "rome", "rome", "p2", 11, 3, 0.4, ["b"], [2], ["blue"]),
+        ("bolt", "card", "oslo", "rome", "p2", 12, 4, 0.5, ["c"], [0, 3], ["blue", "red"]),
+        ("bolt", "cash", "oslo", "lima", "p2", 12, 5, 0.6, ["a"], [1], ["green"]),
+        ("cabs", "card", "lima", "paris", "p3", 13, 6, 0.7, ["a"], [], []),
+        ("cabs", "coin", "lima", "oslo", "p3", 13, 7, 0.8, ["b"], [0], ["red"]),
+        ("dart", "cash", "kiev", "rome", "p4", 14, 8, 0.9, ["a"], [2], ["blue"]),
+        ("dart", "card", "paris", "paris", "p5", 14, 9, 1.0, ["c"], [3], ["red"]),
+        ("echo", "cash", "rome", "oslo", "p6", 15, 10, 1.1, ["d"], [1], ["pink"]),
+        ("fizz", "cash", "paris", "rome", "p7", 15, 11, 1.2, ["a"], [0], ["red"]),
+    ]
+]
+
+# What the graph analysis must find for each output, per case. Sizes follow from ROWS.
+# company: 6 distinct; payment: cash, card, coin; cities over home_city: paris, rome,
+# oslo, lima, kiev; product top_k=3: p1, p2, p3; user_id: 6 distinct; tags: a, b, c, d;
+# color frequency_threshold=2: red, blue; payment_gz: 3.
+EXPECTED_VOCABULARY = {
+    # feature: (raw sources, vocab_size, num_oov_buckets, default_value, offset); with OOV
+    # buckets no key falls back to a default, so default_value is None.
+    "company_xf": (("company",), 6, 3, None, 0),
+    "payment_xf": (("payment",), 3, 0, -1, 0),
+    "home_city_xf": (("home_city",), 5, 2, None, 0),
+    "work_city_xf": (("work_city",), 5, 0, 7, 0),
+    "product_xf": (("product",), 3, 1, None, 0),
+    "user_id_xf": (("user_id",), 6, 1, None, 0),
+    "tags_xf": (("tags",), 4, 1, None, 0),
+    "color_xf": (("color",), 2, 1, None, 0),
+    "payment_gz_xf": (("payment",), 3, 2, None, 0),
+    "company_plus_one_xf": (("company",), 6, 2, None, 1),
+}
+EXPECTED_HASH = {
+    "company_hash_xf": (("company",), 17),
+    "payment_hash_xf": (("payment",), 11),
+    "payment_strong_xf": (("payment",), 13),
+}
+EXPECTED_BUCKETS = {"score_bucket_xf": (("score",), 4), "score_applied_xf": (("score",), 3)}
+PASSTHROUGH = {"hour_xf": ("hour",)}
+NOT_TRACED = {"company_times_two_xf": ("company",)}
+NAMED_VOCABULARY = {"product_xf": "product", "home_city_xf": "cities", "work_city_xf": "cities"}
+
+
+def preprocessing_fn(inputs):
+    """Every derivation case of the graph analysis tests, one output each."""
+    import tensorflow_transform as tft
+
+    outputs = {}
+    outputs["company_xf"] = tft.compute_and_apply_vocabulary(inputs["company"], num_oov_buckets=3)
+    outputs["payment_xf"] = tft.compute_and_apply_vocabulary(inputs["payment"])
+    cities = tft.vocabulary(inputs["home_city"], vocab_filename="cities")
+    outputs["home_city_xf"] = tft.apply_vocabulary(inputs["home_city"], cities, num_oov_buckets=2)
+    outputs["work_city_xf"] = tft.apply_vocabulary(inputs["work_city"], cities, default_value=7)
+    outputs["product_xf"] = tft.compute_and_apply_vocabulary(
+        inputs["product"], top_k=3, num_oov_buckets=1, vocab_filename="product"
+    )
+    outputs["user_id_xf"] = tft.compute_and_apply_vocabulary(inputs["user_id"], num_oov_buckets=1)
+    outputs["tags_xf"] = tft.compute_and_apply_vocabulary(inputs["tags"], num_oov_buckets=1)
+    outputs["color_xf"] = tft.compute_and_apply_vocabulary(
+        inputs["color"], frequency_threshold=2, num_oov_buckets=1
+    )
+    outputs["payment_gz_xf"] = tft.compute_and_apply_vocabulary(
+        inputs["payment"], num_oov_buckets=2, file_format="tfrecord_gzip"
+    )
+    outputs["company_plus_one_xf"] = (
+        tft.compute_and_apply_vocabulary(inputs["company"], num_oov_buckets=2) + 1
+    )
+    outputs["company_times_two_xf"] = (
+        tft.compute_and_apply_vocabulary(inputs["company"], num_oov_buckets=2) * 2
+    )
+    outputs["company_hash_xf"] = tft.hash_strings(inputs["company"], hash_buckets=17)
+    outputs["payment_hash_xf"] = tf.strings.to_hash_bucket_fast(inputs["payment"], 11)
+    outputs["payment_strong_xf"] = tf.strings.to_hash_bucket_strong(
+        inputs["payment"], 13, key=[1, 2]
+    )
+    outputs["score_bucket_xf"] = tft.bucketize(inputs["score"], num_buckets=4)
+    outputs["score_applied_xf"] = tft.apply_buckets(
+        inputs["score"], bucket_boundaries=tf.constant([[0.5, 1.0]])
+    )
+    outputs["hour_xf"] = tf.identity(inputs["hour"])
+    return outputs
+
+
+def build_transform_output(preprocessing_fn_, raw_feature_spec, rows, output_dir, *, tf1):
+    """Runs TFT's AnalyzeDataset + WriteTransformFn on rows; returns the output folder."""
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+    metadata = dataset_metadata.DatasetMetadata(
+        schema_utils.schema_from_feature_spec(raw_feature_spec)
+    )
+    temp_dir = tempfile.mkdtemp(dir=os.path.dirname(output_dir) or None)
+    with tft_beam.Context(temp_dir=temp_dir, force_tf_compat_v1=tf1):
+        transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn_)
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    return output_dir
+
+
+_BUILT: dict[str, dict[str, str]] = {}
+
+
+def built_graphs(root: str) -> dict[str, str]:
+    """ "tf1"/"tf2" -> a transform_graph folder of preprocessing_fn; TFT runs once per process.
+
+    Each folder also gets metadata/schema.pbtxt (the raw schema), as the TFX
+    Transform component writes it, so raw mode can apply it.
+    """
+    if "graphs" not in _BUILT:
+        from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+        graphs = {}
+        for name, tf1 in (("tf1", True), ("tf2", False)):
+            output_dir = os.path.join(root, name)
+            build_transform_output(preprocessing_fn, RAW_FEATURE_SPEC, ROWS, output_dir, tf1=tf1)
+            metadata_io.write_metadata(
+                dataset_metadata.DatasetMetadata(
+                    schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)
+                ),
+                os.path.join(output_dir, "metadata"),
+            )
+            graphs[name] = output_dir
+        _BUILT["graphs"] = graphs
+    return _BUILT["graphs"]
+
+
+def _taxi_paths():
+    import pathlib
+
+    import tfx
+
+    tfx_dir = pathlib.Path(tfx.__file__).parent
+    return (
+        tfx_dir / "components" / "testdata" / "transform" / "transform_graph" / "metadata",
+        tfx_dir / "examples" / "chicago_taxi_pipeline" / "data" / "simple" / "data.csv",
+    )
+
+
+def taxi_rows() -> tuple[dict, list[dict]]:
+    """TFX's shipped taxi raw feature spec and data/simple/data.csv rows as TFT instances."""
+    import csv
+
+    from tensorflow_transform.tf_metadata import metadata_io, schema_utils
+
+    metadata_dir, csv_path = _taxi_paths()
+    schema = metadata_io.read_metadata(str(metadata_dir)).schema
+    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+    casts = {tf.int64: int, tf.float32: float, tf.string: str.encode}
+    rows = []
+    with open(csv_path, newline="") as f:
+        for record in csv.DictReader(f):
+            rows.append(
+                {
+                    name: [] if record[name] == "" else [casts[spec[name].dtype](record[name])]
+                    for name in spec
+                }
+            )
+    return spec, rows
+
+
+def built_taxi_graph(root: str) -> dict[str, str]:
+    """TFX's taxi_utils_native_keras.preprocessing_fn through TFT (TF2) on data.csv, once.
+
+    Returns:
+      "graph": the transform_graph folder (with the raw schema in metadata/);
+      "examples": raw tf.Examples of every row, the first 10,000 as Split-train
+      and the rest as Split-eval.
+    """
+    if "taxi" not in _BUILT:
+        from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+        from tfx.examples.chicago_taxi_pipeline import taxi_utils_native_keras
+
+        spec, rows = taxi_rows()
+        graph = os.path.join(root, "taxi_graph")
+        build_transform_output(
+            taxi_utils_native_keras.preprocessing_fn, spec, rows, graph, tf1=False
+        )
+        metadata_io.write_metadata(
+            dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
+            os.path.join(graph, "metadata"),
+        )
+        examples = os.path.join(root, "taxi_raw")
+        for split, part in (("train", rows[:10_000]), ("eval", rows[10_000:])):
+            os.makedirs(os.path.join(examples, f"Split-{split}"))
+            path = os.path.join(examples, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
+            with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+                for row in part:
+                    writer.write(_example(row, spec).SerializeToString())
+        _BUILT["taxi"] = {"graph": graph, "examples": examples}
+    return _BUILT["taxi"]
+
+
+def _example(row: dict, spec: dict) -> tf.train.Example:
+    feature = {}
+    for name, values in row.items():
+        if not values:
+            continue
+        if spec[name].dtype == tf.int64:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        elif spec[name].dtype == tf.float32:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        else:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    return tf.train.Example(features=tf.train.Features(feature=feature))
