@@ -168,26 +168,29 @@ def create_pipeline(
             eval_args=tfx.proto.EvalArgs(num_steps=EVAL_STEPS),
             custom_config=TRAINER_CUSTOM_CONFIGS.get(config),
         )
-        # The same examples again, now against the tables of the model that will
-        # serve them: the lookup that fails is the model's.
-        model_validator = EmbeddingIndexValidator(
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
+    # The same examples again, now against the tables of the model that will serve
+    # them: the lookup that fails is the model's. This node stays outside the
+    # Trainer's Cond on purpose. Nested under it, the Pusher would sit under two
+    # Conds, which LocalDagRunner evaluates in no fixed order (a proto map), and
+    # when the Trainer is skipped the inner one reads this node's missing anomalies
+    # and fails the Pusher instead of skipping it. Its `model` input is optional, so
+    # with the Trainer skipped it runs without a model and blocks on the data again.
+    model_validator = EmbeddingIndexValidator(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        model=trainer.outputs["model"],
+    ).with_id(MODEL_VALIDATOR_ID)
+    with tfx.dsl.Cond(
+        model_validator.outputs["anomalies"].future()[0].custom_property("blessed") == 1
+    ):
+        pusher = tfx.components.Pusher(
             model=trainer.outputs["model"],
-        ).with_id(MODEL_VALIDATOR_ID)
-        # Every node that consumes the Trainer's output sits under its Cond: outside
-        # it, a skipped Trainer would leave the node FAILED instead of skipped.
-        with tfx.dsl.Cond(
-            model_validator.outputs["anomalies"].future()[0].custom_property("blessed") == 1
-        ):
-            pusher = tfx.components.Pusher(
-                model=trainer.outputs["model"],
-                push_destination=tfx.proto.PushDestination(
-                    filesystem=tfx.proto.PushDestination.Filesystem(
-                        base_directory=os.path.join(pipeline_root, PUSHED_MODELS_DIR)
-                    )
-                ),
-            )
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(
+                    base_directory=os.path.join(pipeline_root, PUSHED_MODELS_DIR)
+                )
+            ),
+        )
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,

@@ -134,7 +134,7 @@ def test_cond_on_blessed_becomes_the_trigger_of_every_gated_task(compiled, dsl_p
         for node in dsl_pipeline.components
     }
     assert gates["Trainer"] == [VALIDATOR_ID]
-    assert gates["Pusher"] == [VALIDATOR_ID, demo_pipeline.MODEL_VALIDATOR_ID]
+    assert gates["Pusher"] == [demo_pipeline.MODEL_VALIDATOR_ID]
     for task_id, task in _tasks(compiled).items():
         if not gates[task_id]:
             assert "triggerPolicy" not in task, task_id
