@@ -140,8 +140,8 @@ def _split_lines(report) -> list[str]:
                 f"{finding.count:>4} ({finding.rate:.1%})"
                 + (f"  top: {top_values}" if top_values else "")
             )
-        if any(finding.reason.value == TABLE_TOO_SMALL for finding in feature.findings):
-            lines.append(f"          {_table_too_small_text(feature.bounds)}")
+            if finding.reason.value == TABLE_TOO_SMALL:
+                lines.append(f"          {_table_too_small_text(feature.bounds)}")
     return lines
 
 
@@ -159,8 +159,10 @@ def _table_too_small_text(bounds) -> str:
     )
 
 
-def _print_run(config: str, seconds: float, store, run_context_id: int, run_id: str) -> list[str]:
-    """Prints one run's summary and returns the paths of its index_report.json files."""
+def _print_run(
+    config: str, seconds: float, store, run_context_id: int, run_id: str
+) -> tuple[list[str], list[str]]:
+    """Prints one run's summary; returns its index_report.json paths and Model folders."""
     from embedding_guard import report_io
 
     outputs = _node_outputs(store, run_context_id)
@@ -192,14 +194,22 @@ def _print_run(config: str, seconds: float, store, run_context_id: int, run_id: 
         print(f"  {PUSHER_NODE}: pushed to {_shown(destination)}")
     else:
         print(f"  {PUSHER_NODE}: skipped (no execution and no PushedModel in MLMD)")
-    return report_paths
+    return report_paths, _models(outputs)
+
+
+def _models(outputs) -> list[str]:
+    return [
+        artifact.uri
+        for artifact in outputs.get(TRAINER_NODE, (None, []))[1]
+        if artifact.type == "Model"
+    ]
 
 
 def _print_trainer(outputs) -> None:
     if TRAINER_NODE not in outputs:
         print(f"  {TRAINER_NODE}: skipped (no execution and no Model in MLMD)")
         return
-    models = [artifact.uri for artifact in outputs[TRAINER_NODE][1] if artifact.type == "Model"]
+    models = _models(outputs)
     print(f"  {TRAINER_NODE}: ran, Model: {', '.join(map(_shown, models)) or 'none published'}")
 
 
@@ -254,7 +264,7 @@ def main() -> None:
         import demo_pipeline
         from tfx import v1 as tfx
 
-    report_paths = []
+    report_paths, model_uris = [], []
     for config in CONFIGS:
         pipeline = demo_pipeline.create_pipeline(
             pipeline_name=PIPELINE_NAME,
@@ -282,7 +292,11 @@ def main() -> None:
         ((run_context_id, run_id),) = (
             item for item in _run_contexts(store).items() if item[0] not in runs_before
         )
-        report_paths += _print_run(config, seconds, store, run_context_id, run_id)
+        run_report_paths, run_model_uris = _print_run(
+            config, seconds, store, run_context_id, run_id
+        )
+        report_paths += run_report_paths
+        model_uris += run_model_uris
 
     # The console script sits next to this interpreter (the venv's bin), which is
     # not always on PATH.
@@ -290,6 +304,8 @@ def main() -> None:
     print("\nReview the findings of all runs:")
     print(f"  {_shown(command)} report {_shown(PIPELINE_ROOT)}")
     print(f"  {_shown(command)} report {_shown(PIPELINE_ROOT)} --html report.html")
+    for model_uri in model_uris:
+        print(f"  {_shown(command)} inspect-model {_shown(model_uri)}")
     print("  or open the reports (index_report.html beside each JSON file):")
     for report_path in report_paths:
         print(f"    {_shown(report_path)}")
