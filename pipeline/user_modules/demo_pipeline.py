@@ -6,7 +6,7 @@ trained model's embedding tables) -> Cond(blessed) -> Pusher. The configs share 
 pipeline name, root and MLMD database:
 
 * `clean`: every index fits; the model is trained and pushed. It also checks a raw
-  serving span against the trained transform graph.
+  serving span against the trained transform graph and model.
 * `broken`: the preprocessing_fn drops city's OOV bucket; the Trainer is blocked.
 * `small_table`: clean preprocessing, but the Trainer sizes city's Embedding to the
   vocabulary alone, forgetting its OOV bucket. No validator is told any embedding
@@ -89,7 +89,9 @@ def create_pipeline(
       check_against_latest_model: Also check the new data before the Trainer against
         the tables of the pipeline's latest Model (the one a warm start would
         start from, or that is serving), resolved by a Resolver node. A first run
-        has no model, and the validator then checks as without one.
+        has no model, and the validator then checks as without one; MLMD records
+        that run's Resolver execution as FAILED (LatestArtifactStrategy returns
+        None on no input), but the run goes on.
 
     Returns:
       The pipeline, ready for `tfx.orchestration.LocalDagRunner().run` or
@@ -135,29 +137,6 @@ def create_pipeline(
         embedding_input_dims=None if config == "small_table" else {"month_xf": MONTH_EMBEDDING_DIM},
     )
     components.append(validator)
-    if config == "clean":
-        # A later serving span, in raw form, checked against the transform graph the
-        # model is trained with: it reports which raw values the vocabulary lacks.
-        serving_gen = tfx.components.CsvExampleGen(
-            input_base=data_root,
-            input_config=tfx.proto.Input(
-                splits=[tfx.proto.Input.Split(name="serving", pattern="serving/*")]
-            ),
-            # One input split is otherwise hash-split into train and eval.
-            output_config=tfx.proto.Output(
-                split_config=tfx.proto.SplitConfig(
-                    splits=[tfx.proto.SplitConfig.Split(name="serving", hash_buckets=1)]
-                )
-            ),
-        ).with_id("ServingExampleGen")
-        serving_validator = EmbeddingIndexValidator(
-            examples=serving_gen.outputs["examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            examples_kind="raw",
-            embedding_input_dims={"month_xf": MONTH_EMBEDDING_DIM},
-            max_oov_rate=SERVING_MAX_OOV_RATE,
-        ).with_id(SERVING_VALIDATOR_ID)
-        components += [serving_gen, serving_validator]
 
     with tfx.dsl.Cond(validator.outputs["anomalies"].future()[0].custom_property("blessed") == 1):
         trainer = tfx.components.Trainer(
@@ -191,6 +170,31 @@ def create_pipeline(
                 )
             ),
         )
+
+    if config == "clean":
+        # A later serving span, in raw form, checked against the transform graph and
+        # the model about to be pushed: it reports which raw values the vocabulary
+        # lacks, and which indices the model's tables would not hold.
+        serving_gen = tfx.components.CsvExampleGen(
+            input_base=data_root,
+            input_config=tfx.proto.Input(
+                splits=[tfx.proto.Input.Split(name="serving", pattern="serving/*")]
+            ),
+            # One input split is otherwise hash-split into train and eval.
+            output_config=tfx.proto.Output(
+                split_config=tfx.proto.SplitConfig(
+                    splits=[tfx.proto.SplitConfig.Split(name="serving", hash_buckets=1)]
+                )
+            ),
+        ).with_id("ServingExampleGen")
+        serving_validator = EmbeddingIndexValidator(
+            examples=serving_gen.outputs["examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            model=trainer.outputs["model"],
+            examples_kind="raw",
+            max_oov_rate=SERVING_MAX_OOV_RATE,
+        ).with_id(SERVING_VALIDATOR_ID)
+        components += [serving_gen, serving_validator]
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,

@@ -214,6 +214,13 @@ def test_serving_span_is_checked_raw_against_the_trained_graph(demo, csv_rows):
         if row["city"] not in train_cities:
             unseen[row["city"]] = unseen.get(row["city"], 0) + 1
     assert unseen, "serving.csv has no city unseen in train.csv"
+    # Every size comes from the model about to be pushed; nothing names month_xf's.
+    month_rows = demo_pipeline.MONTH_EMBEDDING_DIM
+    assert {f["feature"]: f["bounds"]["embedding_dim_kind"] for f in report["features"]} == {
+        feature: "model" for feature in (*VOCABULARY_FEATURES, "month_xf")
+    }
+    (month,) = (f for f in report["features"] if f["feature"] == "month_xf")
+    assert (month["bounds"]["embedding_input_dim"], month["findings"]) == (month_rows, [])
     (city,) = (f for f in report["features"] if f["feature"] == "city_xf")
     counts = city["counts"]
     assert counts["raw_values_checked"] is True

@@ -98,13 +98,18 @@ def test_validator_task_runs_its_executor_with_every_parameter(
     }
     declared = compiled["pipelineSpec"]["components"][validator_id]["inputDefinitions"]
     assert set(declared["parameters"]) == set(parameters)
-    assert set(task["inputs"]["artifacts"]) == {"examples", "transform_graph"}
+    expected_artifacts = {"examples", "transform_graph"}
+    if validator_id == demo_pipeline.SERVING_VALIDATOR_ID:
+        expected_artifacts.add("model")
+    assert set(task["inputs"]["artifacts"]) == expected_artifacts
 
 
 def test_validator_parameters_carry_the_demo_settings(compiled):
     parameters = _tasks(compiled)[demo_pipeline.SERVING_VALIDATOR_ID]["inputs"]["parameters"]
-    assert json.loads(_constant(parameters["embedding_input_dims"])) == {
-        "month_xf": demo_pipeline.MONTH_EMBEDDING_DIM
+    # The serving check takes every size from the Trainer's model, month_xf's too.
+    assert json.loads(_constant(parameters["embedding_input_dims"])) == {}
+    assert _tasks(compiled)[demo_pipeline.SERVING_VALIDATOR_ID]["inputs"]["artifacts"]["model"] == {
+        "taskOutputArtifact": {"outputArtifactKey": "model", "producerTask": "Trainer"}
     }
     assert _constant(parameters["examples_kind"]) == "raw"
     assert json.loads(_constant(parameters["max_oov_rate"])) == demo_pipeline.SERVING_MAX_OOV_RATE
