@@ -71,8 +71,11 @@ LATEST_ARTIFACT_STRATEGY = (
 @pytest.fixture(scope="module")
 def documented_pipeline(tmp_path_factory):
     """Both snippets of the docs around a minimal Transform and Trainer, compiled."""
-    pre_trainer_snippet, post_trainer_snippet = _pattern_snippets()[::-1]
+    post_trainer_snippet, pre_trainer_snippet, serving_log_snippet = _pattern_snippets()
     example_gen = tfx.components.CsvExampleGen(input_base=str(DATA_ROOT))
+    serving_log_gen = tfx.components.CsvExampleGen(input_base=str(DATA_ROOT)).with_id(
+        "ServingLogGen"
+    )
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_PATH))
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -83,6 +86,7 @@ def documented_pipeline(tmp_path_factory):
         "tfx": tfx,
         "EmbeddingIndexValidator": EmbeddingIndexValidator,
         "transform": transform,
+        "serving_log_gen": serving_log_gen,
         "serving_model_dir": str(tmp_path_factory.mktemp("serving")),
     }
     # The snippets are this repository's own docs, run so that they cannot go stale.
@@ -94,6 +98,7 @@ def documented_pipeline(tmp_path_factory):
     )
     names["trainer"] = trainer
     exec(post_trainer_snippet, names)  # noqa: S102
+    exec(serving_log_snippet, names)  # noqa: S102
     pipeline = tfx.dsl.Pipeline(
         pipeline_name="usage-patterns",
         pipeline_root=str(tmp_path_factory.mktemp("root")),
@@ -106,16 +111,30 @@ def documented_pipeline(tmp_path_factory):
             trainer,
             names["model_validator"],
             names["pusher"],
+            serving_log_gen,
+            names["serving_log_validator"],
         ],
     )
     return pipeline, names, compiler.Compiler().compile(pipeline)
 
 
-def test_docs_show_the_post_trainer_gate_then_the_pre_trainer_check():
-    post_trainer, pre_trainer = _pattern_snippets()
+def test_docs_show_the_post_trainer_gate_the_pre_trainer_check_and_serving_logs():
+    post_trainer, pre_trainer, serving_logs = _pattern_snippets()
     assert 'model=trainer.outputs["model"]' in post_trainer
     assert "tfx.components.Pusher(" in post_trainer
     assert "tfx.dsl.Resolver(" in pre_trainer
+    assert 'examples_kind="raw"' in serving_logs
+
+
+def test_documented_serving_log_check_takes_raw_examples_and_the_resolved_model(
+    documented_pipeline,
+):
+    _, names, ir_pipeline = documented_pipeline
+    serving_log_validator = names["serving_log_validator"]
+    assert serving_log_validator.exec_properties["examples_kind"] == "raw"
+    inputs = _node_inputs(ir_pipeline, serving_log_validator.id)
+    assert inputs["examples"] == ["ServingLogGen"]
+    assert inputs["model"] == [names["latest_model"].id]
 
 
 def test_documented_post_trainer_validator_gates_the_pusher(documented_pipeline):
