@@ -9,6 +9,10 @@ MODE is one of:
   executor_mp   the same with --direct_running_mode=multi_processing --direct_num_workers=2.
   cli           `embedding-guard check --schema SCHEMA.pbtxt --examples DIR` (in-process).
   vocab         load_transform_graph + resolving every feature's bounds.
+  limit         the parallel-read limit: import TensorFlow, tf.data interleave of the
+                shards on every CPU this process may use, parse_example of only the
+                checked features mapped in parallel, a numpy pass over every value.
+  import_tf     `import tensorflow` alone (its import_s is the start-up floor).
 
 The result file gets JSON: import_s (heavy imports), work_s (everything after
 them), work_cpu_s (CPU time of the work, this process's threads plus the worker
@@ -178,6 +182,52 @@ def load_vocabularies(args) -> tuple[tuple[float, float], dict]:
     }
 
 
+def parallel_read_limit(args) -> tuple[tuple[float, float], dict]:
+    import numpy as np
+    import tensorflow as tf
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    imported = _imported()
+    schema = schema_pb2.Schema()
+    with open(_schema_path(args.transform_graph)) as f:
+        text_format.Parse(f.read(), schema)
+    bounds = {
+        feature.name: feature.int_domain.max + 1
+        for feature in schema.feature
+        if feature.int_domain.is_categorical
+    }
+    spec = {name: tf.io.RaggedFeature(tf.int64, row_splits_dtype=tf.int64) for name in bounds}
+    parallelism = len(os.sched_getaffinity(0))
+    shards = sorted(tf.io.gfile.glob(_split_glob(args.examples)))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(shards)
+        .interleave(
+            lambda shard: tf.data.TFRecordDataset(shard, compression_type="GZIP").batch(
+                DECODE_BATCH_SIZE
+            ),
+            cycle_length=parallelism,
+            num_parallel_calls=parallelism,
+        )
+        .map(lambda batch: tf.io.parse_example(batch, spec), num_parallel_calls=parallelism)
+        .prefetch(parallelism)
+    )
+    num_examples = 0
+    bad = dict.fromkeys(bounds, 0)
+    for parsed in dataset:
+        for name, upper in bounds.items():
+            values = parsed[name].flat_values.numpy()
+            bad[name] += int(np.count_nonzero((values < 0) | (values >= upper)))
+        num_examples += int(parsed[next(iter(bounds))].nrows())
+    return imported, {"num_examples": num_examples, "parallelism": parallelism, "bad": bad}
+
+
+def import_tensorflow(args) -> tuple[tuple[float, float], dict]:
+    import tensorflow  # noqa: F401
+
+    return _imported(), {"num_examples": 0}
+
+
 MODES = {
     "decode": decode,
     "tfdv": run_tfdv,
@@ -187,6 +237,8 @@ MODES = {
     ),
     "cli": run_cli,
     "vocab": load_vocabularies,
+    "limit": parallel_read_limit,
+    "import_tf": import_tensorflow,
 }
 
 

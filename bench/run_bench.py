@@ -108,18 +108,25 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_measurement(mode: str, examples: str, graph: str, log_dir: str) -> dict:
+def run_measurement(
+    mode: str, examples: str, graph: str, log_dir: str, prefix: tuple[str, ...] = ()
+) -> dict:
     """Runs measure.py MODE in a fresh process and returns its numbers.
+
+    prefix goes before the command, e.g. ("taskset", "-c", "0") to pin it to one CPU.
 
     Raises:
       RuntimeError: The process failed; the message holds its log's tail.
     """
     scratch = tempfile.mkdtemp(prefix=f"eg-bench-{mode}-")
     result_path = os.path.join(scratch, "result.json")
-    command = [sys.executable, MEASURE, mode, "--examples", examples, "--transform-graph", graph]
+    command = [*prefix, sys.executable, MEASURE, mode, "--examples", examples]
+    command += ["--transform-graph", graph]
     command += ["--result", result_path, "--scratch", scratch]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    log_path = os.path.join(log_dir, f"{mode}-{os.path.basename(os.path.dirname(examples))}.log")
+    pinned = "-pinned" if prefix else ""
+    log_name = f"{mode}{pinned}-{os.path.basename(os.path.dirname(examples))}.log"
+    log_path = os.path.join(log_dir, log_name)
     peak_tree = 0
     with open(log_path, "w") as log:
         started = time.perf_counter()

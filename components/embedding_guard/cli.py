@@ -342,6 +342,9 @@ def _check_file_writable(flag: str, path: str) -> None:
         )
 
 
+_STAGING_PREFIX = ".staging-"
+
+
 class _OutputFolder:
     """Where one run writes its reports, then publishes them into --output.
 
@@ -371,7 +374,8 @@ class _OutputFolder:
             fileio.makedirs(self.output)
             if not _is_remote(self.output):
                 self._lock(self.output)
-            self.staging = os.path.join(self.output, f".staging-{uuid.uuid4().hex}")
+                self._remove_stale_staging(self.output)
+            self.staging = os.path.join(self.output, f"{_STAGING_PREFIX}{uuid.uuid4().hex}")
             fileio.makedirs(self.staging)
         except InputError:
             raise
@@ -396,6 +400,17 @@ class _OutputFolder:
                 "it to finish, or pass another folder."
             ) from None
         self._lock_handle = handle
+
+    @staticmethod
+    def _remove_stale_staging(output: str) -> None:
+        # With the folder locked, no other run can be writing: a staging folder
+        # left there belongs to a run that was killed.
+        from tfx.dsl.io import fileio
+
+        for name in fileio.listdir(output):
+            name = name.rstrip("/")
+            if name.startswith(_STAGING_PREFIX):
+                fileio.rmtree(os.path.join(output, name))
 
     def split_dirs(self, splits: Iterable[str]) -> dict[str, str]:
         from embedding_guard import reader

@@ -210,6 +210,7 @@ def validate(
         policy=options.oov_policy(split_uris),
         parse=plan.parse,
         unchecked_features=plan.unchecked,
+        parallelism=options.parallelism,
         run_findings=[
             finding
             for feature, description in unchecked_lookups

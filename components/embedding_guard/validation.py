@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 import apache_beam as beam
+from apache_beam.transforms import window
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard import bounds as bounds_lib
@@ -61,33 +62,109 @@ def _notify(shard: str, num_examples: int, shard_done: bool = False) -> None:
 
 
 class _CountShard(beam.DoFn):
-    """Reads one shard batch by batch and emits its partial counts.
+    """Counts the shards of a bundle on every core and emits one accumulator per shard.
+
+    Shards are buffered until the bundle ends and then read together
+    (reader.read_shards), so the in-memory DirectRunner, which hands one split's
+    shards to one bundle, and any runner's worker use all their CPUs.
 
     Args:
       bounds: Bounds of the checked features.
-      batch_size: Examples per parsed batch.
+      batch_size: Most examples per parsed batch.
       parse: In raw mode, the transform-graph applier; None for transformed
         examples.
+      max_batch_bytes: Most serialized bytes per parsed batch.
+      parallelism: Threads per worker; default: the CPUs the worker may use.
     """
 
-    def __init__(self, bounds: Sequence[core.FeatureBounds], batch_size: int, parse=None):
+    def __init__(
+        self,
+        bounds: Sequence[core.FeatureBounds],
+        batch_size: int,
+        parse=None,
+        *,
+        max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
+        parallelism: int | None = None,
+    ):
         self._bounds = tuple(bounds)
         self._features = [b.feature for b in bounds]
         self._batch_size = batch_size
         self._parse = parse
+        self._max_batch_bytes = max_batch_bytes
+        self._parallelism = parallelism
+        self._shards: list[str] = []
+
+    def start_bundle(self):
+        self._shards = []
 
     def process(self, shard: str):
-        accumulator = core.SplitAccumulator(self._bounds)
-        for batch in reader.read_batches(shard, self._features, self._batch_size, self._parse):
-            _notify(shard, batch.num_examples)
-            accumulator.add_examples(batch.num_examples)
-            for name, (values, row_lengths) in batch.columns.items():
-                raw_values, raw_row_lengths = batch.raw_columns.get(name, (None, None))
-                accumulator.features[name].add_batch(
-                    values, row_lengths, raw_values, raw_row_lengths
-                )
-        _notify(shard, 0, shard_done=True)
-        yield accumulator
+        self._shards.append(shard)
+        # Nothing to emit yet; an empty iterable rather than None keeps Beam quiet.
+        return ()
+
+    def finish_bundle(self):
+        for _shard, accumulator in self.count(self._shards):
+            yield window.GlobalWindows.windowed_value(accumulator)
+        self._shards = []
+
+    def count(self, shards: Sequence[str]) -> list[tuple[str, core.SplitAccumulator]]:
+        """Counts shards; returns (shard, its accumulator) in the order of shards."""
+        return count_shards(
+            shards,
+            self._bounds,
+            batch_size=self._batch_size,
+            max_batch_bytes=self._max_batch_bytes,
+            parallelism=self._parallelism,
+            parse=self._parse,
+        )
+
+
+def count_shards(
+    shards: Sequence[str],
+    bounds: Sequence[core.FeatureBounds],
+    *,
+    batch_size: int = reader.DEFAULT_BATCH_SIZE,
+    max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
+    parallelism: int | None = None,
+    parse=None,
+) -> list[tuple[str, core.SplitAccumulator]]:
+    """Counts shards in this process on `parallelism` threads, without Beam.
+
+    Calls the progress listener for every batch and once per finished shard.
+
+    Args:
+      shards: The shard files.
+      bounds: Bounds of the checked features.
+      batch_size: Most examples per parsed batch.
+      max_batch_bytes: Most serialized bytes per parsed batch.
+      parallelism: Threads; default: the CPUs this process may use.
+      parse: In raw mode, the transform-graph applier.
+
+    Returns:
+      (shard, its accumulator) for every distinct shard, in the order of shards.
+
+    Raises:
+      reader.ShardError: A shard cannot be read.
+    """
+    by_shard = {shard: core.SplitAccumulator(tuple(bounds)) for shard in shards}
+    for shard, batch in reader.read_shards(
+        list(by_shard),
+        [b.feature for b in bounds],
+        batch_size=batch_size,
+        max_batch_bytes=max_batch_bytes,
+        parallelism=parallelism,
+        parse=parse,
+    ):
+        if batch is None:
+            _notify(shard, 0, shard_done=True)
+            continue
+        _notify(shard, batch.num_examples)
+        accumulator = by_shard[shard]
+        accumulator.add_examples(batch.num_examples)
+        for name, (values, row_lengths) in batch.columns.items():
+            raw_values, raw_row_lengths = batch.raw_columns.get(name, (None, None))
+            accumulator.features[name].add_batch(values, row_lengths, raw_values, raw_row_lengths)
+    return list(by_shard.items())
 
 
 class _MergeSplit(beam.CombineFn):
@@ -163,6 +240,7 @@ def run(
     *,
     unchecked_features: Sequence[UncheckedFeature] = (),
     run_findings: Sequence[Finding] = (),
+    parallelism: int | None = None,
 ) -> dict[str, SplitReport]:
     """Validates every split in one Beam pipeline and reads back the reports.
 
@@ -179,6 +257,8 @@ def run(
       parse: In raw mode, a raw_mode.RawExamplesTransformer.
       unchecked_features: Features with no bound, listed in every report.
       run_findings: Findings about the configuration, added to their split's report.
+      parallelism: Threads reading shards on each worker; default the CPUs the
+        worker process may use.
 
     Returns:
       Split name -> the split's report, read back from its output folder.
@@ -192,7 +272,8 @@ def run(
                 | f"ListShards[{job.name}]" >> beam.Create(list(job.shards))
                 # Spreads shards over workers on distributed runners.
                 | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
-                | f"CountShard[{job.name}]" >> beam.ParDo(_CountShard(bounds, batch_size, parse))
+                | f"CountShard[{job.name}]"
+                >> beam.ParDo(_CountShard(bounds, batch_size, parse, parallelism=parallelism))
                 | f"MergeSplit[{job.name}]" >> beam.CombineGlobally(_MergeSplit(bounds))
                 | f"Metrics[{job.name}]" >> beam.Map(_record_metrics, job.name)
                 | f"KeyBySplit[{job.name}]"
@@ -228,9 +309,9 @@ def split_jobs(split_uris: Mapping[str, str], output_dirs: Mapping[str, str]) ->
         shards = tuple(reader.list_shards(uri))
         if not shards:
             raise reader.ShardError(
-                f"Split folder {uri!r} holds no shard files (hidden and _-prefixed files "
-                "are not shards). Its files were deleted or are still being written: "
-                "re-run the component that wrote the examples."
+                f"Split folder {uri!r} holds no shard files (folders inside it are not "
+                "shards). Its files were deleted or are still being written: re-run the "
+                "component that wrote the examples."
             )
         jobs.append(SplitJob(name, shards, output_dirs[name]))
     return jobs

@@ -130,12 +130,25 @@ def _check_argv(examples: Path, output: Path, *options: str) -> list[str]:
 
 
 def _contents(output: Path) -> dict[str, bytes]:
-    """Relative path -> bytes of every file under a final name."""
+    """Relative path -> bytes of every file under a final name, outside hidden folders.
+
+    `check` writes into a hidden staging folder of its own and moves the files into
+    place once every split's report is written; readers never look there.
+    """
     return {
         str(path.relative_to(output)): path.read_bytes()
         for path in sorted(output.rglob("*"))
         if path.name in FINAL_NAMES
+        and not any(part.startswith(".") for part in path.relative_to(output).parts)
     }
+
+
+def _staged_name(path: Path, output: Path) -> str:
+    """A file's path relative to output, or to its staging folder inside output."""
+    parts = path.relative_to(output).parts
+    if parts[0].startswith(".staging-"):
+        parts = parts[1:]
+    return str(Path(*parts))
 
 
 def _temporaries(output: Path) -> list[Path]:
@@ -256,7 +269,18 @@ def runs(tmp_path_factory):
     )
     returncode, stderr = _wait(external)
     killed["outside"] = Killed(outside, returncode, stderr, golden["many_old"], golden["many_new"])
-    after_kill = {name: (_contents(k.output), _temporaries(k.output)) for name, k in killed.items()}
+    # Read now: a rerun drops a dead run's staging folder.
+    after_kill = {
+        name: (_contents(k.output), {path: path.read_bytes() for path in _temporaries(k.output)})
+        for name, k in killed.items()
+    }
+    staged_complete = {
+        name: sorted(
+            _staged_name(path, k.output)
+            for path in k.output.glob(".staging-*/**/index_report.json")
+        )
+        for name, k in killed.items()
+    }
 
     # Reruns into the same folders.
     rerun_codes = {}
@@ -267,6 +291,7 @@ def runs(tmp_path_factory):
     return {
         "killed": killed,
         "after_kill": after_kill,
+        "staged_complete": staged_complete,
         "rerun_codes": rerun_codes,
         "inputs_before": inputs_before,
         "inputs_after": input_digests(),
@@ -288,10 +313,9 @@ def test_runs_were_killed_mid_run(runs, name):
 def test_the_killed_write_left_only_a_hidden_partial_file(runs, name):
     killed = runs["killed"][name]
     _, temporaries = runs["after_kill"][name]
-    (partial,) = temporaries
+    ((partial, data),) = temporaries.items()
     final = partial.parent / partial.name[1:].split(".tmp-")[0]
-    complete = killed.new[str(final.relative_to(killed.output))]
-    data = partial.read_bytes()
+    complete = killed.new[_staged_name(final, killed.output)]
     assert 0 < len(data) < len(complete)
     assert complete.startswith(data)
 
@@ -322,25 +346,24 @@ def test_a_report_marked_complete_is_wholly_from_one_run(runs, name):
 def test_kill_points_fall_before_and_after_a_complete_split(runs):
     # Splits are written in name order (eval, test, train), three files each:
     # write 1 is eval's SchemaDiff.pb; write 5 is test's index_report.html, after
-    # eval is complete.
-    def complete(name):
-        contents, _ = runs["after_kill"][name]
-        return sorted(path for path in contents if path.endswith("index_report.json"))
+    # eval is complete. The CLI writes them into its staging folder.
+    def staged_complete(name):
+        return runs["staged_complete"][name]
 
-    assert complete("killed_at_1") == []
-    assert complete("killed_at_5") == ["Split-eval/index_report.json"]
-    assert complete("executor") == ["Split-eval/index_report.json"]
+    assert staged_complete("killed_at_1") == []
+    assert staged_complete("killed_at_5") == ["Split-eval/index_report.json"]
+    contents, _ = runs["after_kill"]["executor"]
+    assert sorted(p for p in contents if p.endswith("index_report.json")) == [
+        "Split-eval/index_report.json"
+    ]
 
 
-def test_no_report_of_the_earlier_run_survives_once_writing_started(runs):
-    # Every stale marker is dropped before the first new file is written, so no
-    # split can show the earlier run's report beside another split's new one.
-    for name in ("killed_at_1", "killed_at_5", "outside"):
-        killed = runs["killed"][name]
-        contents, _ = runs["after_kill"][name]
-        for path, data in contents.items():
-            if path.endswith("index_report.json"):
-                assert data == killed.new[path] != killed.old[path], (name, path)
+@pytest.mark.parametrize("name", ["killed_at_1", "killed_at_5", "outside"])
+def test_a_killed_check_leaves_the_earlier_reports_in_place_untouched(runs, name):
+    # Nothing under --output changes until every split's new report is complete.
+    killed = runs["killed"][name]
+    contents, _ = runs["after_kill"][name]
+    assert contents == killed.old
 
 
 @pytest.mark.parametrize("name", KILLED)
@@ -349,9 +372,10 @@ def test_rerun_succeeds_and_writes_what_an_uninterrupted_run_writes(runs, name):
     if name != "executor":
         assert runs["rerun_codes"][name] == cli.EXIT_BLOCKED
     assert _contents(killed.output) == killed.new
-    # The dead run's hidden temporary file is no split and no report to a reader.
+    # The rerun holds the folder's lock, so the dead run's staging folder is its to drop.
+    assert not list(killed.output.glob(".staging-*"))
     reports = report_io.read_split_reports(str(killed.output))
-    assert reports == {
+    assert {split: report.to_json() for split, report in reports.items()} == {
         os.path.dirname(path)[len("Split-") :]: json.loads(data)
         for path, data in killed.new.items()
         if path.endswith("index_report.json")

@@ -20,7 +20,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embedding_guard import core, validation
+from embedding_guard import core, reader, validation
 
 INT64 = np.iinfo(np.int64)
 FEATURES = ("a_xf", "b_xf")
@@ -172,9 +172,14 @@ def counted_stats(stats: core.FeatureStats, reference: dict) -> dict:
     rows=examples_strategy,
     bounds=bounds_strategy(),
     batch_size=st.integers(1, 7),
+    # Down to one byte: every record then makes a batch of its own.
+    max_batch_bytes=st.one_of(st.integers(1, 200), st.just(reader.DEFAULT_MAX_BATCH_BYTES)),
+    parallelism=st.integers(1, 4),
     data=st.data(),
 )
-def test_reader_and_core_count_like_a_python_decode(rows, bounds, batch_size, data):
+def test_reader_and_core_count_like_a_python_decode(
+    rows, bounds, batch_size, max_batch_bytes, parallelism, data
+):
     cuts = sorted(data.draw(st.lists(st.integers(0, len(rows)), max_size=2), label="cuts"))
     shards_rows = [
         rows[start:end] for start, end in zip([0, *cuts], [*cuts, len(rows)], strict=True)
@@ -184,14 +189,17 @@ def test_reader_and_core_count_like_a_python_decode(rows, bounds, batch_size, da
         label="gzip",
     )
     with tempfile.TemporaryDirectory() as folder:
-        counted = []
+        paths = []
         for index, (shard_rows, gzip) in enumerate(zip(shards_rows, gzipped, strict=True)):
-            path = str(Path(folder, f"shard-{index}"))
+            path = str(Path(folder, f"shard-{index}{'.gz' if gzip else ''}"))
             with tf.io.TFRecordWriter(path, "GZIP" if gzip else "") as writer:
                 for row in shard_rows:
                     writer.write(_to_example(row).SerializeToString())
-            (accumulator,) = validation._CountShard(bounds, batch_size).process(path)
-            counted.append(accumulator)
+            paths.append(path)
+        count_shards = validation._CountShard(
+            bounds, batch_size, max_batch_bytes=max_batch_bytes, parallelism=parallelism
+        )
+        counted = [accumulator for _, accumulator in count_shards.count(paths)]
 
     merge = validation._MergeSplit(bounds)
     merged = merge.create_accumulator()
@@ -203,3 +211,46 @@ def test_reader_and_core_count_like_a_python_decode(rows, bounds, batch_size, da
         reference = reference_stats(rows, feature_bounds)
         stats = merged.features[feature_bounds.feature].result()
         assert counted_stats(stats, reference) == reference, feature_bounds.feature
+
+
+def _python_records(data: bytes) -> list[bytes]:
+    """Decodes uncompressed TFRecord framing in plain Python, checksums ignored."""
+    records, pos = [], 0
+    while pos < len(data):
+        (length,) = struct.unpack_from("<Q", data, pos)
+        records.append(data[pos + 12 : pos + 12 + length])
+        pos += 16 + length
+    return records
+
+
+@BOUNDED
+@given(
+    records=st.lists(st.binary(max_size=300), max_size=40),
+    gzip=st.booleans(),
+    batch_size=st.integers(1, 9),
+    max_batch_bytes=st.integers(1, 1000),
+)
+def test_batches_hold_every_record_in_order_within_both_bounds(
+    records, gzip, batch_size, max_batch_bytes
+):
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder, "shard.gz" if gzip else "shard"))
+        with tf.io.TFRecordWriter(path, "GZIP" if gzip else "") as writer:
+            for record in records:
+                writer.write(record)
+        plain = str(Path(folder, "plain"))
+        with tf.io.TFRecordWriter(plain) as writer:
+            for record in records:
+                writer.write(record)
+        batches = list(reader.serialized_batches(path, batch_size, max_batch_bytes))
+        expected = _python_records(Path(plain).read_bytes())
+
+    assert [record for batch in batches for record in batch] == expected == records
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_size
+        assert len(batch) == 1 or sum(map(len, batch)) <= max_batch_bytes
+    # A batch ends only where the next record would break a bound.
+    for batch, following in zip(batches[:-1], batches[1:], strict=True):
+        assert (
+            len(batch) == batch_size or sum(map(len, batch)) + len(following[0]) > max_batch_bytes
+        )

@@ -1,0 +1,321 @@
+"""Hostile shards: the split is read exactly as TFX's Trainer reads it, and nothing crashes.
+
+Every file `<split>/*` matches is a shard (hidden ones too), special files are
+named errors, compression follows the file name with a fallback, record headers
+cannot make TensorFlow allocate what the file cannot hold, and a batch is
+bounded by bytes. Each case is checked on the checked-in examples, through the
+`check` command where a user would meet it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import google_crc32c
+import pytest
+import tensorflow as tf
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
+
+from embedding_guard import cli, reader, validation
+from embedding_guard.errors import InputError
+
+SCHEMA = TRANSFORM_GRAPH_DIR / "transformed_metadata" / "schema.pbtxt"
+EVAL_SHARD = EXAMPLES_DIR / "Split-eval" / "transformed_examples-00000-of-00001.gz"
+# Exactly the 35,615 bytes whose little-endian length header starts with 1f 8b,
+# the gzip magic.
+GZIP_MAGIC_LENGTH = 0x8B1F
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _record_header(length: int) -> bytes:
+    length_bytes = struct.pack("<Q", length)
+    return length_bytes + struct.pack("<I", _masked_crc(length_bytes))
+
+
+def _eval_example() -> tf.train.Example:
+    (record,) = list(tf.data.TFRecordDataset(str(EVAL_SHARD), "GZIP").take(1).as_numpy_iterator())
+    return tf.train.Example.FromString(record)
+
+
+def _example_with_age(age: int, size: int | None = None) -> bytes:
+    """An eval example with age_xf set, padded by an unchecked bytes feature to size bytes."""
+    example = _eval_example()
+    example.features.feature["age_xf"].int64_list.value[:] = [age]
+    if size is None:
+        return example.SerializeToString()
+    padding = example.features.feature["unchecked_padding"].bytes_list.value
+    padding.append(b"")
+    # The padding's own length prefixes grow with it; settle in a few steps.
+    for _ in range(5):
+        missing = size - example.ByteSize()
+        padding[0] = padding[0] + b"x" * missing if missing > 0 else padding[0][:missing]
+    record = example.SerializeToString()
+    assert len(record) == size
+    return record
+
+
+def _write(path: Path, records: list[bytes], compressed: bool) -> Path:
+    with tf.io.TFRecordWriter(str(path), "GZIP" if compressed else "") as writer:
+        for record in records:
+            writer.write(record)
+    return path
+
+
+def _copy_examples(tmp_path: Path) -> Path:
+    examples = tmp_path / "examples"
+    shutil.copytree(EXAMPLES_DIR / "Split-eval", examples / "Split-eval")
+    return examples
+
+
+def _check(capsys, examples: Path, output: Path) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli.main(
+        ["check", "--schema", str(SCHEMA), "--examples", str(examples), "--output", str(output)]
+    )
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _age_counts(output: Path) -> dict:
+    import json
+
+    report = json.loads((output / "Split-eval" / "index_report.json").read_text())
+    (age,) = [f for f in report["features"] if f["feature"] == "age_xf"]
+    return {"num_examples": report["num_examples"], **age["counts"]}
+
+
+@pytest.fixture(scope="module")
+def clean_counts(tmp_path_factory):
+    """age_xf counts of the untouched eval split, from the same command."""
+    output = tmp_path_factory.mktemp("clean") / "out"
+    code = cli.main(
+        [
+            "check",
+            "--schema",
+            str(SCHEMA),
+            "--examples",
+            str(EXAMPLES_DIR),
+            "--split",
+            "eval",
+            "--output",
+            str(output),
+        ]
+    )
+    return code, _age_counts(output)
+
+
+@pytest.mark.parametrize("name", ["_part-00000.gz", ".part-00000.gz"])
+def test_hidden_shards_are_read_as_the_trainer_reads_them(tmp_path, capsys, clean_counts, name):
+    examples = _copy_examples(tmp_path)
+    _write(examples / "Split-eval" / name, [_example_with_age(-1)], compressed=True)
+
+    code, _, err = _check(capsys, examples, tmp_path / "out")
+
+    _, clean = clean_counts
+    counts = _age_counts(tmp_path / "out")
+    assert (counts["num_examples"], counts["negative"]) == (clean["num_examples"] + 1, 1)
+    assert clean["negative"] == 0
+    assert code == cli.EXIT_BLOCKED, err
+
+
+def test_folders_inside_a_split_are_not_shards(tmp_path):
+    examples = _copy_examples(tmp_path)
+    nested = examples / "Split-eval" / "beam-temp-xyz"
+    nested.mkdir()
+    _write(nested / "part-0.gz", [_example_with_age(-1)], compressed=True)
+
+    shards = validation.split_jobs(
+        {"eval": str(examples / "Split-eval")}, {"eval": str(tmp_path / "out")}
+    )[0].shards
+
+    assert shards == (str(examples / "Split-eval" / EVAL_SHARD.name),)
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return "FIFO"
+
+
+def _socket(path: Path) -> str:
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.close()
+    return "socket"
+
+
+def _device(path: Path) -> str:
+    path.symlink_to("/dev/null")
+    return "character device"
+
+
+@pytest.mark.parametrize("make_special", [_fifo, _socket, _device])
+def test_special_file_in_a_split_is_an_error_naming_it(tmp_path, make_special):
+    examples = _copy_examples(tmp_path)
+    kind = make_special(examples / "Split-eval" / "zz-special")
+
+    with pytest.raises(reader.ShardError) as raised:
+        validation.split_jobs(
+            {"eval": str(examples / "Split-eval")}, {"eval": str(tmp_path / "out")}
+        )
+
+    message = str(raised.value)
+    assert "'zz-special'" in message and kind in message, message
+    assert "remove them from the split folder" in message
+    assert "\n" not in message
+
+
+def test_special_file_in_a_split_stops_the_command_with_exit_2(tmp_path, capsys):
+    examples = _copy_examples(tmp_path)
+    _fifo(examples / "Split-eval" / "pipe")
+
+    code, out, err = _check(capsys, examples, tmp_path / "out")
+
+    assert code == cli.EXIT_USAGE, (out, err)
+    assert "'pipe' (FIFO (named pipe))" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("make_special", [_fifo, _socket, _device])
+def test_single_file_input_that_is_a_special_file_is_refused(tmp_path, make_special):
+    path = tmp_path / "schema.pbtxt"
+    kind = make_special(path)
+
+    with pytest.raises(InputError) as raised:
+        reader.check_regular_file(str(path), "--schema")
+
+    assert str(raised.value).startswith(f"--schema {str(path)!r} is a {kind}"), raised.value
+    assert "pass a regular file" in str(raised.value)
+
+
+def test_single_file_input_that_is_missing_or_a_folder_is_refused(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        reader.check_regular_file(str(tmp_path / "nothing"), "--schema")
+    with pytest.raises(InputError, match="is a folder"):
+        reader.check_regular_file(str(tmp_path), "--schema")
+    reader.check_regular_file(str(SCHEMA), "--schema")
+
+
+def test_uncompressed_shard_starting_with_the_gzip_magic_is_read(tmp_path, capsys, clean_counts):
+    examples = _copy_examples(tmp_path)
+    record = _example_with_age(-1, size=GZIP_MAGIC_LENGTH)
+    shard = _write(examples / "Split-eval" / "part-00001", [record], compressed=False)
+    assert shard.read_bytes()[:2] == b"\x1f\x8b"
+
+    code, _, err = _check(capsys, examples, tmp_path / "out")
+
+    counts = _age_counts(tmp_path / "out")
+    assert (counts["num_examples"], counts["negative"]) == (
+        clean_counts[1]["num_examples"] + 1,
+        1,
+    ), err
+    assert code == cli.EXIT_BLOCKED
+
+
+@pytest.mark.parametrize(("name", "compressed"), [("part-1", True), ("part-1.gz", False)])
+def test_shard_whose_name_lies_about_compression_is_read_the_other_way(tmp_path, name, compressed):
+    records = [_example_with_age(age) for age in (-1, 0, 3)]
+    shard = _write(tmp_path / name, records, compressed=compressed)
+
+    assert reader.shard_compression(str(shard)) == (reader.GZIP if compressed else "")
+    assert [r for batch in reader.serialized_batches(str(shard)) for r in batch] == records
+
+
+def _run_check_in_a_process(examples: Path, output: Path) -> subprocess.CompletedProcess:
+    # A crash of TensorFlow would take pytest down with it.
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "embedding_guard.cli",
+            "check",
+            "--schema",
+            str(SCHEMA),
+            "--examples",
+            str(examples),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_record_header_claiming_64_gib_is_an_error_not_a_crash(tmp_path, compressed):
+    examples = _copy_examples(tmp_path)
+    crafted = _record_header(64 * 2**30) + bytes(64)
+    assert len(crafted) == 76
+    name = "part-00001.gz" if compressed else "part-00001"
+    bad = examples / "Split-eval" / name
+    bad.write_bytes(gzip.compress(crafted) if compressed else crafted)
+
+    done = _run_check_in_a_process(examples, tmp_path / "out")
+
+    assert done.returncode == cli.EXIT_USAGE, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.startswith(f"embedding-guard: error: Shard {str(bad)!r} is truncated")
+    assert "claims 68,719,476,736 bytes" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_corrupt_record_in_an_uncompressed_shard_is_named(tmp_path):
+    records = [_example_with_age(age) for age in (0, 1, 2)]
+    shard = _write(tmp_path / "part-0", records, compressed=False)
+    data = bytearray(shard.read_bytes())
+    # A byte inside the second record's data: only its checksum can tell.
+    data[16 + len(records[0]) + 12 + 5] ^= 0x01
+    shard.write_bytes(bytes(data))
+
+    with pytest.raises(reader.ShardError, match="is truncated or corrupt .bad record checksum"):
+        list(reader.serialized_batches(str(shard)))
+
+
+def test_batches_of_large_records_are_bounded_by_bytes(tmp_path):
+    # 600 records of 60 KB are 36 MB: more than one default batch by bytes, far
+    # less than one by count (600 % per_batch is not 0 at 16 MiB).
+    record = _example_with_age(1, size=60_000)
+    shard = _write(tmp_path / "part-0.gz", [record] * 600, compressed=True)
+
+    batches = list(
+        reader.read_shards([str(shard)], ["age_xf"], max_batch_bytes=4 * 60_000, parallelism=2)
+    )
+
+    sizes = [batch.num_examples for _, batch in batches if batch is not None]
+    assert sum(sizes) == 600 and max(sizes) == 4, sizes
+    default = [len(b) for b in reader.serialized_batches(str(shard))]
+    per_batch = reader.DEFAULT_MAX_BATCH_BYTES // 60_000
+    assert per_batch < 600
+    assert default == [per_batch] * (600 // per_batch) + [600 % per_batch]
+
+
+def _check_outputs(tmp_path: Path, monkeypatch, parallelism: int) -> dict[str, bytes]:
+    # Read at call time, so patching it sets the parallelism of the whole run.
+    monkeypatch.setattr(reader, "default_parallelism", lambda: parallelism)
+    output = tmp_path / f"parallelism-{parallelism}"
+    argv = ["check", "--schema", str(SCHEMA), "--examples", str(EXAMPLES_DIR)]
+    assert cli.main([*argv, "--output", str(output)]) == cli.EXIT_BLOCKED
+    return {
+        str(path.relative_to(output)): path.read_bytes()
+        for path in sorted(output.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize("parallelism", [2, 5])
+def test_reports_are_byte_identical_at_any_parallelism(tmp_path, monkeypatch, parallelism):
+    # The train split has two shards, one gzip and one not; the others one each.
+    serial = _check_outputs(tmp_path, monkeypatch, 1)
+    parallel = _check_outputs(tmp_path, monkeypatch, parallelism)
+
+    assert len(serial) == 9
+    assert parallel == serial
