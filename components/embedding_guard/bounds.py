@@ -9,6 +9,7 @@ linked by name, then the schema's int_domain, then embedding_input_dims.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -85,7 +86,10 @@ def _graph_bounds(feature: str, derivation, domain: schema_pb2.IntDomain | None)
         "num_oov_buckets": 0,
         "vocabulary": None,
         "default_value": derivation.default_value,
-        "vocabulary_file": derivation.vocabulary_file,
+        # The asset's name, not its path: reports stay the same wherever the graph is.
+        "vocabulary_file": (
+            os.path.basename(derivation.vocabulary_file) if derivation.vocabulary_file else None
+        ),
         "bound_source": derivation.describe(),
         "default_dim_source": f"default: the {kind}'s size read from the transform graph",
     }

@@ -50,7 +50,8 @@ class FeatureBounds:
         there is exactly one; None otherwise.
       default_value: The lookup's value for unknown keys when it has no OOV
         bucket, read from the graph; None when unknown or not a lookup.
-      vocabulary_file: The vocabulary's asset file, when linked.
+      vocabulary_file: The name of the vocabulary's file in transform_fn/assets,
+        when linked.
       schema_disagreement: A sentence saying how the transform graph and the
         schema's int_domain disagree, or None when they agree.
       embedding_dim_kind: Where embedding_input_dim came from, as a stable word:

@@ -121,9 +121,11 @@ def reference_stats(rows: list[dict], bounds: core.FeatureBounds) -> dict:
                 stats["negative"] += 1
                 negative[value] += 1
             elif value < bounds.in_vocab_bound:
+                stats["in_range"] += 1
                 stats["in_vocab"] += 1
                 seen.add(value)
             elif value < bounds.upper_bound:
+                stats["in_range"] += 1
                 stats["oov_bucket"] += 1
             else:
                 stats["out_of_range"] += 1
@@ -139,6 +141,7 @@ def reference_stats(rows: list[dict], bounds: core.FeatureBounds) -> dict:
         "num_values",
         "missing",
         "negative",
+        "in_range",
         "in_vocab",
         "oov_bucket",
         "out_of_range",
@@ -146,9 +149,13 @@ def reference_stats(rows: list[dict], bounds: core.FeatureBounds) -> dict:
         "non_integer",
         "at_default",
     )
+    counts = {key: stats[key] for key in keys}
+    if bounds.vocab_size is None:
+        # No vocabulary: "in range" only, and no OOV counts at all (not zeros).
+        counts.update(in_vocab=None, oov_bucket=None, at_default=None)
     return {
         "num_examples": len(rows),
-        **{key: stats[key] for key in keys},
+        **counts,
         "min": min(ints, default=None),
         "max": max(ints, default=None),
         "top_offending_values": _top(offending),

@@ -27,7 +27,7 @@ from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from embedding_guard import core, report_io
+from embedding_guard import core, reasons, report_io, report_model
 from embedding_guard.executor import Executor
 
 Info = anomalies_pb2.AnomalyInfo
@@ -188,18 +188,20 @@ def test_range_reasons_use_the_type_tfdv_gives_the_same_violation(
 
 
 def test_every_reason_maps_to_a_known_tfdv_type():
-    split_level = {core.Reason.EMPTY_SPLIT}
-    for reason in core.Reason:
-        finding = core.Finding(
+    split_level = {reasons.Reason.EMPTY_SPLIT}
+    for reason in reasons.Reason:
+        finding = report_model.Finding(
             split="eval",
             feature="" if reason in split_level else "city_xf",
             reason=reason,
-            severity=core.Severity.WARNING,
+            severity=reasons.Severity.WARNING,
             count=1,
             rate=0.5,
             description="one value",
         )
-        report = core.SplitReport(split="eval", num_examples=2, features=(), findings=(finding,))
+        report = report_model.SplitReport(
+            split="eval", num_examples=2, features=(), split_findings=(finding,)
+        )
         anomalies = report_io.anomalies_proto(report)
         info = (
             anomalies.dataset_anomaly_info
