@@ -1,8 +1,11 @@
-"""Runs the embedding-guard demo: a clean config that trains, a broken one that is blocked.
+"""Runs the embedding-guard demo: one config pushes, two are blocked, before and after training.
 
-Both configs run into pipeline/_runs/ (wiped first, so every run starts fresh) with
-one pipeline name, root and MLMD database. Pipeline logs go to pipeline/_runs/demo.log;
-the terminal gets a short summary per run, read back from MLMD and index_report.json.
+clean pushes its model; broken is blocked before the Trainer (an index below 0);
+small_table trains a city Embedding without its OOV row, and the post-Trainer
+validator blocks the Pusher on that table alone. All three run into pipeline/_runs/
+(wiped first, so every run starts fresh) with one pipeline name, root and MLMD
+database. Pipeline logs go to pipeline/_runs/demo.log; the terminal gets a short
+summary per run, read back from MLMD and each split's index_report.json.
 
 Usage: .venv/bin/python pipeline/run_demo.py [--verbose]
        .venv/bin/python pipeline/run_demo.py --compile-kubeflow-v2 pipeline.json \
@@ -30,10 +33,12 @@ LOG_PATH = RUNS_DIR / "demo.log"
 DATA_ROOT = PIPELINE_DIR / "data"
 SCHEMA_PATH = PIPELINE_DIR.parent / "schemas" / "raw_schema.pbtxt"
 PIPELINE_NAME = "embedding-guard-demo"
-CONFIGS = ("clean", "broken")
-VALIDATOR_NODES = ("EmbeddingIndexValidator", "ServingIndexValidator")
+CONFIGS = ("clean", "broken", "small_table")
+VALIDATOR_NODES = ("EmbeddingIndexValidator", "ServingIndexValidator", "ModelIndexValidator")
 TRAINER_NODE = "Trainer"
+PUSHER_NODE = "Pusher"
 REPORT_JSON_FILE = "index_report.json"
+TABLE_TOO_SMALL = "EMBEDDING_TABLE_TOO_SMALL"
 
 
 def _use_user_modules() -> None:
@@ -119,27 +124,46 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def _split_lines(report: dict) -> list[str]:
+def _split_lines(report) -> list[str]:
+    """Summary lines of one split's report (an embedding_guard SplitReport)."""
     lines = [
-        f"{'Split-' + report['split']:<12} {report['num_examples']:>5} examples  "
-        f"{_plural(report['num_errors'], 'error')}, {_plural(report['num_warnings'], 'warning')}"
+        f"{'Split-' + report.split:<12} {report.num_examples:>5} examples  "
+        f"{_plural(report.num_errors, 'error')}, {_plural(report.num_warnings, 'warning')}"
     ]
-    for feature in report["features"]:
-        for finding in feature["findings"]:
+    for feature in report.features:
+        for finding in feature.findings:
             top_values = ", ".join(
-                f"{sample['value']} x{sample['count']}" for sample in finding["sample_values"][:3]
+                f"{value} x{count}" for value, count in finding.sample_values[:3]
             )
             lines.append(
-                f"  {finding['severity']:<7} {feature['feature']:<11} {finding['reason']:<24} "
-                f"{finding['count']:>4} ({finding['rate']:.1%})"
+                f"  {finding.severity.value:<7} {feature.feature:<11} {finding.reason.value:<25} "
+                f"{finding.count:>4} ({finding.rate:.1%})"
                 + (f"  top: {top_values}" if top_values else "")
             )
+            if finding.reason.value == TABLE_TOO_SMALL:
+                lines.append(f"          {_table_too_small_text(feature.bounds)}")
     return lines
 
 
-def _print_run(config: str, seconds: float, store, run_context_id: int, run_id: str) -> list[str]:
-    """Prints one run's summary and returns the paths of its index_report.json files."""
-    from tfx.dsl.io import fileio
+def _table_too_small_text(bounds) -> str:
+    """Says which layer's table is too small, its size and the bound it must reach."""
+    bound = f"[0, {bounds.upper_bound})"
+    if bounds.vocab_size is not None:
+        bound += (
+            f" = vocabulary {bounds.vocabulary!r} ({bounds.vocab_size} entries) + "
+            f"{_plural(bounds.num_oov_buckets, 'OOV bucket')}"
+        )
+    return (
+        f"layer {bounds.model_layer or '(unnamed)'!r}: table of {bounds.embedding_input_dim} rows, "
+        f"bound {bound}"
+    )
+
+
+def _print_run(
+    config: str, seconds: float, store, run_context_id: int, run_id: str
+) -> tuple[list[str], list[str]]:
+    """Prints one run's summary; returns its index_report.json paths and Model folders."""
+    from embedding_guard import report_io
 
     outputs = _node_outputs(store, run_context_id)
     print(f"\n[{config}] run {run_id} took {seconds:.0f} s")
@@ -153,27 +177,40 @@ def _print_run(config: str, seconds: float, store, run_context_id: int, run_id: 
             blessed = anomalies.custom_properties["blessed"].int_value
             print(f"  {node}: blessed={blessed}  anomalies: {_shown(anomalies.uri)}")
             split_names = json.loads(anomalies.properties["split_names"].string_value)
-            for split in sorted(split_names, key=lambda name: (name != "train", name)):
-                report_path = os.path.join(anomalies.uri, f"Split-{split}", REPORT_JSON_FILE)
-                with fileio.open(report_path) as report_file:
-                    report = json.loads(report_file.read())
-                report_paths.append(report_path)
-                for line in _split_lines(report):
+            reports = report_io.read_split_reports(anomalies.uri, split_names)
+            for split in sorted(reports, key=lambda name: (name != "train", name)):
+                report_paths.append(os.path.join(anomalies.uri, f"Split-{split}", REPORT_JSON_FILE))
+                for line in _split_lines(reports[split]):
                     print(f"    {line}")
+        if node == VALIDATOR_NODES[0]:
+            _print_trainer(outputs)
 
     if VALIDATOR_NODES[0] not in outputs:
         print(f"  {VALIDATOR_NODES[0]}: no execution in this run; see {LOG_PATH}")
 
-    models = [
+    if PUSHER_NODE in outputs:
+        (pushed_model,) = (a for a in outputs[PUSHER_NODE][1] if a.type == "PushedModel")
+        destination = pushed_model.custom_properties["pushed_destination"].string_value
+        print(f"  {PUSHER_NODE}: pushed to {_shown(destination)}")
+    else:
+        print(f"  {PUSHER_NODE}: skipped (no execution and no PushedModel in MLMD)")
+    return report_paths, _models(outputs)
+
+
+def _models(outputs) -> list[str]:
+    return [
         artifact.uri
         for artifact in outputs.get(TRAINER_NODE, (None, []))[1]
         if artifact.type == "Model"
     ]
+
+
+def _print_trainer(outputs) -> None:
     if TRAINER_NODE not in outputs:
         print(f"  {TRAINER_NODE}: skipped (no execution and no Model in MLMD)")
-    else:
-        print(f"  {TRAINER_NODE}: ran, Model: {', '.join(map(_shown, models)) or 'none published'}")
-    return report_paths
+        return
+    models = _models(outputs)
+    print(f"  {TRAINER_NODE}: ran, Model: {', '.join(map(_shown, models)) or 'none published'}")
 
 
 def _compile_kubeflow_v2(output_path: str, pipeline_root: str, image: str | None) -> None:
@@ -227,7 +264,7 @@ def main() -> None:
         import demo_pipeline
         from tfx import v1 as tfx
 
-    report_paths = []
+    report_paths, model_uris = [], []
     for config in CONFIGS:
         pipeline = demo_pipeline.create_pipeline(
             pipeline_name=PIPELINE_NAME,
@@ -255,14 +292,20 @@ def main() -> None:
         ((run_context_id, run_id),) = (
             item for item in _run_contexts(store).items() if item[0] not in runs_before
         )
-        report_paths += _print_run(config, seconds, store, run_context_id, run_id)
+        run_report_paths, run_model_uris = _print_run(
+            config, seconds, store, run_context_id, run_id
+        )
+        report_paths += run_report_paths
+        model_uris += run_model_uris
 
     # The console script sits next to this interpreter (the venv's bin), which is
     # not always on PATH.
     command = pathlib.Path(sys.executable).parent / "embedding-guard"
-    print("\nReview the findings of both runs:")
+    print("\nReview the findings of all runs:")
     print(f"  {_shown(command)} report {_shown(PIPELINE_ROOT)}")
     print(f"  {_shown(command)} report {_shown(PIPELINE_ROOT)} --html report.html")
+    for model_uri in model_uris:
+        print(f"  {_shown(command)} inspect-model {_shown(model_uri)}")
     print("  or open the reports (index_report.html beside each JSON file):")
     for report_path in report_paths:
         print(f"    {_shown(report_path)}")

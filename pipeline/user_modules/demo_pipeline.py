@@ -1,9 +1,16 @@
-"""The embedding-guard demo pipeline: the validator gates the Trainer.
+"""The embedding-guard demo pipeline: one validator gates the Trainer, another the Pusher.
 
 CsvExampleGen -> StatisticsGen -> ImportSchemaGen -> Transform -> EmbeddingIndexValidator
--> Cond(blessed) -> Trainer. The `clean` and `broken` configs differ in the
-preprocessing_fn, so both runs share one pipeline name, root and MLMD database. The
-clean config also checks a raw serving span against the trained transform graph.
+-> Cond(blessed) -> Trainer -> ModelIndexValidator (the same examples, against the
+trained model's embedding tables) -> Cond(blessed) -> Pusher. The configs share one
+pipeline name, root and MLMD database:
+
+* `clean`: every index fits; the model is trained and pushed. It also checks a raw
+  serving span against the trained transform graph and model.
+* `broken`: the preprocessing_fn drops city's OOV bucket; the Trainer is blocked.
+* `small_table`: clean preprocessing, but the Trainer sizes city's Embedding to the
+  vocabulary alone, forgetting its OOV bucket. No validator is told any embedding
+  size: the model's own table blocks the Pusher.
 
 `compile_for_kubeflow_v2` compiles the same pipeline for Vertex AI Pipelines or
 Kubeflow Pipelines, with every step in the image docker/Dockerfile builds.
@@ -11,7 +18,12 @@ Kubeflow Pipelines, with every step in the image docker/Dockerfile builds.
 
 import os
 
-from demo_constants import MONTH_EMBEDDING_DIM
+from demo_constants import (
+    MONTH_EMBEDDING_DIM,
+    SMALL_TABLE_FEATURE,
+    SMALL_TABLE_VOCABULARY,
+    TABLES_WITHOUT_OOV_ROWS_KEY,
+)
 from tfx import v1 as tfx
 
 import embedding_guard
@@ -20,9 +32,18 @@ from embedding_guard import EmbeddingIndexValidator
 PREPROCESSING_FNS = {
     "clean": "demo_preprocessing.preprocessing_fn_clean",
     "broken": "demo_preprocessing.preprocessing_fn_broken",
+    "small_table": "demo_preprocessing.preprocessing_fn_clean",
+}
+# The Trainer's custom_config per config: which Embedding it sizes without OOV rows.
+TRAINER_CUSTOM_CONFIGS = {
+    "small_table": {TABLES_WITHOUT_OOV_ROWS_KEY: {SMALL_TABLE_FEATURE: SMALL_TABLE_VOCABULARY}},
 }
 RUN_FN = "demo_trainer.run_fn"
 SERVING_VALIDATOR_ID = "ServingIndexValidator"
+MODEL_VALIDATOR_ID = "ModelIndexValidator"
+MODEL_RESOLVER_ID = "LatestModelResolver"
+# Folder under the pipeline root where the Pusher copies a blessed model.
+PUSHED_MODELS_DIR = "pushed_models"
 # Share of a serving feature's values allowed outside the vocabulary before the
 # serving check warns.
 SERVING_MAX_OOV_RATE = 0.05
@@ -49,6 +70,7 @@ def create_pipeline(
     config: str,
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = False,
+    check_against_latest_model: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the demo pipeline for one preprocessing config.
 
@@ -60,9 +82,16 @@ def create_pipeline(
       schema_path: Raw schema file (schema.proto text format) for ImportSchemaGen.
       metadata_path: SQLite file of the MLMD database; None where the orchestrator
         brings its own (Vertex AI and Kubeflow Pipelines).
-      config: 'clean' or 'broken'; picks the Transform preprocessing_fn.
-      beam_pipeline_args: Beam options for StatisticsGen, Transform and the validator.
+      config: 'clean', 'broken' or 'small_table'; picks the Transform
+        preprocessing_fn and how the Trainer sizes its Embeddings.
+      beam_pipeline_args: Beam options for StatisticsGen, Transform and the validators.
       enable_cache: Whether TFX may reuse outputs of earlier identical executions.
+      check_against_latest_model: Also check the new data before the Trainer against
+        the tables of the pipeline's latest Model (the one a warm start would
+        start from, or that is serving), resolved by a Resolver node. A first run
+        has no model, and the validator then checks as without one; MLMD records
+        that run's Resolver execution as FAILED (LatestArtifactStrategy returns
+        None on no input), but the run goes on.
 
     Returns:
       The pipeline, ready for `tfx.orchestration.LocalDagRunner().run` or
@@ -91,15 +120,61 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FNS[config],
     )
+    components = [example_gen, statistics_gen, schema_gen, transform]
+    latest_model = None
+    if check_against_latest_model:
+        model_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        ).with_id(MODEL_RESOLVER_ID)
+        components.append(model_resolver)
+        latest_model = model_resolver.outputs["model"]
     validator = EmbeddingIndexValidator(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        embedding_input_dims={"month_xf": MONTH_EMBEDDING_DIM},
+        model=latest_model,
+        # small_table gives no size anywhere: only the trained model knows it.
+        embedding_input_dims=None if config == "small_table" else {"month_xf": MONTH_EMBEDDING_DIM},
     )
-    components = [example_gen, statistics_gen, schema_gen, transform, validator]
+    components.append(validator)
+
+    with tfx.dsl.Cond(validator.outputs["anomalies"].future()[0].custom_property("blessed") == 1):
+        trainer = tfx.components.Trainer(
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            run_fn=RUN_FN,
+            train_args=tfx.proto.TrainArgs(num_steps=TRAIN_STEPS),
+            eval_args=tfx.proto.EvalArgs(num_steps=EVAL_STEPS),
+            custom_config=TRAINER_CUSTOM_CONFIGS.get(config),
+        )
+    # The same examples again, now against the tables of the model that will serve
+    # them: the lookup that fails is the model's. This node stays outside the
+    # Trainer's Cond on purpose. Nested under it, the Pusher would sit under two
+    # Conds, which LocalDagRunner evaluates in no fixed order (a proto map), and
+    # when the Trainer is skipped the inner one reads this node's missing anomalies
+    # and fails the Pusher instead of skipping it. Its `model` input is optional, so
+    # with the Trainer skipped it runs without a model and blocks on the data again.
+    model_validator = EmbeddingIndexValidator(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        model=trainer.outputs["model"],
+    ).with_id(MODEL_VALIDATOR_ID)
+    with tfx.dsl.Cond(
+        model_validator.outputs["anomalies"].future()[0].custom_property("blessed") == 1
+    ):
+        pusher = tfx.components.Pusher(
+            model=trainer.outputs["model"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(
+                    base_directory=os.path.join(pipeline_root, PUSHED_MODELS_DIR)
+                )
+            ),
+        )
+
     if config == "clean":
-        # A later serving span, in raw form, checked against the transform graph the
-        # model is trained with: it reports which raw values the vocabulary lacks.
+        # A later serving span, in raw form, checked against the transform graph and
+        # the model about to be pushed: it reports which raw values the vocabulary
+        # lacks, and which indices the model's tables would not hold.
         serving_gen = tfx.components.CsvExampleGen(
             input_base=data_root,
             input_config=tfx.proto.Input(
@@ -115,20 +190,11 @@ def create_pipeline(
         serving_validator = EmbeddingIndexValidator(
             examples=serving_gen.outputs["examples"],
             transform_graph=transform.outputs["transform_graph"],
+            model=trainer.outputs["model"],
             examples_kind="raw",
-            embedding_input_dims={"month_xf": MONTH_EMBEDDING_DIM},
             max_oov_rate=SERVING_MAX_OOV_RATE,
         ).with_id(SERVING_VALIDATOR_ID)
         components += [serving_gen, serving_validator]
-
-    with tfx.dsl.Cond(validator.outputs["anomalies"].future()[0].custom_property("blessed") == 1):
-        trainer = tfx.components.Trainer(
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            run_fn=RUN_FN,
-            train_args=tfx.proto.TrainArgs(num_steps=TRAIN_STEPS),
-            eval_args=tfx.proto.EvalArgs(num_steps=EVAL_STEPS),
-        )
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
@@ -138,7 +204,7 @@ def create_pipeline(
             if metadata_path is None
             else tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
         ),
-        components=[*components, trainer],
+        components=[*components, trainer, model_validator, pusher],
         enable_cache=enable_cache,
         beam_pipeline_args=beam_pipeline_args or [],
     )
@@ -162,7 +228,7 @@ def compile_for_kubeflow_v2(
       pipeline_name: Pipeline name (lower case, digits and dashes on Vertex AI).
       pipeline_root: Root of the pipeline's artifacts, e.g. `gs://BUCKET/root`.
       output_path: The JSON (or .yaml) file to write.
-      config: 'clean' or 'broken', as for create_pipeline.
+      config: 'clean', 'broken' or 'small_table', as for create_pipeline.
       image: The image built from docker/Dockerfile, as the workers can pull it
         (a registry path such as REGION-docker.pkg.dev/PROJECT/REPO/embedding-guard:TAG).
 

@@ -2,7 +2,9 @@
 
 Each categorical feature gets an Embedding sized the way embedding-guard checks it:
 vocabulary size plus OOV buckets (or int_domain.max + 1) from the transform graph,
-and the shared constant for the identity feature `month_xf`. The export is a plain
+and the shared constant for the identity feature `month_xf`. The custom_config key
+TABLES_WITHOUT_OOV_ROWS_KEY names features whose Embedding gets the vocabulary size
+alone instead: the forgotten-OOV-buckets bug of the `small_table` config. The export is a plain
 `tf.Module` saved with `tf.saved_model.save`, because Keras 3 cannot write the
 TF1-style SavedModel that `model.save(save_format='tf')` used to produce.
 """
@@ -11,7 +13,7 @@ import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
-from demo_constants import LABEL_KEY, MONTH_EMBEDDING_DIM
+from demo_constants import LABEL_KEY, MONTH_EMBEDDING_DIM, TABLES_WITHOUT_OOV_ROWS_KEY
 
 import embedding_guard
 
@@ -20,7 +22,7 @@ EMBEDDING_OUTPUT_DIM = 8
 BATCH_SIZE = 64
 
 
-def _embedding_input_dims(tf_transform_output):
+def _embedding_input_dims(tf_transform_output, tables_without_oov_rows):
     dims = {
         feature: embedding_guard.embedding_input_dim(tf_transform_output, feature)
         for feature in CATEGORICAL_FEATURES
@@ -29,6 +31,8 @@ def _embedding_input_dims(tf_transform_output):
     # The transformed schema has no int_domain for month_xf (it is `month - 1`, not an
     # analyzer output), so its size is the constant the validator is given too.
     dims["month_xf"] = MONTH_EMBEDDING_DIM
+    for feature, vocabulary in tables_without_oov_rows.items():
+        dims[feature] = tf_transform_output.vocabulary_size_by_name(vocabulary)
     return dims
 
 
@@ -74,6 +78,10 @@ def _build_model(embedding_input_dims):
         optimizer=keras.optimizers.Adam(learning_rate=0.01),
         loss="binary_crossentropy",
         metrics=["binary_accuracy"],
+        # XLA, which GPUs and TPUs train with, does not check gather indices (it
+        # clamps them), so a too-small table trains "fine" here as it does there; the
+        # CPU kernels would raise on the first unseen city instead.
+        jit_compile=True,
     )
     return model
 
@@ -102,10 +110,12 @@ def run_fn(fn_args):
 
     Args:
       fn_args: The Trainer's FnArgs; uses train_files, eval_files, train_steps,
-        eval_steps, transform_graph_path and serving_model_dir.
+        eval_steps, transform_graph_path, serving_model_dir and custom_config
+        (TABLES_WITHOUT_OOV_ROWS_KEY: feature -> vocabulary name, optional).
     """
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    embedding_input_dims = _embedding_input_dims(tf_transform_output)
+    tables_without_oov_rows = (fn_args.custom_config or {}).get(TABLES_WITHOUT_OOV_ROWS_KEY, {})
+    embedding_input_dims = _embedding_input_dims(tf_transform_output, tables_without_oov_rows)
     logging.info("Embedding input dims: %s", embedding_input_dims)
 
     keras.utils.set_random_seed(0)

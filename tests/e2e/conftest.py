@@ -1,21 +1,23 @@
 """The demo pipeline runs the e2e tests share, made once per test session.
 
-demo              LocalDagRunner: the clean config, then the broken one, into one
-                  pipeline root and one sqlite MLMD database; keys "clean",
-                  "broken" (DemoRun) and "store" (that MLMD store).
+demo              LocalDagRunner: the clean, broken and small_table configs, in
+                  that order, into one pipeline root and one sqlite MLMD database;
+                  keys "clean", "broken", "small_table" (DemoRun), "store" (that
+                  MLMD store) and "pipeline_root".
 beam_blocked_run  BeamDagRunner (TFX's Beam orchestrator): the broken config, in a
                   root and database of its own.
+csv_rows          The demo's raw train and eval rows, the expectations' source.
 """
 
 from __future__ import annotations
 
 import pytest
-from e2e_runs import CONFIGS, DemoRun, run_demo_config, store_at
+from e2e_runs import CONFIGS, DemoRun, read_csv, run_demo_config, store_at
 
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """LocalDagRunner runs of the clean config, then the broken one, into one root and MLMD."""
+    """LocalDagRunner runs of every config, one after another, into one root and MLMD."""
     from tfx import v1 as tfx
 
     root = tmp_path_factory.mktemp("demo_pipeline")
@@ -24,6 +26,7 @@ def demo(tmp_path_factory):
         for config in CONFIGS
     }
     runs["store"] = store_at(root / "metadata.sqlite")
+    runs["pipeline_root"] = root / "pipeline_root"
     return runs
 
 
@@ -33,3 +36,9 @@ def beam_blocked_run(tmp_path_factory) -> DemoRun:
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
     return run_demo_config(BeamDagRunner(), tmp_path_factory.mktemp("beam_dag_runner"), "broken")
+
+
+@pytest.fixture(scope="session")
+def csv_rows() -> dict[str, list[dict[str, str]]]:
+    """The demo's raw rows by split ("train", "eval"), as the pipeline reads them."""
+    return {split: read_csv(split) for split in ("train", "eval")}

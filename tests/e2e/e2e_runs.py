@@ -6,6 +6,7 @@ DemoRun: executions and output artifacts keyed by node id.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import pathlib
@@ -18,8 +19,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA_ROOT = REPO_ROOT / "pipeline" / "data"
 SCHEMA_PATH = REPO_ROOT / "schemas" / "raw_schema.pbtxt"
 PIPELINE_NAME = "embedding-guard-e2e"
-CONFIGS = ("clean", "broken")
+CONFIGS = ("clean", "broken", "small_table")
 VALIDATOR_ID = "EmbeddingIndexValidator"
+MODEL_VALIDATOR_ID = demo_pipeline.MODEL_VALIDATOR_ID
 
 
 class DemoRun:
@@ -49,17 +51,34 @@ class DemoRun:
         (artifact,) = (a for a in self.outputs[node_id] if a.type == type_name)
         return artifact
 
-    def anomalies(self):
-        return self.output(VALIDATOR_ID, "ExampleAnomalies")
+    def anomalies(self, node_id=VALIDATOR_ID):
+        return self.output(node_id, "ExampleAnomalies")
 
-    def report(self, split):
-        path = os.path.join(self.anomalies().uri, f"Split-{split}", "index_report.json")
+    def report(self, split, node_id=VALIDATOR_ID):
+        path = os.path.join(self.anomalies(node_id).uri, f"Split-{split}", "index_report.json")
         with open(path) as report_file:
             return json.load(report_file)
 
-    def feature_report(self, split, feature):
-        (feature_report,) = (f for f in self.report(split)["features"] if f["feature"] == feature)
+    def feature_report(self, split, feature, node_id=VALIDATOR_ID):
+        (feature_report,) = (
+            f for f in self.report(split, node_id)["features"] if f["feature"] == feature
+        )
         return feature_report
+
+
+def read_csv(split: str) -> list[dict[str, str]]:
+    """The demo's raw rows of one split (pipeline/data/<split>/<split>.csv)."""
+    with open(DATA_ROOT / split / f"{split}.csv", newline="") as csv_file:
+        return list(csv.DictReader(csv_file))
+
+
+def unseen_in_train(csv_rows, column: str) -> int:
+    """Eval rows whose `column` value no train row has (what lands in OOV)."""
+    train_values = {row[column] for row in csv_rows["train"]}
+    unseen = sum(row[column] not in train_values for row in csv_rows["eval"])
+    # Guards the data itself: with no unseen values these tests would pass vacuously.
+    assert unseen > 0, f"eval.csv has no {column!r} values unseen in train.csv"
+    return unseen
 
 
 def store_at(metadata_path: pathlib.Path):
@@ -75,7 +94,7 @@ def run_demo_config(runner, root: pathlib.Path, config: str) -> DemoRun:
       runner: A TFX runner with `run(pipeline)`.
       root: Folder of the pipeline root and the MLMD database; earlier runs in it
         stay, as in the demo.
-      config: 'clean' or 'broken'.
+      config: One of CONFIGS.
 
     Returns:
       The new run, read back from MLMD.

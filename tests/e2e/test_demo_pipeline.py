@@ -1,47 +1,32 @@
-"""End-to-end: the demo pipeline's validator blesses the clean config and blocks the broken one.
+"""End-to-end: the demo's pre-Trainer validator blesses clean and small_table, blocks broken.
 
-The session's `demo` fixture (conftest.py) runs both configs under LocalDagRunner
+The session's `demo` fixture (conftest.py) runs every config under LocalDagRunner
 into a temporary pipeline root and MLMD database; every test reads that outcome
 back from MLMD, the report files and the demo CSVs, which the expected values are
 computed from independently.
 """
 
-import csv
 import json
 import os
 
 import demo_pipeline
 import pytest
 import tensorflow as tf
-from e2e_runs import CONFIGS, DATA_ROOT, PIPELINE_NAME
+from e2e_runs import CONFIGS, PIPELINE_NAME, read_csv, unseen_in_train
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 SPLITS = ("train", "eval")
+# The configs whose pre-Trainer validator is given month_xf's size; small_table gives
+# none, and the transformed schema holds no bound for month_xf.
+MONTH_DIM_CONFIGS = ("clean", "broken")
+VOCABULARY_FEATURES = ("product_xf", "city_xf", "age_xf")
 
 
-def _read_csv(split):
-    with open(DATA_ROOT / split / f"{split}.csv", newline="") as csv_file:
-        return list(csv.DictReader(csv_file))
-
-
-@pytest.fixture(scope="module")
-def csv_rows():
-    return {split: _read_csv(split) for split in SPLITS}
-
-
-def _unseen_in_train(csv_rows, column):
-    train_values = {row[column] for row in csv_rows["train"]}
-    unseen = sum(row[column] not in train_values for row in csv_rows["eval"])
-    # Guards the data itself: with no unseen values these tests would pass vacuously.
-    assert unseen > 0, f"eval.csv has no {column!r} values unseen in train.csv"
-    return unseen
-
-
-def test_both_runs_share_the_pipeline_context_and_have_distinct_run_ids(demo):
+def test_all_runs_share_the_pipeline_context_and_have_distinct_run_ids(demo):
     store = demo["store"]
     assert [c.name for c in store.get_contexts_by_type("pipeline")] == [PIPELINE_NAME]
-    assert demo["clean"].run_id != demo["broken"].run_id
+    assert len({demo[config].run_id for config in CONFIGS}) == len(CONFIGS)
 
 
 def test_clean_run_trains_and_publishes_a_serving_model(demo):
@@ -77,13 +62,17 @@ def test_clean_model_serves_raw_examples_including_unseen_values(demo, csv_rows)
     assert ((probabilities >= 0.0) & (probabilities <= 1.0)).all()
 
 
-def test_only_the_clean_run_publishes_a_model(demo):
+def test_every_run_but_the_broken_one_publishes_a_model(demo):
     # The broken run's own MLMD assertions are in test_orchestrators.py, for every runner.
     models = demo["store"].get_artifacts_by_type("Model")
-    assert [m.uri for m in models] == [demo["clean"].output("Trainer", "Model").uri]
+    assert sorted(m.uri for m in models) == sorted(
+        demo[config].output("Trainer", "Model").uri for config in ("clean", "small_table")
+    )
 
 
-@pytest.mark.parametrize(("config", "expected_blessed"), [("clean", 1), ("broken", 0)])
+@pytest.mark.parametrize(
+    ("config", "expected_blessed"), [("clean", 1), ("broken", 0), ("small_table", 1)]
+)
 def test_anomalies_artifact_carries_the_verdict(demo, config, expected_blessed):
     anomalies = demo[config].anomalies()
     assert anomalies.custom_properties["blessed"].int_value == expected_blessed
@@ -111,7 +100,8 @@ def test_anomalies_artifact_propagates_span_and_split_names(demo, config):
 
 
 @pytest.mark.parametrize(
-    ("config", "expected_error_features"), [("clean", []), ("broken", ["city_xf"])]
+    ("config", "expected_error_features"),
+    [("clean", []), ("broken", ["city_xf"]), ("small_table", [])],
 )
 def test_eval_schema_diff_is_a_standard_anomalies_proto(demo, config, expected_error_features):
     path = os.path.join(demo[config].anomalies().uri, "Split-eval", "SchemaDiff.pb")
@@ -131,14 +121,16 @@ def test_report_counts_every_csv_row(demo, csv_rows, config, split):
     report = demo[config].report(split)
     assert report["split"] == split
     assert report["num_examples"] == len(csv_rows[split])
-    for feature in ("product_xf", "city_xf", "age_xf", "month_xf"):
+    checked = VOCABULARY_FEATURES + (("month_xf",) if config in MONTH_DIM_CONFIGS else ())
+    assert sorted(f["feature"] for f in report["features"]) == sorted(checked)
+    for feature in checked:
         counts = demo[config].feature_report(split, feature)["counts"]
         assert counts["num_values"] == len(csv_rows[split])
         assert counts["missing"] == 0
 
 
 def test_broken_eval_negative_city_count_equals_rows_with_unseen_cities(demo, csv_rows):
-    unseen = _unseen_in_train(csv_rows, "city")
+    unseen = unseen_in_train(csv_rows, "city")
     city = demo["broken"].feature_report("eval", "city_xf")
     assert city["counts"]["negative"] == unseen
     assert city["counts"]["min"] == -1
@@ -149,7 +141,7 @@ def test_broken_eval_negative_city_count_equals_rows_with_unseen_cities(demo, cs
 
 
 def test_clean_eval_unseen_cities_land_in_the_oov_bucket(demo, csv_rows):
-    unseen = _unseen_in_train(csv_rows, "city")
+    unseen = unseen_in_train(csv_rows, "city")
     counts = demo["clean"].feature_report("eval", "city_xf")["counts"]
     assert counts["oov_bucket"] == unseen
     assert counts["negative"] == 0
@@ -158,7 +150,7 @@ def test_clean_eval_unseen_cities_land_in_the_oov_bucket(demo, csv_rows):
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_eval_unseen_products_land_in_the_oov_buckets(demo, csv_rows, config):
-    unseen = _unseen_in_train(csv_rows, "product")
+    unseen = unseen_in_train(csv_rows, "product")
     product = demo[config].feature_report("eval", "product_xf")
     assert product["counts"]["oov_bucket"] == unseen
     assert product["counts"]["negative"] == 0
@@ -171,7 +163,7 @@ def test_vocabulary_bounds_match_the_train_csv(demo, csv_rows, config):
     num_products = len({row["product"] for row in csv_rows["train"]})
     city_bounds = demo[config].feature_report("eval", "city_xf")["bounds"]
     product_bounds = demo[config].feature_report("eval", "product_xf")["bounds"]
-    city_oov_buckets = {"clean": 1, "broken": 0}[config]
+    city_oov_buckets = {"clean": 1, "broken": 0, "small_table": 1}[config]
     assert (city_bounds["vocab_size"], city_bounds["num_oov_buckets"]) == (
         num_cities,
         city_oov_buckets,
@@ -190,7 +182,7 @@ def test_train_split_is_clean_in_both_configs(demo, csv_rows, config):
         assert counts["in_vocab"] == len(csv_rows["train"])
 
 
-@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("config", MONTH_DIM_CONFIGS)
 @pytest.mark.parametrize("split", SPLITS)
 def test_month_indices_fit_the_embedding_size_given_to_the_validator(demo, csv_rows, config, split):
     months = [int(row["month"]) for row in csv_rows[split]]
@@ -210,7 +202,7 @@ def _serving_report(demo):
 
 def test_serving_span_is_checked_raw_against_the_trained_graph(demo, csv_rows):
     anomalies, report = _serving_report(demo)
-    serving_rows = _read_csv("serving")
+    serving_rows = read_csv("serving")
     assert report["num_examples"] == len(serving_rows)
     # The clean graph has an OOV bucket for city, so unseen raw cities do not block.
     assert anomalies.custom_properties["blessed"].int_value == 1
@@ -222,6 +214,13 @@ def test_serving_span_is_checked_raw_against_the_trained_graph(demo, csv_rows):
         if row["city"] not in train_cities:
             unseen[row["city"]] = unseen.get(row["city"], 0) + 1
     assert unseen, "serving.csv has no city unseen in train.csv"
+    # Every size comes from the model about to be pushed; nothing names month_xf's.
+    month_rows = demo_pipeline.MONTH_EMBEDDING_DIM
+    assert {f["feature"]: f["bounds"]["embedding_dim_kind"] for f in report["features"]} == {
+        feature: "model" for feature in (*VOCABULARY_FEATURES, "month_xf")
+    }
+    (month,) = (f for f in report["features"] if f["feature"] == "month_xf")
+    assert (month["bounds"]["embedding_input_dim"], month["findings"]) == (month_rows, [])
     (city,) = (f for f in report["features"] if f["feature"] == "city_xf")
     counts = city["counts"]
     assert counts["raw_values_checked"] is True

@@ -16,7 +16,7 @@ import demo_pipeline
 import pytest
 from tfx.dsl.experimental.conditionals import conditional
 from tfx.orchestration.kubeflow.v2 import compiler_utils
-from tfx.types import standard_artifacts
+from tfx.types import channel_utils, standard_artifacts
 
 import embedding_guard
 from embedding_guard.component import EmbeddingIndexValidator
@@ -98,13 +98,18 @@ def test_validator_task_runs_its_executor_with_every_parameter(
     }
     declared = compiled["pipelineSpec"]["components"][validator_id]["inputDefinitions"]
     assert set(declared["parameters"]) == set(parameters)
-    assert set(task["inputs"]["artifacts"]) == {"examples", "transform_graph"}
+    expected_artifacts = {"examples", "transform_graph"}
+    if validator_id == demo_pipeline.SERVING_VALIDATOR_ID:
+        expected_artifacts.add("model")
+    assert set(task["inputs"]["artifacts"]) == expected_artifacts
 
 
 def test_validator_parameters_carry_the_demo_settings(compiled):
     parameters = _tasks(compiled)[demo_pipeline.SERVING_VALIDATOR_ID]["inputs"]["parameters"]
-    assert json.loads(_constant(parameters["embedding_input_dims"])) == {
-        "month_xf": demo_pipeline.MONTH_EMBEDDING_DIM
+    # The serving check takes every size from the Trainer's model, month_xf's too.
+    assert json.loads(_constant(parameters["embedding_input_dims"])) == {}
+    assert _tasks(compiled)[demo_pipeline.SERVING_VALIDATOR_ID]["inputs"]["artifacts"]["model"] == {
+        "taskOutputArtifact": {"outputArtifactKey": "model", "producerTask": "Trainer"}
     }
     assert _constant(parameters["examples_kind"]) == "raw"
     assert json.loads(_constant(parameters["max_oov_rate"])) == demo_pipeline.SERVING_MAX_OOV_RATE
@@ -123,27 +128,40 @@ def test_validator_output_is_the_standard_example_anomalies_type(compiled):
 
 def test_cond_on_blessed_becomes_the_trigger_of_every_gated_task(compiled, dsl_pipeline):
     registry = dsl_pipeline.dsl_context_registry
-    gated = {
-        node.id
+    # Node id -> the validators whose `blessed` gates it, outermost Cond first.
+    gates = {
+        node.id: [
+            channel.producer_component_id
+            for context in registry.get_contexts(node)
+            if isinstance(context, conditional.CondContext)
+            for channel in channel_utils.get_dependent_channels(context.predicate)
+        ]
         for node in dsl_pipeline.components
-        if any(isinstance(c, conditional.CondContext) for c in registry.get_contexts(node))
     }
-    assert "Trainer" in gated
-    condition = (
-        f"(inputs.artifacts['_{VALIDATOR_ID}.anomalies'].artifacts[0].metadata['blessed'] == 1.0)"
-    )
+    assert gates["Trainer"] == [VALIDATOR_ID]
+    assert gates["Pusher"] == [demo_pipeline.MODEL_VALIDATOR_ID]
     for task_id, task in _tasks(compiled).items():
-        if task_id in gated:
-            assert task["triggerPolicy"] == {"condition": condition}, task_id
-            assert task["inputs"]["artifacts"][f"_{VALIDATOR_ID}.anomalies"] == {
-                "taskOutputArtifact": {
-                    "outputArtifactKey": "anomalies",
-                    "producerTask": VALIDATOR_ID,
-                }
-            }
-            assert VALIDATOR_ID in task["dependentTasks"]
-        else:
+        if not gates[task_id]:
             assert "triggerPolicy" not in task, task_id
+            continue
+        condition = " && ".join(
+            f"(inputs.artifacts['_{validator}.anomalies'].artifacts[0].metadata['blessed'] == 1.0)"
+            for validator in gates[task_id]
+        )
+        assert task["triggerPolicy"] == {"condition": condition}, task_id
+        for validator in gates[task_id]:
+            assert task["inputs"]["artifacts"][f"_{validator}.anomalies"] == {
+                "taskOutputArtifact": {"outputArtifactKey": "anomalies", "producerTask": validator}
+            }
+            assert validator in task["dependentTasks"]
+
+
+def test_model_validator_task_checks_the_trainers_model(compiled):
+    artifacts = _tasks(compiled)[demo_pipeline.MODEL_VALIDATOR_ID]["inputs"]["artifacts"]
+    assert artifacts["model"] == {
+        "taskOutputArtifact": {"outputArtifactKey": "model", "producerTask": "Trainer"}
+    }
+    assert {"examples", "transform_graph"} <= set(artifacts)
 
 
 def test_every_task_runs_in_the_image_built_from_the_dockerfile(compiled):

@@ -3,19 +3,27 @@
 The broken config's runs come from conftest.py: `demo["broken"]` (LocalDagRunner)
 and `beam_blocked_run` (tfx.orchestration.beam.beam_dag_runner.BeamDagRunner, which
 runs each node as a Beam DoFn). Each gets the same MLMD assertions: every node up
-to the validator completes, the Trainer under the Cond has no execution and no
-Model is published, and the anomalies artifact has blessed = 0.
+to the validator completes, the Trainer under its Cond has no execution and no
+Model is published, the anomalies artifact has blessed = 0, and the model validator
+runs without a model, blocks too, and so the Pusher never runs.
 """
 
 import pytest
-from e2e_runs import VALIDATOR_ID
+from e2e_runs import MODEL_VALIDATOR_ID, VALIDATOR_ID
 from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 
 RUNNERS = ("LocalDagRunner", "BeamDagRunner")
 SPLITS = ("train", "eval")
-# The nodes of the broken config outside the Cond on `blessed`.
-UNGATED_NODES = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "Transform", VALIDATOR_ID)
+# The nodes of the broken config outside the Conds on `blessed`.
+UNGATED_NODES = (
+    "CsvExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "Transform",
+    VALIDATOR_ID,
+    MODEL_VALIDATOR_ID,
+)
 
 
 @pytest.fixture(params=RUNNERS)
@@ -29,7 +37,7 @@ def test_blocked_run_completes_every_node_but_the_gated_trainer(blocked_run):
     assert {node: e.last_known_state for node, e in blocked_run.executions.items()} == {
         node: metadata_store_pb2.Execution.COMPLETE for node in UNGATED_NODES
     }
-    assert "Trainer" not in blocked_run.executions
+    assert not {"Trainer", "Pusher"} & set(blocked_run.executions)
     published_types = {a.type for artifacts in blocked_run.outputs.values() for a in artifacts}
     assert "Model" not in published_types
     assert {"Examples", "TransformGraph", "ExampleAnomalies"} <= published_types
@@ -42,6 +50,22 @@ def test_blocked_run_publishes_blessed_0(blocked_run):
         anomalies.custom_properties["blessed_by_split"].struct_value
     )
     assert by_split == {"train": 1, "eval": 0}
+
+
+def test_blocked_run_model_validator_runs_without_a_model_and_blocks_the_pusher(blocked_run):
+    anomalies = blocked_run.anomalies(MODEL_VALIDATOR_ID)
+    assert anomalies.custom_properties["blessed"].int_value == 0
+    eval_report = blocked_run.report("eval", MODEL_VALIDATOR_ID)
+    errors = {
+        (feature["feature"], finding["reason"])
+        for feature in eval_report["features"]
+        for finding in feature["findings"]
+        if finding["severity"] == "ERROR"
+    }
+    assert errors == {("city_xf", "NEGATIVE_INDEX")}
+    assert all(
+        feature["bounds"]["embedding_dim_kind"] != "model" for feature in eval_report["features"]
+    )
 
 
 def test_beam_orchestrator_run_reports_what_the_local_run_reports(demo, beam_blocked_run):
