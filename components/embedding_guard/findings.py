@@ -186,6 +186,10 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
     return tuple(findings)
 
 
+# model_analysis.KIND_KERAS_EMBEDDING, restated: this module imports no TensorFlow.
+_KERAS_EMBEDDING = "Embedding"
+
+
 def _model_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> list[Finding]:
     """Findings about the model's own lookup of the feature, when a model was given."""
     feature = bounds.feature
@@ -211,8 +215,12 @@ def _model_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> l
                 f"{fix_text(Reason.EMBEDDING_TABLE_TOO_SMALL, bounds.upper_bound)}",
             )
         )
-    # What the lookup itself meets: values below row 0 or past the table's last row.
-    bad = stats.negative + stats.over_embedding_dim
+    # Keras 3's Embedding wraps negatives to the last rows but raises on CPU for a
+    # value past its table (GPUs and XLA return zeros, INDEX_OVER_EMBEDDING_DIM
+    # reports those); one-hot and bincount lookups zero both kinds of bad value.
+    bad = stats.negative
+    if bounds.model_lookup_kind != _KERAS_EMBEDDING:
+        bad += stats.over_embedding_dim
     if bounds.model_lookup_silent and bad > 0:
         layer = bounds.model_layer or "(unnamed)"
         found.append(

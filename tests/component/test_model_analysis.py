@@ -30,7 +30,8 @@ from embedding_guard.model_analysis import (
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> BuiltModels:
-    return built_models(str(tmp_path_factory.mktemp("models")))
+    # One folder per session, so every module that needs these models shares them.
+    return built_models(str(tmp_path_factory.getbasetemp() / "models"))
 
 
 @pytest.fixture(scope="session")
