@@ -6,7 +6,6 @@ from typing import Any
 
 from absl import logging
 from tfx import types
-from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
@@ -47,7 +46,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         options = ValidatorOptions.from_exec_properties(exec_properties)
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
-        payload_format = examples_utils.get_payload_format(examples)
+        # As examples_utils.get_payload_format: no property means tf.Example, from
+        # before TFX had other formats.
+        payload_format = example_gen_pb2.FORMAT_TF_EXAMPLE
+        if examples.has_custom_property(spec.PAYLOAD_FORMAT_PROPERTY):
+            name = examples.get_string_custom_property(spec.PAYLOAD_FORMAT_PROPERTY)
+            try:
+                payload_format = example_gen_pb2.PayloadFormat.Value(name)
+            except ValueError:
+                raise InputError(
+                    f"examples artifact {examples.uri!r} has payload_format {name!r}, which TFX "
+                    f"does not know; valid: {sorted(example_gen_pb2.PayloadFormat.keys())!r}."
+                ) from None
         if payload_format != example_gen_pb2.FORMAT_TF_EXAMPLE:
             raise InputError(
                 f"examples artifact {examples.uri!r} holds "

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_transform as tft
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard import bounds as bounds_lib
@@ -185,6 +184,9 @@ class RawExamplesTransformer:
         return InputError(f"The transform graph {self._uri!r} cannot be applied: {why}")
 
     def _load(self) -> None:
+        # Only raw mode needs TFT; importing it here keeps it off `check`'s start-up.
+        import tensorflow_transform as tft
+
         transform_fn = os.path.join(self._uri, tft.TFTransformOutput.TRANSFORM_FN_DIR)
         for name in ("saved_model.pb", "variables"):
             if not tf.io.gfile.exists(os.path.join(transform_fn, name)):

@@ -28,6 +28,11 @@ MAX_OOV_RATE_INCREASE_SEVERITY_KEY = "max_oov_rate_increase_severity"
 BASELINE_SPLIT_KEY = "baseline_split"
 PARALLELISM_KEY = "parallelism"
 
+# TFX's custom property of Examples artifacts naming their payload format
+# (example_gen utils' PAYLOAD_FORMAT_PROPERTY_NAME; importing that module costs a
+# second of start-up, since it loads every ExampleGen).
+PAYLOAD_FORMAT_PROPERTY = "payload_format"
+
 # Custom properties of the anomalies artifact. `blessed` is an int so that
 # `tfx.dsl.Cond(... .custom_property('blessed') == 1)` can gate the Trainer.
 BLESSED_PROPERTY = "blessed"
