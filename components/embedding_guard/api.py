@@ -10,7 +10,7 @@
     result                  # in a notebook: the HTML report
 
 It runs the same orchestration as the component's executor and `embedding-guard
-check`, on Beam's DirectRunner in this process.
+check`, in this process on every core (or on a Beam pipeline you pass).
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def check(
     transform_graph: str | os.PathLike | None = None,
     *,
     schema: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
     splits: Sequence[str] | None = None,
     output: str | os.PathLike | None = None,
     beam_pipeline: Any = None,
@@ -133,10 +134,13 @@ def check(
       transform_graph: Transform's transform_graph folder (the bounds, and the
         graph applied to raw examples).
       schema: A schema.pbtxt whose int_domains give the bounds instead.
+      model: A trained model (SavedModel, or a TFX Model artifact folder) whose
+        embedding tables the indices must fit.
       splits: Validate only these splits.
       output: Folder for SchemaDiff.pb and the reports, under Split-<name>/;
         default: a scratch folder that is deleted afterwards.
-      beam_pipeline: An unstarted Beam pipeline; default DirectRunner in-memory.
+      beam_pipeline: An unstarted Beam pipeline to run on; default: count in this
+        process on every core, without Beam.
       **options: Any ValidatorOptions field, as for EmbeddingIndexValidator
         (features, embedding_input_dims, feature_vocabularies, examples_kind,
         max_oov_rate, max_oov_rate_increase, baseline_split, parallelism, ...).
@@ -186,6 +190,7 @@ def check(
             validator_options,
             transform_graph=transform_graph,
             schema=schema_proto,
+            model=None if model is None else os.fspath(model),
             pipeline=beam_pipeline,
         )
     return CheckResult(result, None if output is None else os.fspath(output))
