@@ -68,8 +68,25 @@ _COLUMNS = (
 
 
 def report_table(reports: Mapping[str, SplitReport]) -> str:
-    """Formats split reports (split -> report) as terminal tables, then their findings."""
+    """Formats split reports (split -> report) as terminal tables, then their findings.
+
+    The bounds and the unchecked features are the same in every split of a run,
+    so they come once, first: each checked range with where it came from.
+    """
     lines = []
+    first = next((reports[split] for split in sorted(reports)), None)
+    if first is not None:
+        for feature in first.features:
+            b = feature.bounds
+            lines.append(
+                f"{printable(b.feature)} [0, {b.upper_bound}): {printable(b.bound_source)}; "
+                f"input_dim {b.embedding_input_dim}: {printable(b.embedding_dim_source)}"
+            )
+        for unchecked in first.unchecked_features:
+            lines.append(
+                f"not checked: {printable(unchecked.name)}: {printable(unchecked.why)}; "
+                f"{printable(unchecked.parameter_that_would_check_it)} would check it"
+            )
     for split, report in sorted(reports.items()):
         verdict = "ok" if report.blessed else "BLOCKED"
         lines.append(
@@ -82,11 +99,6 @@ def report_table(reports: Mapping[str, SplitReport]) -> str:
         for row in rows:
             lines.append(
                 "  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
-            )
-        for unchecked in report.unchecked_features:
-            lines.append(
-                f"  not checked: {printable(unchecked.name)}: {printable(unchecked.why)}; "
-                f"{printable(unchecked.parameter_that_would_check_it)} would check it"
             )
         for finding in report.findings:
             lines.append(

@@ -81,7 +81,10 @@ def test_shows_why_the_newest_run_was_blocked(runs, capsys):
         details
     )
     assert "ERROR INDEX_OUT_OF_RANGE: 3 of 24 values of 'product_xf' in split 'eval'" in details
-    city_row = next(line.split() for line in details.splitlines() if "city_xf" in line)
+    # Table rows are indented; the bounds lines above the tables are not.
+    city_row = next(
+        line.split() for line in details.splitlines() if line.startswith(" ") and "city_xf" in line
+    )
     # feature range emb_dim values missing negative in_range in_vocab ...
     assert city_row[:8] == ["city_xf", "[0,25)", "25", "19", "1", "3", "16", "16"]
 
