@@ -83,15 +83,9 @@ def _shown(path) -> str:
 
 
 def _metadata_store(metadata_path: pathlib.Path):
-    from ml_metadata.metadata_store import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
+    from embedding_guard import mlmd_runs
 
-    connection_config = metadata_store_pb2.ConnectionConfig()
-    connection_config.sqlite.filename_uri = str(metadata_path)
-    connection_config.sqlite.connection_mode = (
-        metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    )
-    return metadata_store.MetadataStore(connection_config)
+    return mlmd_runs.open_store(str(metadata_path))
 
 
 def _run_contexts(store) -> dict[int, str]:

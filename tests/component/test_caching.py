@@ -4,11 +4,10 @@ import shutil
 
 import pytest
 import validator_runs
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from embedding_guard import EmbeddingIndexValidator
+from embedding_guard import EmbeddingIndexValidator, mlmd_runs
 
 VALIDATOR_ID = "EmbeddingIndexValidator"
 
@@ -41,9 +40,7 @@ def _pipeline(root, metadata, examples_dir, embedding_input_dims):
 
 
 def _validator_executions(metadata):
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(metadata)
-    store = metadata_store.MetadataStore(config)
+    store = mlmd_runs.open_store(str(metadata))
     executions = []
     for execution in sorted(store.get_executions(), key=lambda e: e.id):
         contexts = store.get_contexts_by_execution(execution.id)

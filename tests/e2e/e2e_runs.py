@@ -12,8 +12,9 @@ import os
 import pathlib
 
 import demo_pipeline
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from embedding_guard import mlmd_runs
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA_ROOT = REPO_ROOT / "pipeline" / "data"
@@ -82,9 +83,7 @@ def unseen_in_train(csv_rows, column: str) -> int:
 
 
 def store_at(metadata_path: pathlib.Path):
-    connection_config = metadata_store_pb2.ConnectionConfig()
-    connection_config.sqlite.filename_uri = str(metadata_path)
-    return metadata_store.MetadataStore(connection_config)
+    return mlmd_runs.open_store(str(metadata_path))
 
 
 def run_demo_config(runner, root: pathlib.Path, config: str) -> DemoRun:
