@@ -75,7 +75,7 @@ setuptools.setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={
-        "console_scripts": ["embedding-guard=embedding_guard.cli:main"],
+        "console_scripts": ["embedding-guard=embedding_guard.cli:console_main"],
     },
     classifiers=[
         "Programming Language :: Python :: 3.10",

@@ -159,6 +159,18 @@ def check(
         raise InputError(
             f"check() got unknown options {unknown!r}; valid options: {sorted(fields)!r}."
         )
+    for name, value in (
+        ("examples", examples),
+        ("transform_graph", transform_graph),
+        ("schema", schema),
+        ("model", model),
+        ("output", output),
+    ):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise InputError(
+                f"check() argument {name}={value!r} must be a path (str or os.PathLike), got "
+                f"{type(value).__name__}."
+            )
     for name in ("features", "exclude_splits"):
         if isinstance(options.get(name), list):
             options[name] = tuple(options[name])

@@ -162,6 +162,16 @@ def feature_bounds(
         the feature has neither a vocabulary, an int_domain nor an embedding dim.
     """
     domain = int_domain(schema, feature)
+    if (
+        domain is not None
+        and domain.HasField("min")
+        and domain.HasField("max")
+        and domain.min > domain.max
+    ):
+        raise BoundsError(
+            f"Feature {feature!r} has int_domain min {domain.min} > max {domain.max} in the "
+            "schema, so no value is valid; fix the schema's int_domain."
+        )
     raw_features = tuple(derivation.raw_features) if derivation is not None else ()
     raw_feature = raw_features[0] if len(raw_features) == 1 else None
     if vocabulary is not None and vocabulary not in vocabulary_sizes:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -52,13 +53,17 @@ def _key_value(parameter: str, convert: Callable[[str], Any]) -> Callable[[str],
     return parse
 
 
+# An embedding lookup's indices are int64.
+_INT64_MAX = 2**63 - 1
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise ValueError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise ValueError(f"embedding input_dim must be positive, got {value!r}")
+    if not 0 < value <= _INT64_MAX:
+        raise ValueError(f"embedding input_dim must be in [1, 2**63 - 1], got {value!r}")
     return value
 
 
@@ -504,7 +509,10 @@ def _run_check(args: argparse.Namespace) -> int:
     if args.output:
         _check_output_apart_from_inputs(args.output, inputs)
     if args.junit_xml:
-        _check_output_apart_from_inputs(args.junit_xml, inputs, "--junit-xml")
+        # Not into --output either: it would replace one of this run's own reports.
+        _check_output_apart_from_inputs(
+            args.junit_xml, {**inputs, "--output": args.output}, "--junit-xml"
+        )
         _check_file_writable("--junit-xml", args.junit_xml)
     all_split_uris = reader.split_dirs(args.examples)
     if not all_split_uris:
@@ -755,7 +763,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"embedding-guard: error: {_one_line(error)}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
-            print("embedding-guard: interrupted; no report was published.", file=sys.stderr)
+            print(
+                "embedding-guard: interrupted; --output keeps the reports it had before this run.",
+                file=sys.stderr,
+            )
             return EXIT_INTERRUPTED
         except Exception as error:  # noqa: BLE001 - the contract: one line, never a traceback
             log = _crash_log(error)
@@ -767,5 +778,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INTERNAL_ERROR
 
 
+def console_main() -> None:
+    """The `embedding-guard` console script: main(), then exit with its code.
+
+    Ctrl-C after the command has finished (while TensorFlow and Beam shut down)
+    must not turn a verdict that was printed into a signal death with no message.
+    """
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -793,6 +793,14 @@ def read_asset_map(transformed_metadata_dir: str | None) -> dict[str, str] | Non
             f"{path!r} must be a JSON object mapping vocabulary names to asset file names, "
             f"got {_clip(mapping)!r}; the transform graph is damaged: re-run Transform."
         )
+    escaping = sorted(v for v in mapping.values() if os.path.basename(v) != v or v in ("", ".."))
+    if escaping:
+        # Asset names are file names inside transform_fn/assets; a path would make
+        # the validator read (and quote in messages) a file outside the graph.
+        raise GraphAnalysisError(
+            f"{path!r} maps vocabularies to {escaping!r}, which are not file names inside "
+            "transform_fn/assets; the transform graph is damaged: re-run Transform."
+        )
     return mapping
 
 
@@ -820,6 +828,11 @@ def vocabulary_entries(path: str, file_format: str) -> list[bytes]:
       GraphAnalysisError: The file cannot be read, or TensorFlow could not build a
         table from it (an empty line).
     """
+    if fileio.isdir(path):
+        raise GraphAnalysisError(
+            f"Vocabulary file {path!r} is a folder; the transform graph is damaged: restore "
+            "the transform_fn/assets folder, or re-run Transform."
+        )
     if file_format == TFRECORD_GZIP:
         import tensorflow as tf  # noqa: PLC0415
 

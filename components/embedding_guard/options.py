@@ -405,7 +405,8 @@ def _split_names(setting: str, value: Any) -> tuple[str, ...]:
 
 
 def _positive_int(value: Any) -> int | None:
-    if _is_integer(value) and value > 0:
+    # An embedding lookup's indices are int64.
+    if _is_integer(value) and 0 < value < 2**63:
         return int(value)
     return None
 

@@ -151,6 +151,40 @@ def check_regular_file(path: str, parameter: str) -> None:
         )
 
 
+def check_regular_files(folder: str, what: str) -> None:
+    """Refuses FIFOs, sockets and devices anywhere under a local input folder.
+
+    Reading one would block forever or never end (a FIFO, /dev/zero), so an
+    artifact holding one is refused before anything opens it.
+
+    Args:
+      folder: The folder, e.g. a transform_graph artifact.
+      what: How messages name it, e.g. "transform graph".
+
+    Raises:
+      InputError: A file under folder is not a regular file.
+    """
+    if not _is_local(folder) or not os.path.isdir(folder):
+        return
+    for directory, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            try:
+                mode = os.stat(path).st_mode
+            except OSError as error:
+                raise InputError(
+                    f"The {what} file {path!r} cannot be examined ({error.strerror}); restore "
+                    "it, or re-run the component that wrote it."
+                ) from None
+            kind = _special_kind(mode)
+            if kind is not None:
+                raise InputError(
+                    f"The {what} file {path!r} is a {kind}, not a regular file, and reading it "
+                    "could block forever; restore the file, or re-run the component that "
+                    "wrote it."
+                )
+
+
 def split_dirs(examples_dir: str) -> dict[str, str]:
     """Maps split name -> folder for every Split-<name> folder of an examples dir."""
     if not fileio.isdir(examples_dir):
@@ -202,19 +236,21 @@ def list_shards(split_uri: str) -> list[str]:
                     "exists and is readable, or remove it from the split folder."
                 ) from None
             if stat.S_ISDIR(mode):
+                special.append(f"{os.path.basename(path)!r} (a folder)")
                 continue
             kind = _special_kind(mode)
             if kind is not None:
                 special.append(f"{os.path.basename(path)!r} ({kind})")
                 continue
         elif fileio.isdir(path):
+            special.append(f"{os.path.basename(path)!r} (a folder)")
             continue
         shards.append(path)
     if special:
         raise ShardError(
-            f"Split folder {split_uri!r} holds files that are not regular files: "
-            f"{', '.join(special)}. The Trainer reads every file of a split and would block "
-            "on them; remove them from the split folder."
+            f"Split folder {split_uri!r} holds entries that are not regular files: "
+            f"{', '.join(special)}. The Trainer reads every entry of a split as a shard and "
+            "fails or blocks on them; remove them from the split folder."
         )
     return shards
 

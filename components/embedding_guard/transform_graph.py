@@ -17,7 +17,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.dsl.io import fileio
 
 from embedding_guard import bounds as bounds_lib
-from embedding_guard import graph_analysis
+from embedding_guard import graph_analysis, reader
 from embedding_guard.errors import InputError
 
 _ASSETS_DIR = graph_analysis.ASSETS_DIR
@@ -183,12 +183,13 @@ def load_transform_graph(uri: str) -> TransformGraphInfo:
       TransformGraphError: The directory is not a usable Transform output.
       graph_analysis.GraphAnalysisError: transform_fn/saved_model.pb is damaged.
     """
+    reader.check_regular_files(uri, "transform graph")
     output = tft.TFTransformOutput(uri)
     schema_path = os.path.join(output._transformed_metadata_dir, _SCHEMA_FILE)  # noqa: SLF001
     if not fileio.exists(schema_path):
         raise TransformGraphError(
-            f"transform_graph {uri!r} has no {schema_path!r}. Pass the `transform_graph` "
-            "output of a Transform component (it holds transform_fn/ and "
+            f"The transform graph folder {uri!r} has no {schema_path!r}. Pass the "
+            "`transform_graph` output of a Transform component (it holds transform_fn/ and "
             "transformed_metadata/)."
         )
     schema = _read_schema(schema_path, "transformed schema")

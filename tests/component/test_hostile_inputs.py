@@ -302,19 +302,26 @@ def test_split_holding_only_an_empty_shard_is_a_warning_finding(tmp_path, capsys
     assert result.code == cli.EXIT_CLEAN
 
 
-# Folders inside a split are no shards; every file is one, as TFX's Trainer reads
-# `<split>/*` (see test_hostile_shards.py for hidden and _-prefixed files).
-@pytest.mark.parametrize("leftovers", [[], ["tmp-folder"]])
-def test_split_folder_without_shards_is_an_error(tmp_path, capsys, leftovers):
+def test_split_folder_without_shards_is_an_error(tmp_path, capsys):
     examples = copy_split(tmp_path, "train")
     empty = examples / "Split-eval"
     empty.mkdir()
-    for name in leftovers:
-        (empty / name).mkdir()
 
     result = check(capsys, examples)
 
     assert_usage_error(result, f"Split folder {str(empty)!r} holds no shard files")
+
+
+def test_folder_among_the_shards_is_an_error(tmp_path, capsys):
+    # TFX's Trainer globs `<split>/*` and fails on a folder there ("Is a directory").
+    examples = copy_split(tmp_path, "eval")
+    (examples / "Split-eval" / "part-00001.gz").mkdir()
+
+    result = check(capsys, examples)
+
+    assert_usage_error(
+        result, "holds entries that are not regular files: 'part-00001.gz' (a folder)"
+    )
 
 
 def _truncated(path: Path) -> None:
@@ -1269,7 +1276,9 @@ def test_ctrl_c_exits_130_and_leaves_no_staging_folder_or_lock(tmp_path, capsys,
         result = check(capsys, EXAMPLES_DIR, "--output", output)
 
     assert result.code == cli.EXIT_INTERRUPTED == 130
-    assert result.stderr == "embedding-guard: interrupted; no report was published.\n"
+    assert result.stderr == (
+        "embedding-guard: interrupted; --output keeps the reports it had before this run.\n"
+    )
     assert list(output.iterdir()) == []
     # The folder's lock was released: the next run goes through.
     assert check(capsys, EXAMPLES_DIR, "--split", "train", "--output", output).code == 0
@@ -1286,3 +1295,111 @@ def test_command_line_side_effects_are_undone_after_main(capsys):
 
     assert warnings.filters == filters_before
     assert logging.getLogger("apache_beam.runners.common").filters == beam_filters_before
+
+
+# --- inputs of the attack round (this round's own, beyond the issue's list) ---------------
+
+
+def test_fifo_inside_the_transform_graph_is_refused_instead_of_blocking(tmp_path):
+    # Run as a process with a timeout: a regression would block on the FIFO forever.
+    graph = copy_graph(tmp_path)
+    vocabulary = graph / ASSETS / "city"
+    vocabulary.unlink()
+    os.mkfifo(vocabulary)
+    command = Path(sys.executable).with_name("embedding-guard")
+
+    done = subprocess.run(
+        [command, "check", "--transform-graph", graph, "--examples", EXAMPLES_DIR],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == cli.EXIT_USAGE, done.stderr
+    assert done.stderr.startswith(
+        f"embedding-guard: error: The transform graph file {str(vocabulary)!r} is a FIFO"
+    )
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("where", ["transformed_metadata/asset_map", "metadata/schema.pbtxt"])
+def test_any_special_file_of_the_transform_graph_is_named(tmp_path, where):
+    from embedding_guard import reader
+
+    graph = copy_graph(tmp_path)
+    (graph / where).unlink()
+    os.mkfifo(graph / where)
+
+    with pytest.raises(InputError, match=f"{str(graph / where)!r} is a FIFO"):
+        reader.check_regular_files(str(graph), "transform graph")
+
+
+def test_vocabulary_that_is_a_folder_is_a_usage_error(tmp_path, capsys):
+    graph = copy_graph(tmp_path)
+    (graph / ASSETS / "city").unlink()
+    (graph / ASSETS / "city").mkdir()
+
+    result = check(capsys, EXAMPLES_DIR, graph=graph)
+
+    assert_usage_error(result, "city' is a folder")
+
+
+def test_asset_map_pointing_outside_the_assets_folder_is_refused(tmp_path, capsys):
+    graph = copy_graph(tmp_path)
+    asset_map = graph / "transformed_metadata" / "asset_map"
+    mapping = json.loads(asset_map.read_text())
+    mapping["city"] = "../../../../etc/passwd"
+    asset_map.write_text(json.dumps(mapping))
+
+    result = check(capsys, EXAMPLES_DIR, graph=graph)
+
+    assert_usage_error(result, "['../../../../etc/passwd'], which are not file names inside")
+
+
+def test_junit_xml_into_this_runs_own_output_is_refused(tmp_path, capsys):
+    output = tmp_path / "reports"
+    report_file = output / "Split-eval" / "index_report.json"
+
+    result = check(capsys, EXAMPLES_DIR, "--output", output, "--junit-xml", report_file)
+
+    assert_usage_error(result, f"--junit-xml {str(report_file)!r} overlaps --output")
+
+
+def test_embedding_dim_beyond_int64_is_a_usage_error(capsys):
+    result = check(capsys, EXAMPLES_DIR, "--embedding-dim", "city_xf=99999999999999999999999")
+
+    assert_usage_error(result, "must be in [1, 2**63 - 1]")
+
+
+def test_schema_whose_int_domain_min_exceeds_its_max_is_an_error(tmp_path, capsys):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(
+        'feature { name: "city_xf" type: INT int_domain { min: 10 max: 4 is_categorical: true } }'
+    )
+
+    result = run_cli(capsys, "check", "--schema", schema, "--examples", EXAMPLES_DIR)
+
+    assert_usage_error(result, "'city_xf' has int_domain min 10 > max 4")
+
+
+def test_ctrl_c_after_the_command_finished_keeps_its_exit_code(monkeypatch):
+    import signal
+
+    monkeypatch.setattr(cli, "main", lambda: cli.EXIT_BLOCKED)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as raised:
+            cli.console_main()
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    assert raised.value.code == cli.EXIT_BLOCKED
+    assert ignored
+
+
+def test_python_api_with_a_non_path_argument_is_an_input_error():
+    import embedding_guard
+
+    with pytest.raises(InputError, match=r"check\(\) argument examples=5 must be a path"):
+        embedding_guard.check(examples=5, transform_graph=TRANSFORM_GRAPH_DIR)

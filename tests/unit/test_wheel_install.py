@@ -154,7 +154,7 @@ def test_wheel_holds_every_module_typed_marker_ranges_and_entry_point(dist):
         "embedding_guard",
         metadata_name.split("/")[0],
     }
-    assert "embedding-guard = embedding_guard.cli:main" in entry_points
+    assert "embedding-guard = embedding_guard.cli:console_main" in entry_points
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert any(line.startswith("Requires-Dist: tfx<1.17,>=1.16") for line in requires), requires
     # Exact pins belong in constraints.txt; the wheel states ranges.
