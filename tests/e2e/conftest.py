@@ -15,6 +15,14 @@ import pytest
 from e2e_runs import CONFIGS, DemoRun, read_csv, run_demo_config, store_at
 
 
+def pytest_collection_modifyitems(items):
+    # Every test here runs on real pipeline runs: `-m "not e2e"` leaves them out.
+    for item in items:
+        if "tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
     """LocalDagRunner runs of every config, one after another, into one root and MLMD."""
