@@ -1,0 +1,32 @@
+"""The Beam pipeline reports its counts as Beam metrics, for runners' UIs (Dataflow's counters)."""
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
+
+from embedding_guard import beam_pipeline, transform_graph, validation
+
+
+def test_examples_values_and_bad_values_are_counters(tmp_path):
+    graph = transform_graph.load_transform_graph(str(TRANSFORM_GRAPH_DIR))
+    splits = {name: str(EXAMPLES_DIR / f"Split-{name}") for name in ("train", "eval", "test")}
+    plan = validation.plan(splits, graph.schema, graph.vocabulary_sizes)
+    jobs = validation.split_jobs(splits, {name: str(tmp_path / name) for name in splits})
+    pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
+
+    reports = beam_pipeline.run(jobs, plan.bounds, pipeline)
+
+    # One counter per split's step, as a runner's UI shows them; summed here.
+    counters: dict[str, int] = {}
+    query = MetricsFilter().with_namespace(beam_pipeline.METRICS_NAMESPACE)
+    for result in pipeline.result.metrics().query(query)["counters"]:
+        name = result.key.metric.name
+        counters[name] = counters.get(name, 0) + result.committed
+    # By hand from testdata/make_examples.py: train 20, eval 20, test 6 examples.
+    assert counters["examples_read"] == 46 == sum(r.num_examples for r in reports.values())
+    assert counters["examples_read[eval]"] == 20
+    values = sum(f.stats.num_values for r in reports.values() for f in r.features)
+    assert counters["values_checked"] == values
+    negative = sum(f.stats.negative for r in reports.values() for f in r.features)
+    assert counters["bad_values[negative]"] == negative > 0
