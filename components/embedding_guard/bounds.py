@@ -185,21 +185,15 @@ def feature_bounds(
     if graph is not None:
         upper_bound = graph["upper_bound"]
         _check_positive(feature, upper_bound, graph["bound_source"])
-        if embedding_input_dim is None:
-            embedding_input_dim = upper_bound
-            embedding_dim_source = graph["default_dim_source"]
-        else:
-            embedding_dim_source = "embedding_input_dims parameter"
         return FeatureBounds(
             feature=feature,
             upper_bound=upper_bound,
-            embedding_input_dim=embedding_input_dim,
             vocab_size=graph["vocab_size"],
             num_oov_buckets=graph["num_oov_buckets"],
             vocabulary=graph["vocabulary"],
             bound_source=graph["bound_source"],
-            embedding_dim_source=embedding_dim_source,
             bound_kind=graph["bound_kind"],
+            **_embedding_dim(upper_bound, embedding_input_dim, graph["default_dim_source"]),
             raw_features=raw_features,
             raw_feature=raw_feature,
             default_value=graph["default_value"],
@@ -265,24 +259,35 @@ def feature_bounds(
     bound_source += graph_note
 
     _check_positive(feature, upper_bound, bound_source)
-    if embedding_input_dim is None:
-        embedding_input_dim = upper_bound
-        embedding_dim_source = default_dim_source
-    else:
-        embedding_dim_source = "embedding_input_dims parameter"
     return FeatureBounds(
         feature=feature,
         upper_bound=upper_bound,
-        embedding_input_dim=embedding_input_dim,
         vocab_size=vocab_size,
         num_oov_buckets=num_oov_buckets,
         vocabulary=vocabulary,
         bound_source=bound_source,
-        embedding_dim_source=embedding_dim_source,
         bound_kind=bound_kind,
+        **_embedding_dim(upper_bound, embedding_input_dim, default_dim_source),
         raw_features=raw_features,
         raw_feature=raw_feature,
     )
+
+
+def _embedding_dim(
+    upper_bound: int, embedding_input_dim: int | None, default_source: str
+) -> dict[str, Any]:
+    """The embedding input_dim fields of FeatureBounds: the parameter's, else the bound."""
+    if embedding_input_dim is None:
+        return {
+            "embedding_input_dim": upper_bound,
+            "embedding_dim_source": default_source,
+            "embedding_dim_kind": "bound",
+        }
+    return {
+        "embedding_input_dim": embedding_input_dim,
+        "embedding_dim_source": "embedding_input_dims parameter",
+        "embedding_dim_kind": "embedding_input_dims",
+    }
 
 
 def _check_positive(feature: str, upper_bound: int, bound_source: str) -> None:

@@ -302,7 +302,10 @@ def _command_line_environment() -> Iterator[None]:
 
 
 def _is_remote(path: str) -> bool:
-    return "://" in path
+    # Imported here: reader loads TensorFlow, which `--help` must not wait for.
+    from embedding_guard import reader
+
+    return not reader.is_local(path)
 
 
 def _existing_folder(flag: str, path: str, what: str) -> str:

@@ -267,26 +267,20 @@ def _model_input_dims(
 
 
 def _with_dim_source(bounds: core.FeatureBounds, lookup: Any) -> core.FeatureBounds:
-    """Records where a feature's embedding input_dim came from."""
-    if lookup is not None:
-        replaced = dataclasses.replace(
-            bounds,
-            embedding_dim_kind="model",
-            embedding_dim_source=lookup.source_text(),
-            model_lookup_kind=lookup.lookup_kind,
-            model_layer=lookup.layer_name or lookup.op_name,
-            model_lookup_silent=lookup.silent,
-            model_bad_index_behaviour=lookup.behaviour_on_bad_index,
-        )
-        if bounds.bound_kind == "embedding_input_dims":
-            # Nothing else bounds the feature (a pass-through integer): the model's
-            # table is the only size there is.
-            replaced = dataclasses.replace(
-                replaced,
-                bound_kind="model",
-                bound_source=f"the model's table only: {lookup.source_text()}",
-            )
-        return replaced
-    if bounds.embedding_dim_source == "embedding_input_dims parameter":
-        return dataclasses.replace(bounds, embedding_dim_kind="embedding_input_dims")
-    return bounds
+    """Records that the model's lookup gave a feature's embedding input_dim."""
+    if lookup is None:
+        return bounds
+    model_fields: dict[str, Any] = {
+        "embedding_dim_kind": "model",
+        "embedding_dim_source": lookup.source_text(),
+        "model_lookup_kind": lookup.lookup_kind,
+        "model_layer": lookup.layer_name or lookup.op_name,
+        "model_lookup_silent": lookup.silent,
+        "model_bad_index_behaviour": lookup.behaviour_on_bad_index,
+    }
+    if bounds.bound_kind == "embedding_input_dims":
+        # Nothing else bounds the feature (a pass-through integer): the model's
+        # table is the only size there is.
+        model_fields["bound_kind"] = "model"
+        model_fields["bound_source"] = f"the model's table only: {lookup.source_text()}"
+    return dataclasses.replace(bounds, **model_fields)

@@ -102,7 +102,8 @@ def default_parallelism() -> int:
         return os.cpu_count() or 1
 
 
-def _is_local(path: str) -> bool:
+def is_local(path: str) -> bool:
+    """Whether path is on the local filesystem (no `scheme://`), where os.stat works."""
     return "://" not in path
 
 
@@ -127,7 +128,7 @@ def check_regular_file(path: str, parameter: str) -> None:
     Raises:
       InputError: The path is missing, a folder, or a special file.
     """
-    if not _is_local(path):
+    if not is_local(path):
         if not fileio.exists(path):
             raise InputError(f"{parameter} {path!r} does not exist; pass an existing file.")
         if fileio.isdir(path):
@@ -164,7 +165,7 @@ def check_regular_files(folder: str, what: str) -> None:
     Raises:
       InputError: A file under folder is not a regular file.
     """
-    if not _is_local(folder) or not os.path.isdir(folder):
+    if not is_local(folder) or not os.path.isdir(folder):
         return
     for directory, _, names in os.walk(folder):
         for name in sorted(names):
@@ -227,7 +228,7 @@ def list_shards(split_uri: str) -> list[str]:
     shards, special = [], []
     for path in sorted(matched):
         path = path.rstrip("/")
-        if _is_local(path):
+        if is_local(path):
             try:
                 mode = os.stat(path).st_mode
             except OSError as error:
@@ -296,18 +297,20 @@ def _open(path: str) -> Any:
         ) from error
 
 
+def _read(f: Any, size: int, path: str) -> bytes:
+    """Reads up to size bytes of an open shard; a read error names the shard."""
+    try:
+        return f.read(size)
+    except tf.errors.OpError as error:
+        raise ShardError(
+            f"Shard {path!r} cannot be read ({op_error_text(error)}). Check that it is "
+            "readable, or remove it from the split folder."
+        ) from error
+
+
 def _file_chunks(path: str) -> Iterator[bytes]:
     with _open(path) as f:
-        while True:
-            try:
-                chunk = f.read(_READ_BYTES)
-            except tf.errors.OpError as error:
-                raise ShardError(
-                    f"Shard {path!r} cannot be read ({op_error_text(error)}). Check that it "
-                    "is readable, or remove it from the split folder."
-                ) from error
-            if not chunk:
-                return
+        while chunk := _read(f, _READ_BYTES, path):
             yield chunk
 
 
@@ -350,13 +353,7 @@ def _valid_first_header(data: bytes) -> bool:
 def _first_bytes(path: str, compression: str) -> bytes | None:
     """The first bytes of the records under a compression, or None if it does not fit."""
     with _open(path) as f:
-        try:
-            start = f.read(_PROBE_BYTES)
-        except tf.errors.OpError as error:
-            raise ShardError(
-                f"Shard {path!r} cannot be read ({op_error_text(error)}). Check that it is "
-                "readable, or remove it from the split folder."
-            ) from error
+        start = _read(f, _PROBE_BYTES, path)
     if compression == UNCOMPRESSED or not start:
         return start[:_HEADER_BYTES]
     try:

@@ -9,10 +9,6 @@ from typing import Any
 from embedding_guard.errors import InputError
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
 def read_schema(path: str, parameter: str) -> Any:
     """Reads a Schema proto from a text (schema.pbtxt) or binary file.
 
@@ -31,7 +27,9 @@ def read_schema(path: str, parameter: str) -> Any:
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx.dsl.io import fileio
 
-    if not _is_remote(path):
+    from embedding_guard import reader
+
+    if reader.is_local(path):
         if not os.path.exists(path):
             raise InputError(f"{parameter} {path!r} does not exist; pass a schema.pbtxt file.")
         if os.path.isdir(path):
