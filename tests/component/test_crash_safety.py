@@ -187,7 +187,12 @@ def _kill_when_writing_starts(process: subprocess.Popen, output: Path, timeout: 
     # A run's first report file is a temporary one.
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
-        if _temporaries(output):
+        try:
+            writing = bool(_temporaries(output))
+        except FileNotFoundError:
+            # The run moved or removed a folder while it was being scanned.
+            continue
+        if writing:
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.0005)
