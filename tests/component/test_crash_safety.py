@@ -184,11 +184,13 @@ def _wait(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
 
 
 def _kill_when_writing_starts(process: subprocess.Popen, output: Path, timeout: float = 300):
-    # A run's first report file is a temporary one.
+    # `check` writes each split's reports into a folder of its staging folder, the
+    # first one long before the last (and before anything is published): a split
+    # folder there, or a temporary report file, shows that writing has started.
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
         try:
-            writing = bool(_temporaries(output))
+            writing = any(output.glob(".staging-*/Split-*")) or bool(_temporaries(output))
         except FileNotFoundError:
             # The run moved or removed a folder while it was being scanned.
             continue
