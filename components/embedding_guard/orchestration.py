@@ -146,7 +146,6 @@ def validate(
     Raises:
       InputError: The inputs or settings cannot be used; the message says which.
     """
-    from embedding_guard import transform_graph as transform_graph_lib
     from embedding_guard import validation
 
     if transform_graph is None and schema is None:
@@ -157,6 +156,9 @@ def validate(
     graph = None
     vocabulary_sizes: Mapping[str, int] = {}
     if transform_graph is not None:
+        # TensorFlow Transform (and tfx_bsl, tf_keras) only for a run that reads a graph.
+        from embedding_guard import transform_graph as transform_graph_lib
+
         graph = transform_graph_lib.load_transform_graph(transform_graph)
         vocabulary_sizes = graph.vocabulary_sizes
         if schema is None:

@@ -53,21 +53,15 @@ def raw_source_feature(
 
 
 def first_example_features(split_uris: Mapping[str, str]) -> set[str] | None:
-    """Feature names of the first example found in any split, or None if all are empty."""
+    """Feature names of the first example found in any split, or None if all are empty.
+
+    Raises:
+      reader.ShardError: The shard holding it is truncated, corrupt or not TFRecords.
+    """
     for split_uri in split_uris.values():
-        for shard in reader.list_shards(split_uri):
-            dataset = tf.data.TFRecordDataset(
-                shard, compression_type=reader.compression_type(shard)
-            )
-            try:
-                for record in dataset.take(1):
-                    example = tf.train.Example.FromString(record.numpy())
-                    return set(example.features.feature)
-            except tf.errors.OpError as error:
-                raise reader.ShardError(
-                    f"Shard {shard!r} cannot be read ({error.message.splitlines()[0]}). "
-                    "Re-run the component that wrote it, or remove the shard."
-                ) from error
+        found = reader.first_record(split_uri)
+        if found is not None:
+            return set(tf.train.Example.FromString(found[1]).features.feature)
     return None
 
 

@@ -261,3 +261,39 @@ def test_batches_hold_every_record_in_order_within_both_bounds(
         assert (
             len(batch) == batch_size or sum(map(len, batch)) + len(following[0]) > max_batch_bytes
         )
+
+
+@BOUNDED
+@given(
+    shard_sizes=st.lists(st.integers(0, 12), min_size=1, max_size=5),
+    batch_size=st.integers(1, 5),
+    parallelism=st.integers(2, 4),
+)
+def test_parallel_read_gives_each_shard_its_batches_in_file_order_then_its_end(
+    shard_sizes, batch_size, parallelism
+):
+    with tempfile.TemporaryDirectory() as folder:
+        paths, start = [], 0
+        for index, size in enumerate(shard_sizes):
+            path = str(Path(folder, f"shard-{index}.gz"))
+            with tf.io.TFRecordWriter(path, "GZIP") as writer:
+                for value in range(start, start + size):
+                    writer.write(_to_example({"a_xf": ("int64", [value])}).SerializeToString())
+            start += size
+            paths.append(path)
+
+        def per_shard(parallel: int) -> list[list]:
+            read = reader.read_shards(paths, ["a_xf"], batch_size=batch_size, parallelism=parallel)
+            streams: dict[str, list] = {path: [] for path in paths}
+            for path, batch in read:
+                assert "end" not in streams[path], "a batch after its shard's end"
+                streams[path].append("end" if batch is None else batch.columns["a_xf"][0].tolist())
+            return list(streams.values())
+
+        sequential = per_shard(1)
+        parallel = per_shard(parallelism)
+
+    assert parallel == sequential
+    assert all(stream[-1] == "end" and stream.count("end") == 1 for stream in sequential)
+    values = [value for stream in sequential for batch in stream[:-1] for value in batch]
+    assert values == list(range(sum(shard_sizes)))
