@@ -431,8 +431,9 @@ class SerializedBatch(Sequence[bytes]):
         for start, length in zip(self.starts.tolist(), self.lengths.tolist(), strict=True):
             yield buffer[start : start + length]
 
-    def __getitem__(self, index):  # type: ignore[override]
-        return list(self)[index]
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        start = int(self.starts[index])
+        return self.buffer[start : start + int(self.lengths[index])]
 
     def tensor(self) -> tf.Tensor:
         """The records as a 1-D string tensor."""
