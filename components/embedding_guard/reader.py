@@ -819,6 +819,8 @@ def _check_positive(name: str, value: object) -> int:
 
 
 _DONE = object()
+# Batches framed but not yet counted, per thread: enough to keep every thread busy.
+_BATCHES_IN_FLIGHT_PER_THREAD = 3
 
 
 def read_shards(
@@ -880,7 +882,7 @@ def _read_in_parallel(
     # Batches are handed on as soon as they are parsed, in file order within a
     # shard but in any order across shards: taking the shards in turn left a core
     # idle whenever the shard whose turn it was lagged behind.
-    in_flight = threading.BoundedSemaphore(3 * parallelism)
+    in_flight = threading.BoundedSemaphore(_BATCHES_IN_FLIGHT_PER_THREAD * parallelism)
     stop = threading.Event()
     # (position of the shard, batch number, future | _DONE | exception)
     results: queue.Queue = queue.Queue()
