@@ -155,6 +155,8 @@ def run_cli(args) -> tuple[tuple[float, float], dict]:
 
     imported = _imported()
     before = set(sys.modules)
+    # As the console script does before its run.
+    cli.keep_freed_memory()
     output = os.path.join(args.scratch, "cli")
     with contextlib.redirect_stdout(io.StringIO()):
         exit_code = cli.main(

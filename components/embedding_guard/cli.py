@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -781,12 +782,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INTERNAL_ERROR
 
 
+# mallopt parameters of glibc's malloc.h.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory() -> None:
+    """Lets the process reuse the memory it frees rather than give it back (glibc).
+
+    Every batch allocates and frees buffers of several MiB. glibc unmaps such
+    buffers when they are freed, so each batch page-faults its memory in again,
+    and on several threads the faults wait on one another. The console script
+    owns its process and exits when the run is done, so it keeps freed memory
+    for reuse. C libraries without mallopt are left as they are.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    # 32 MiB is glibc's largest threshold: batches (16 MiB) come from the heap.
+    mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+    mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
+
+
 def console_main() -> None:
     """The `embedding-guard` console script: main(), then exit with its code.
 
     Ctrl-C after the command has finished (while TensorFlow and Beam shut down)
     must not turn a verdict that was printed into a signal death with no message.
     """
+    keep_freed_memory()
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)
