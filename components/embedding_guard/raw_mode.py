@@ -52,19 +52,6 @@ def raw_source_feature(
     return stripped
 
 
-def first_example_features(split_uris: Mapping[str, str]) -> set[str] | None:
-    """Feature names of the first example found in any split, or None if all are empty.
-
-    Raises:
-      reader.ShardError: The shard holding it is truncated, corrupt or not TFRecords.
-    """
-    for split_uri in split_uris.values():
-        found = reader.first_record(split_uri)
-        if found is not None:
-            return set(tf.train.Example.FromString(found[1]).features.feature)
-    return None
-
-
 def detect_kind(
     requested: ExamplesKind | str,
     present: set[str] | None,

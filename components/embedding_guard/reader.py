@@ -654,7 +654,7 @@ def first_record(split_uri: str) -> tuple[str, bytes] | None:
     return None
 
 
-def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) -> None:
+def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) -> set[str] | None:
     """Checks on each split's first record that the split holds tf.Examples it can check.
 
     A tf.SequenceExample parses as a tf.Example of its context features; its
@@ -665,10 +665,15 @@ def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) 
       split_uris: Split name -> split folder.
       features: The checked features.
 
+    Returns:
+      The feature names of the first example of the first split that has one
+      (raw_mode.detect_kind decides from them), or None if every split is empty.
+
     Raises:
       ShardError: A split's first record is not a tf.Example, or is a
         tf.SequenceExample holding checked features in its feature_lists.
     """
+    present = None
     for split_uri in split_uris.values():
         found = first_record(split_uri)
         if found is None:
@@ -692,6 +697,10 @@ def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) 
                 "only). Write the indices as tf.Example features, or leave these features "
                 "out of `features`."
             )
+        if present is None:
+            # A tf.Example's features are, on the wire, a SequenceExample's context.
+            present = set(sequence_example.context.feature)
+    return present
 
 
 def _parse_columns(
@@ -884,15 +893,14 @@ def _read_in_parallel(
     # idle whenever the shard whose turn it was lagged behind.
     in_flight = threading.BoundedSemaphore(_BATCHES_IN_FLIGHT_PER_THREAD * parallelism)
     stop = threading.Event()
-    # (position of the shard, batch number, future | _DONE | exception)
+    # (shard, batch number, future | _DONE | exception)
     results: queue.Queue = queue.Queue()
     parse_pool = concurrent.futures.ThreadPoolExecutor(parallelism, "embedding_guard_parse")
     frame_pool = concurrent.futures.ThreadPoolExecutor(
         min(parallelism, len(shards)), "embedding_guard_frame"
     )
 
-    def frame(position: int) -> None:
-        shard = shards[position]
+    def frame(shard: str) -> None:
         number = 0
         try:
             for records in serialized_batches(shard, batch_size, max_batch_bytes):
@@ -902,39 +910,40 @@ def _read_in_parallel(
                 if stop.is_set():
                     return
                 future = parse_pool.submit(parser, shard, records)
-                future.add_done_callback(functools.partial(_put, results, (position, number)))
+                future.add_done_callback(functools.partial(_put, results, (shard, number)))
                 number += 1
-            results.put((position, number, _DONE))
+            results.put((shard, number, _DONE))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
-            results.put((position, number, error))
+            results.put((shard, number, error))
 
-    for position in range(len(shards)):
-        frame_pool.submit(frame, position)
-    arrived: dict[int, dict[int, Any]] = {position: {} for position in range(len(shards))}
-    next_number = [0] * len(shards)
+    for shard in shards:
+        frame_pool.submit(frame, shard)
+    # Per shard still being read: the batches that came before their turn.
+    arrived: dict[str, dict[int, Any]] = {shard: {} for shard in shards}
+    next_number = dict.fromkeys(shards, 0)
     try:
         while arrived:
-            position, number, item = results.get()
+            shard, number, item = results.get()
             if isinstance(item, BaseException):
                 raise item
-            ready = arrived[position]
+            ready = arrived[shard]
             ready[number] = item
-            while next_number[position] in ready:
-                item = ready.pop(next_number[position])
+            while next_number[shard] in ready:
+                item = ready.pop(next_number[shard])
                 if item is _DONE:
-                    del arrived[position]
-                    yield shards[position], None
+                    del arrived[shard]
+                    yield shard, None
                     break
-                next_number[position] += 1
+                next_number[shard] += 1
                 in_flight.release()
-                yield shards[position], item.result()
+                yield shard, item.result()
     finally:
         stop.set()
         frame_pool.shutdown(wait=True, cancel_futures=True)
         parse_pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _put(results: queue.Queue, key: tuple[int, int], future: concurrent.futures.Future) -> None:
+def _put(results: queue.Queue, key: tuple[str, int], future: concurrent.futures.Future) -> None:
     results.put((*key, future))
 
 

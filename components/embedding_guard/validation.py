@@ -257,10 +257,9 @@ def plan(
         )
     )
     unchecked = tuple(bounds_lib.unchecked_features(schema, feature_bounds, derivations))
-    reader.check_record_format(split_uris, [b.feature for b in feature_bounds])
+    present = reader.check_record_format(split_uris, [b.feature for b in feature_bounds])
     if transform_graph_uri is None:
         raw_schema = None
-    present = raw_mode.first_example_features(split_uris)
     kind = raw_mode.detect_kind(examples_kind, present, schema, raw_schema)
     if kind is raw_mode.ExamplesKind.TRANSFORMED:
         return Plan(feature_bounds, kind, None, unchecked)
