@@ -313,9 +313,9 @@ def _read(f: Any, size: int, path: str) -> bytes:
         ) from error
 
 
-def _file_chunks(path: str) -> Iterator[bytes]:
+def _file_chunks(path: str, read_bytes: int = _READ_BYTES) -> Iterator[bytes]:
     with _open(path) as f:
-        while chunk := _read(f, _READ_BYTES, path):
+        while chunk := _read(f, read_bytes, path):
             yield chunk
 
 
@@ -508,6 +508,8 @@ def serialized_batches(
     path: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    *,
+    window_bytes: int = _READ_BYTES,
 ) -> Generator[SerializedBatch, None, None]:
     """Yields a shard's serialized records in batches, checking every record header.
 
@@ -517,12 +519,16 @@ def serialized_batches(
     uncompressed shard every record's data checksum is verified, as TensorFlow
     does; in a gzip shard the gzip checksum covers every byte.
 
+    The file is read window_bytes at a time, and records are framed in windows
+    of at least window_bytes of (decompressed) data or the rest of the shard:
+    reading the first record needs only a small window.
+
     Raises:
       ShardError: The shard is truncated, corrupt or not a TFRecord file.
     """
     compression = shard_compression(path)
     file_size = _file_size(path)
-    chunks = _file_chunks(path)
+    chunks = _file_chunks(path, window_bytes)
     if compression == GZIP:
         chunks = _gunzipped(path, chunks)
         frame = _GzipFramer(path, min(_MAX_RECORD_BYTES, file_size * _MAX_DEFLATE_RATIO))
@@ -538,7 +544,7 @@ def serialized_batches(
         waiting_bytes += len(chunk)
         # Framing windows of a few MiB keeps the work per window small beside the
         # work per record.
-        if chunk and len(data) + waiting_bytes < max(need, _READ_BYTES):
+        if chunk and len(data) + waiting_bytes < max(need, window_bytes):
             continue
         data = b"".join([data, *waiting])
         waiting, waiting_bytes = [], 0
@@ -645,7 +651,9 @@ def first_record(split_uri: str) -> tuple[str, bytes] | None:
       ShardError: The shard holding it is truncated, corrupt or not TFRecords.
     """
     for shard in list_shards(split_uri):
-        batches = serialized_batches(shard, batch_size=1)
+        # One record: framing the default window, some 20,000 records, took 25 ms
+        # on every run before any reading began.
+        batches = serialized_batches(shard, batch_size=1, window_bytes=_PROBE_BYTES)
         try:
             for batch in batches:
                 return shard, batch[0]
@@ -703,6 +711,15 @@ def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) 
     return present
 
 
+@functools.lru_cache(maxsize=256)
+def _string_tensor(strings: tuple[str, ...]) -> tf.Tensor:
+    # Python lists, an empty one above all, send the op down TensorFlow's slow
+    # path, which converts every argument again on each call, holding the GIL.
+    # Made eagerly even inside a trace, so that the cache never holds a graph's tensor.
+    with tf.init_scope():
+        return tf.constant(strings, dtype=tf.string, shape=[len(strings)])
+
+
 def _parse_columns(
     serialized: tf.Tensor, features: Sequence[str], dtype: Any
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -711,12 +728,13 @@ def _parse_columns(
     The raw op, because tf.io.parse_example builds and validates a RaggedTensor
     per feature in Python, a dozen small ops each, all holding the GIL.
     """
+    no_keys = _string_tensor(())
     parsed = tf.raw_ops.ParseExampleV2(
         serialized=serialized,
-        names=[],
-        sparse_keys=[],
-        dense_keys=[],
-        ragged_keys=list(features),
+        names=no_keys,
+        sparse_keys=no_keys,
+        dense_keys=no_keys,
+        ragged_keys=_string_tensor(tuple(features)),
         dense_defaults=[],
         num_sparse=0,
         sparse_types=[],

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -297,3 +298,46 @@ def test_parallel_read_gives_each_shard_its_batches_in_file_order_then_its_end(
     assert all(stream[-1] == "end" and stream.count("end") == 1 for stream in sequential)
     values = [value for stream in sequential for batch in stream[:-1] for value in batch]
     assert values == list(range(sum(shard_sizes)))
+
+
+def test_parse_batch_stays_on_tensorflows_fast_path(monkeypatch):
+    # The slow path converted every argument on each call, holding the GIL.
+    from tensorflow.python.ops import gen_parsing_ops
+
+    def slow_path(*args, **kwargs):
+        raise AssertionError("ParseExampleV2 took TensorFlow's eager fallback")
+
+    monkeypatch.setattr(gen_parsing_ops, "parse_example_v2_eager_fallback", slow_path)
+    serialized = [_to_example({"a_xf": ("int64", [3, 4])}).SerializeToString()] * 2
+    batch = reader.parse_batch(tf.constant(serialized), ["a_xf", "b_xf"])
+
+    assert batch.columns["a_xf"][0].tolist() == [3, 4, 3, 4]
+    assert batch.columns["a_xf"][1].tolist() == [2, 2]
+    assert batch.columns["b_xf"][1].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("compression", ["GZIP", ""])
+def test_first_record_frames_one_small_window_not_the_whole_shard_start(
+    monkeypatch, tmp_path, compression
+):
+    records = [
+        _to_example({"a_xf": ("int64", [index] * 100)}).SerializeToString()
+        for index in range(30_000)
+    ]
+    path = tmp_path / "Split-train" / ("shard.gz" if compression else "shard")
+    path.parent.mkdir()
+    with tf.io.TFRecordWriter(str(path), compression) as writer:
+        for record in records:
+            writer.write(record)
+    framed: list[int] = []
+    for framer in (reader._GzipFramer, reader._CheckedFramer):
+        monkeypatch.setattr(
+            framer,
+            "__call__",
+            lambda self, data, frame=framer.__call__: framed.append(len(data)) or frame(self, data),
+        )
+
+    assert reader.first_record(str(path.parent)) == (str(path), records[0])
+    # The shard holds over 6 MB; the default window is 4 MiB.
+    assert sum(len(record) for record in records) > 6_000_000
+    assert 0 < sum(framed) < 2 * 1024 * 1024
