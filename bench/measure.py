@@ -150,7 +150,7 @@ def run_cli(args) -> tuple[tuple[float, float], dict]:
         reader,
         report_io,
         schema_io,
-        validation,  # noqa: F401
+        validation,
     )
 
     imported = _imported()
