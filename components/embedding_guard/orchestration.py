@@ -172,8 +172,9 @@ def validate(
     embedding_input_dims, model_sized, unchecked_lookups = _model_input_dims(
         model_lookups, options, schema_features
     )
+    split_shards = validation.list_split_shards(split_uris)
     plan = validation.plan(
-        split_uris,
+        split_shards,
         schema,
         vocabulary_sizes,
         transform_graph_uri=graph.uri if graph else None,
@@ -202,7 +203,7 @@ def validate(
             b.bound_source,
             b.embedding_dim_source,
         )
-    jobs = validation.split_jobs(split_uris, output_dirs)
+    jobs = validation.split_jobs(split_shards, output_dirs)
     run_settings: dict[str, Any] = {
         "baseline": schema,
         "policy": options.oov_policy(split_uris),

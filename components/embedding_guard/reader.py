@@ -313,8 +313,10 @@ def _read(f: Any, size: int, path: str) -> bytes:
         ) from error
 
 
-def _file_chunks(path: str, read_bytes: int = _READ_BYTES) -> Iterator[bytes]:
-    with _open(path) as f:
+def _file_chunks(f: Any, first: bytes, read_bytes: int, path: str) -> Iterator[bytes]:
+    """The chunks of an open shard whose first read_bytes were already read as first."""
+    if first:
+        yield first
         while chunk := _read(f, read_bytes, path):
             yield chunk
 
@@ -357,10 +359,9 @@ def _valid_first_header(data: bytes) -> bool:
     return _masked_crc(data[:8]) == crc
 
 
-def _first_bytes(path: str, compression: str) -> bytes | None:
+def _first_bytes(start: bytes, compression: str) -> bytes | None:
     """The first bytes of the records under a compression, or None if it does not fit."""
-    with _open(path) as f:
-        start = _read(f, _PROBE_BYTES, path)
+    start = start[:_PROBE_BYTES]
     if compression == UNCOMPRESSED or not start:
         return start[:_HEADER_BYTES]
     try:
@@ -372,6 +373,16 @@ def _first_bytes(path: str, compression: str) -> bytes | None:
 def shard_compression(path: str) -> str:
     """Decides a shard's compression: from its name, then by trying the other.
 
+    Raises:
+      ShardError: The file cannot be read, or fits neither compression.
+    """
+    with _open(path) as f:
+        return _compression(path, _read(f, _PROBE_BYTES, path))
+
+
+def _compression(path: str, start: bytes) -> str:
+    """Decides the compression of the shard at path from its first bytes, start.
+
     The first record's header checksum tells whether a guess fits; the file's
     first bytes alone do not (an uncompressed record of 35,615 bytes starts with
     the gzip magic 1f 8b).
@@ -382,7 +393,7 @@ def shard_compression(path: str) -> str:
     named = compression_type(path)
     other = UNCOMPRESSED if named == GZIP else GZIP
     for compression in (named, other):
-        first = _first_bytes(path, compression)
+        first = _first_bytes(start, compression)
         if first is not None and _valid_first_header(first):
             if compression != named:
                 logging.warning(
@@ -526,9 +537,18 @@ def serialized_batches(
     Raises:
       ShardError: The shard is truncated, corrupt or not a TFRecord file.
     """
-    compression = shard_compression(path)
+    # One open per shard: on GCS or S3 each open is a round trip.
+    with _open(path) as f:
+        yield from _framed_batches(path, f, batch_size, max_batch_bytes, window_bytes)
+
+
+def _framed_batches(
+    path: str, f: Any, batch_size: int, max_batch_bytes: int, window_bytes: int
+) -> Iterator[SerializedBatch]:
+    first = _read(f, max(window_bytes, _PROBE_BYTES), path)
+    compression = _compression(path, first)
     file_size = _file_size(path)
-    chunks = _file_chunks(path, window_bytes)
+    chunks: Iterable[bytes] = _file_chunks(f, first, window_bytes, path)
     if compression == GZIP:
         chunks = _gunzipped(path, chunks)
         frame = _GzipFramer(path, min(_MAX_RECORD_BYTES, file_size * _MAX_DEFLATE_RATIO))
@@ -644,13 +664,13 @@ def _claim_error(path: str, offset: int, length: int) -> ShardError:
     )
 
 
-def first_record(split_uri: str) -> tuple[str, bytes] | None:
-    """Returns (shard, record) for a split's first record, or None if the split is empty.
+def first_record(shards: Iterable[str]) -> tuple[str, bytes] | None:
+    """Returns (shard, record) for the first record of shards, or None if they hold none.
 
     Raises:
       ShardError: The shard holding it is truncated, corrupt or not TFRecords.
     """
-    for shard in list_shards(split_uri):
+    for shard in shards:
         # One record: framing the default window, some 20,000 records, took 30 ms
         # on every run before any reading began.
         batches = serialized_batches(shard, batch_size=1, window_bytes=_PROBE_BYTES)
@@ -662,7 +682,9 @@ def first_record(split_uri: str) -> tuple[str, bytes] | None:
     return None
 
 
-def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) -> set[str] | None:
+def check_record_format(
+    split_shards: Mapping[str, Sequence[str]], features: Sequence[str]
+) -> set[str] | None:
     """Checks on each split's first record that the split holds tf.Examples it can check.
 
     A tf.SequenceExample parses as a tf.Example of its context features; its
@@ -670,7 +692,7 @@ def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) 
     rather than a "feature missing" finding.
 
     Args:
-      split_uris: Split name -> split folder.
+      split_shards: Split name -> its shards.
       features: The checked features.
 
     Returns:
@@ -682,8 +704,8 @@ def check_record_format(split_uris: Mapping[str, str], features: Sequence[str]) 
         tf.SequenceExample holding checked features in its feature_lists.
     """
     present = None
-    for split_uri in split_uris.values():
-        found = first_record(split_uri)
+    for shards in split_shards.values():
+        found = first_record(shards)
         if found is None:
             continue
         shard, record = found

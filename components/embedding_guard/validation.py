@@ -170,15 +170,16 @@ def run_in_process(
     return {job.name: report_io.read_split_report(job.output_dir) for job in jobs}
 
 
-def split_jobs(split_uris: Mapping[str, str], output_dirs: Mapping[str, str]) -> list[SplitJob]:
-    """Lists each split's shards.
+def list_split_shards(split_uris: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Lists each split's shards, once for the whole run: on GCS or S3 a listing is a round trip.
 
     Raises:
-      reader.ShardError: A split folder is missing or holds no shard file. Writers
-        (Beam's WriteToTFRecord, so ExampleGen and Transform) leave at least one,
-        possibly empty, shard, so an empty folder means lost or unfinished files.
+      reader.ShardError: A split folder is missing, holds a folder or a special
+        file, or holds no shard file. Writers (Beam's WriteToTFRecord, so
+        ExampleGen and Transform) leave at least one, possibly empty, shard, so an
+        empty folder means lost or unfinished files.
     """
-    jobs = []
+    split_shards = {}
     for name, uri in split_uris.items():
         shards = tuple(reader.list_shards(uri))
         if not shards:
@@ -187,8 +188,17 @@ def split_jobs(split_uris: Mapping[str, str], output_dirs: Mapping[str, str]) ->
                 "shards). Its files were deleted or are still being written: re-run the "
                 "component that wrote the examples."
             )
-        jobs.append(SplitJob(name, shards, output_dirs[name]))
-    return jobs
+        split_shards[name] = shards
+    return split_shards
+
+
+def split_jobs(
+    split_shards: Mapping[str, Sequence[str]], output_dirs: Mapping[str, str]
+) -> list[SplitJob]:
+    """One job per split: its shards (`list_split_shards`) and its output folder."""
+    return [
+        SplitJob(name, tuple(shards), output_dirs[name]) for name, shards in split_shards.items()
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +220,7 @@ class Plan:
 
 
 def plan(
-    split_uris: Mapping[str, str],
+    split_shards: Mapping[str, Sequence[str]],
     schema: schema_pb2.Schema,
     vocabulary_sizes: Mapping[str, int],
     *,
@@ -225,7 +235,7 @@ def plan(
     """Resolves bounds and decides whether the examples are raw or transformed.
 
     Args:
-      split_uris: Split name -> split folder.
+      split_shards: Split name -> its shards (`list_split_shards`).
       schema: The transformed schema (or a user schema with int_domains).
       vocabulary_sizes: Vocabulary name -> entries.
       transform_graph_uri: The transform graph, needed for raw examples.
@@ -257,7 +267,7 @@ def plan(
         )
     )
     unchecked = tuple(bounds_lib.unchecked_features(schema, feature_bounds, derivations))
-    present = reader.check_record_format(split_uris, [b.feature for b in feature_bounds])
+    present = reader.check_record_format(split_shards, [b.feature for b in feature_bounds])
     if transform_graph_uri is None:
         raw_schema = None
     kind = raw_mode.detect_kind(examples_kind, present, schema, raw_schema)

@@ -11,8 +11,9 @@ from embedding_guard import beam_pipeline, transform_graph, validation
 def test_examples_values_and_bad_values_are_counters(tmp_path):
     graph = transform_graph.load_transform_graph(str(TRANSFORM_GRAPH_DIR))
     splits = {name: str(EXAMPLES_DIR / f"Split-{name}") for name in ("train", "eval", "test")}
-    plan = validation.plan(splits, graph.schema, graph.vocabulary_sizes)
-    jobs = validation.split_jobs(splits, {name: str(tmp_path / name) for name in splits})
+    split_shards = validation.list_split_shards(splits)
+    plan = validation.plan(split_shards, graph.schema, graph.vocabulary_sizes)
+    jobs = validation.split_jobs(split_shards, {name: str(tmp_path / name) for name in splits})
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
 
     reports = beam_pipeline.run(jobs, plan.bounds, pipeline)

@@ -50,8 +50,9 @@ def _validate(
     split_uris = {name: str(examples / f"Split-{name}") for name in SPLITS}
     if reverse:
         split_uris = dict(reversed(split_uris.items()))
+    split_shards = validation.list_split_shards(split_uris)
     plan = validation.plan(
-        split_uris,
+        split_shards,
         info.schema,
         info.vocabulary_sizes,
         transform_graph_uri=info.uri,
@@ -59,7 +60,7 @@ def _validate(
         embedding_input_dims={"month_xf": 12},
     )
     jobs = validation.split_jobs(
-        split_uris, {name: str(output / f"Split-{name}") for name in split_uris}
+        split_shards, {name: str(output / f"Split-{name}") for name in split_uris}
     )
     if reverse:
         jobs = [validation.SplitJob(j.name, j.shards[::-1], j.output_dir) for j in jobs]

@@ -261,7 +261,7 @@ def test_taxi_zero_configuration_links_vocabularies(taxi_zero_config, taxi_expec
 def test_taxi_unchecked_passthrough_features_are_listed():
     graph = transform_graph.load_transform_graph(str(TAXI / "transform_graph"))
     plan = validation.plan(
-        reader_split_uris(TAXI / "transformed_examples"),
+        validation.list_split_shards(reader_split_uris(TAXI / "transformed_examples")),
         graph.schema,
         graph.vocabulary_sizes,
         transform_graph_uri=graph.uri,

@@ -138,9 +138,7 @@ def test_a_folder_inside_a_split_is_an_error_as_it_is_for_the_trainer(tmp_path):
     _write(nested / "part-0.gz", [_example_with_age(-1)], compressed=True)
 
     with pytest.raises(reader.ShardError, match=r"'beam-temp-xyz' \(a folder\)"):
-        validation.split_jobs(
-            {"eval": str(examples / "Split-eval")}, {"eval": str(tmp_path / "out")}
-        )
+        validation.list_split_shards({"eval": str(examples / "Split-eval")})
 
 
 def _fifo(path: Path) -> str:
@@ -166,9 +164,7 @@ def test_special_file_in_a_split_is_an_error_naming_it(tmp_path, make_special):
     kind = make_special(examples / "Split-eval" / "zz-special")
 
     with pytest.raises(reader.ShardError) as raised:
-        validation.split_jobs(
-            {"eval": str(examples / "Split-eval")}, {"eval": str(tmp_path / "out")}
-        )
+        validation.list_split_shards({"eval": str(examples / "Split-eval")})
 
     message = str(raised.value)
     assert "'zz-special'" in message and kind in message, message
@@ -320,3 +316,33 @@ def test_reports_are_byte_identical_at_any_parallelism(tmp_path, monkeypatch, pa
 
     assert len(serial) == 9
     assert parallel == serial
+
+
+def test_a_check_lists_each_split_folder_once_and_opens_each_shard_once(
+    tmp_path, monkeypatch, capsys
+):
+    # On GCS or S3 each listing and each open is a round trip before any reading.
+    from tfx.dsl.io import fileio
+
+    listed: list[str] = []
+    opened: list[str] = []
+    monkeypatch.setattr(
+        reader,
+        "list_shards",
+        lambda uri, list_=reader.list_shards: listed.append(uri) or list_(uri),
+    )
+    monkeypatch.setattr(
+        fileio,
+        "open",
+        lambda path, *args, open_=fileio.open: opened.append(path) or open_(path, *args),
+    )
+    examples = _copy_examples(tmp_path)
+    shards = sorted(str(path) for path in (examples / "Split-eval").iterdir())
+
+    code, _, _ = _check(capsys, examples, tmp_path / "out")
+
+    assert code in (cli.EXIT_CLEAN, cli.EXIT_BLOCKED)
+    assert listed == [str(examples / "Split-eval")]
+    # The first shard once more for the format check's first record.
+    shard_opens = sorted(path for path in opened if path in shards)
+    assert shard_opens == sorted([*shards, shards[0]])

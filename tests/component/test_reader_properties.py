@@ -337,7 +337,36 @@ def test_first_record_frames_one_small_window_not_the_whole_shard_start(
             lambda self, data, frame=framer.__call__: framed.append(len(data)) or frame(self, data),
         )
 
-    assert reader.first_record(str(path.parent)) == (str(path), records[0])
+    assert reader.first_record([str(path)]) == (str(path), records[0])
     # The shard holds over 6 MB; the default window is 4 MiB.
     assert sum(len(record) for record in records) > 6_000_000
     assert 0 < sum(framed) < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("compression", "name"),
+    [("GZIP", "shard.gz"), ("", "shard"), ("GZIP", "gzip_named_plain"), ("", "plain.gz")],
+)
+def test_reading_a_shard_opens_it_once(monkeypatch, tmp_path, compression, name):
+    # On GCS or S3 every open is a round trip; deciding the compression (by the
+    # name, then by the other guess) must reuse the bytes the read starts with.
+    from tfx.dsl.io import fileio
+
+    records = [
+        _to_example({"a_xf": ("int64", [index])}).SerializeToString() for index in range(500)
+    ]
+    path = tmp_path / name
+    with tf.io.TFRecordWriter(str(path), compression) as writer:
+        for record in records:
+            writer.write(record)
+    opened: list[str] = []
+    monkeypatch.setattr(
+        fileio,
+        "open",
+        lambda path, *args, open_=fileio.open: opened.append(path) or open_(path, *args),
+    )
+
+    read = [bytes(record) for batch in reader.serialized_batches(str(path), 64) for record in batch]
+
+    assert read == records
+    assert opened == [str(path)]
