@@ -314,7 +314,7 @@ def _read(f: Any, size: int, path: str) -> bytes:
 
 
 def _file_chunks(f: Any, first: bytes, read_bytes: int, path: str) -> Iterator[bytes]:
-    """The chunks of an open shard whose first read_bytes were already read as first."""
+    """An open shard's chunks of read_bytes, starting with first, the bytes already read."""
     if first:
         yield first
         while chunk := _read(f, read_bytes, path):
@@ -545,6 +545,7 @@ def serialized_batches(
 def _framed_batches(
     path: str, f: Any, batch_size: int, max_batch_bytes: int, window_bytes: int
 ) -> Iterator[SerializedBatch]:
+    """serialized_batches of the open shard f at path."""
     first = _read(f, max(window_bytes, _PROBE_BYTES), path)
     compression = _compression(path, first)
     file_size = _file_size(path)
