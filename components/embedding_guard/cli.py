@@ -8,6 +8,7 @@ answers at once.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import ctypes
 import json
@@ -560,6 +561,10 @@ def _run_check(args: argparse.Namespace) -> int:
     return EXIT_CLEAN if result.blessed else EXIT_BLOCKED
 
 
+# Shards whose size the progress bar asks for at once.
+_STAT_THREADS = 16
+
+
 class _Progress:
     """One progress bar per split: examples read, rate, and an ETA once it can be estimated.
 
@@ -585,14 +590,18 @@ class _Progress:
 
         from embedding_guard import reader
 
-        self._split_of_shard = {}
-        self._shard_bytes = {}
+        self._split_of_shard = {
+            shard: split for split, uri in split_uris.items() for shard in reader.list_shards(uri)
+        }
+        # On GCS or S3 each stat is a round trip: one after another, a thousand
+        # shards held up the run's start by a thousand round trips.
+        with concurrent.futures.ThreadPoolExecutor(_STAT_THREADS, "embedding_guard_stat") as pool:
+            self._shard_bytes = dict(
+                zip(self._split_of_shard, pool.map(_file_size, self._split_of_shard), strict=True)
+            )
         self._split_bytes = dict.fromkeys(split_uris, 0)
-        for split, uri in split_uris.items():
-            for shard in reader.list_shards(uri):
-                self._split_of_shard[shard] = split
-                self._shard_bytes[shard] = _file_size(shard)
-                self._split_bytes[split] += self._shard_bytes[shard]
+        for shard, split in self._split_of_shard.items():
+            self._split_bytes[split] += self._shard_bytes[shard]
         self._examples_in_shard = dict.fromkeys(self._split_of_shard, 0)
         self._done_bytes = dict.fromkeys(split_uris, 0)
         self._done_examples = dict.fromkeys(split_uris, 0)

@@ -74,3 +74,29 @@ def test_quiet_when_not_a_terminal():
     assert "\x1b" not in result.stderr + result.stdout
     # city_xf NEGATIVE_INDEX, month_xf and product_xf INDEX_OUT_OF_RANGE.
     assert "split eval: 20 examples, 3 error(s), 2 warning(s) -> BLOCKED" in result.stdout
+
+
+def test_the_progress_bar_asks_for_shard_sizes_at_once(monkeypatch):
+    # On GCS or S3 each stat is a round trip. The stats pass the barrier only if
+    # all of them run at the same time; one after another, the first times out.
+    import io
+
+    from embedding_guard import cli
+
+    splits = {
+        name: TESTDATA / "transformed_examples" / f"Split-{name}" for name in ("eval", "train")
+    }
+    shards = [path for folder in splits.values() for path in folder.iterdir()]
+    together = threading.Barrier(len(shards), timeout=10)
+
+    def stat_all_at_once(path: str) -> int:
+        together.wait()
+        return 1000
+
+    monkeypatch.setattr(cli, "_file_size", stat_all_at_once)
+    progress = cli._Progress({name: str(folder) for name, folder in splits.items()}, io.StringIO())
+    progress.finish()
+
+    # train holds 2 shards, eval 1.
+    assert len(shards) == 3
+    assert progress._split_bytes == {"eval": 1000, "train": 2000}
