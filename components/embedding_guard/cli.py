@@ -646,12 +646,14 @@ class _Progress:
                 rate=f"{self._examples[split] / seconds:,.0f} examples/s",
             )
 
-    def finish(self) -> None:
+    def finish(self, *, done: bool = True) -> None:
+        """Stops drawing; a run that is done fills every bar, an interrupted one leaves them."""
         with self._lock:
-            for split, task in self._tasks.items():
-                self._bars.update(
-                    task, total=self._examples[split], completed=self._examples[split]
-                )
+            if done:
+                for split, task in self._tasks.items():
+                    self._bars.update(
+                        task, total=self._examples[split], completed=self._examples[split]
+                    )
             self._bars.stop()
 
 
@@ -685,8 +687,11 @@ def _progress_on_tty(split_uris: Mapping[str, str], stream: TextIO) -> Iterator[
     try:
         with validation.progress_listener(progress.add):
             yield
-    finally:
-        progress.finish()
+    except BaseException:
+        # A bar at 100 % above "interrupted" would say the split was all read.
+        progress.finish(done=False)
+        raise
+    progress.finish()
 
 
 def _add_report_command(commands: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
 import pty
@@ -9,6 +10,8 @@ import re
 import subprocess
 import sys
 import threading
+
+import pytest
 
 TESTDATA = pathlib.Path(__file__).resolve().parent / "testdata"
 CHECK = [
@@ -100,3 +103,23 @@ def test_the_progress_bar_asks_for_shard_sizes_at_once(monkeypatch):
     # train holds 2 shards, eval 1.
     assert len(shards) == 3
     assert progress._split_bytes == {"eval": 1000, "train": 2000}
+
+
+class _TerminalStream(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_an_interrupted_run_does_not_fill_its_bars():
+    # Filled, a bar above "interrupted" would say the split was all read.
+    from embedding_guard import cli, validation
+
+    folder = TESTDATA / "transformed_examples" / "Split-train"
+    stream = _TerminalStream()
+    with pytest.raises(KeyboardInterrupt), cli._progress_on_tty({"train": str(folder)}, stream):
+        validation._notify(str(sorted(folder.iterdir())[0]), 4)
+        raise KeyboardInterrupt
+
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    assert "4/" in shown
+    assert "100%" not in shown and "4/4" not in shown
