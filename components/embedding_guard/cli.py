@@ -561,10 +561,6 @@ def _run_check(args: argparse.Namespace) -> int:
     return EXIT_CLEAN if result.blessed else EXIT_BLOCKED
 
 
-# Shards whose size the progress bar asks for at once.
-_STAT_THREADS = 16
-
-
 class _Progress:
     """One progress bar per split: examples read, rate, and an ETA once it can be estimated.
 
@@ -595,7 +591,9 @@ class _Progress:
         }
         # On GCS or S3 each stat is a round trip: one after another, a thousand
         # shards held up the run's start by a thousand round trips.
-        with concurrent.futures.ThreadPoolExecutor(_STAT_THREADS, "embedding_guard_stat") as pool:
+        with concurrent.futures.ThreadPoolExecutor(
+            reader.REMOTE_CALLS_AT_ONCE, "embedding_guard_stat"
+        ) as pool:
             self._shard_bytes = dict(
                 zip(self._split_of_shard, pool.map(_file_size, self._split_of_shard), strict=True)
             )

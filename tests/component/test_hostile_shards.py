@@ -346,3 +346,30 @@ def test_a_check_lists_each_split_folder_once_and_opens_each_shard_once(
     # The first shard once more for the format check's first record.
     shard_opens = sorted(path for path in opened if path in shards)
     assert shard_opens == sorted([*shards, shards[0]])
+
+
+def test_on_a_remote_filesystem_the_split_entries_are_checked_at_once(tmp_path, monkeypatch):
+    # Each isdir is a round trip on GCS or S3. The checks pass the barrier only if
+    # all of them run at the same time; one after another, the first times out.
+    import threading
+
+    from tfx.dsl.io import fileio
+
+    split = tmp_path / "Split-train"
+    split.mkdir()
+    for index in range(5):
+        (split / f"shard-{index}.gz").write_bytes(b"")
+    (split / "beam-temp").mkdir()
+    entries = {str(path) for path in split.iterdir()}
+    together = threading.Barrier(len(entries), timeout=10)
+
+    def isdir_all_at_once(path, isdir=fileio.isdir):
+        if path in entries:
+            together.wait()
+        return isdir(path)
+
+    monkeypatch.setattr(reader, "is_local", lambda path: False)
+    monkeypatch.setattr(fileio, "isdir", isdir_all_at_once)
+
+    with pytest.raises(reader.ShardError, match=r"'beam-temp' \(a folder\)"):
+        reader.list_shards(str(split))
