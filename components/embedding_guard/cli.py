@@ -8,7 +8,6 @@ answers at once.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import ctypes
 import json
@@ -589,14 +588,8 @@ class _Progress:
         self._split_of_shard = {
             shard: split for split, uri in split_uris.items() for shard in reader.list_shards(uri)
         }
-        # On GCS or S3 each stat is a round trip: one after another, a thousand
-        # shards held up the run's start by a thousand round trips.
-        with concurrent.futures.ThreadPoolExecutor(
-            reader.REMOTE_CALLS_AT_ONCE, "embedding_guard_stat"
-        ) as pool:
-            self._shard_bytes = dict(
-                zip(self._split_of_shard, pool.map(_file_size, self._split_of_shard), strict=True)
-            )
+        shards = list(self._split_of_shard)
+        self._shard_bytes = dict(zip(shards, reader.call_at_once(_file_size, shards), strict=True))
         self._split_bytes = dict.fromkeys(split_uris, 0)
         for shard, split in self._split_of_shard.items():
             self._split_bytes[split] += self._shard_bytes[shard]

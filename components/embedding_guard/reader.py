@@ -47,7 +47,7 @@ DEFAULT_BATCH_SIZE = 50_000
 # by 60 MB from 240 MB to 1.9 GB of examples (32 MiB: 108 MB; by count: 418 MB).
 DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
 # Calls to a remote filesystem (GCS, S3) made at once where each is a round trip.
-REMOTE_CALLS_AT_ONCE = 16
+_REMOTE_CALLS_AT_ONCE = 16
 # TFX stores each split of an artifact in a folder named Split-<name>.
 SPLIT_DIR_PREFIX = "Split-"
 GZIP = "GZIP"
@@ -209,6 +209,20 @@ def split_dirs(examples_dir: str) -> dict[str, str]:
     return splits
 
 
+def call_at_once(call: Callable[[str], Any], paths: Sequence[str]) -> list[Any]:
+    """call(path) for every path, _REMOTE_CALLS_AT_ONCE at a time, in the order of paths.
+
+    On GCS or S3 each call is a round trip: one after another, a thousand shards
+    took a thousand before any reading began.
+    """
+    if not paths:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(
+        _REMOTE_CALLS_AT_ONCE, "embedding_guard_remote"
+    ) as pool:
+        return list(pool.map(call, paths))
+
+
 def list_shards(split_uri: str) -> list[str]:
     """Lists the files TFX's Trainer reads from a split folder, sorted.
 
@@ -233,18 +247,11 @@ def list_shards(split_uri: str) -> list[str]:
     # Same as tfx.utils.io_utils.all_files_pattern, without importing tfx.utils.
     matched = sorted(path.rstrip("/") for path in fileio.glob(os.path.join(split_uri, "*")))
     remote = [path for path in matched if not is_local(path)]
-    remote_folders = set()
-    if remote:
-        # Each isdir is a round trip on GCS or S3: one after another, a thousand
-        # shards took a thousand before any reading began.
-        with concurrent.futures.ThreadPoolExecutor(
-            REMOTE_CALLS_AT_ONCE, "embedding_guard_list"
-        ) as pool:
-            remote_folders = {
-                path
-                for path, is_folder in zip(remote, pool.map(fileio.isdir, remote), strict=True)
-                if is_folder
-            }
+    remote_folders = {
+        path
+        for path, is_folder in zip(remote, call_at_once(fileio.isdir, remote), strict=True)
+        if is_folder
+    }
     shards, special = [], []
     for path in matched:
         if is_local(path):

@@ -82,8 +82,6 @@ def test_quiet_when_not_a_terminal():
 def test_the_progress_bar_asks_for_shard_sizes_at_once(monkeypatch):
     # On GCS or S3 each stat is a round trip. The stats pass the barrier only if
     # all of them run at the same time; one after another, the first times out.
-    import io
-
     from embedding_guard import cli
 
     splits = {
