@@ -142,10 +142,13 @@ def run_cli(args) -> tuple[tuple[float, float], dict]:
     import contextlib
     import io
 
+    from embedding_guard import cli
+
+    # As the console script does before its imports.
+    cli.console_start_up()
     # What `check --schema` imports, the lazy imports of its run included, so
     # that import_s is its start-up and work_s its work.
     from embedding_guard import (  # noqa: F401
-        cli,
         orchestration,
         reader,
         report_io,
@@ -155,8 +158,6 @@ def run_cli(args) -> tuple[tuple[float, float], dict]:
 
     imported = _imported()
     before = set(sys.modules)
-    # As the console script does before its run.
-    cli.keep_freed_memory()
     output = os.path.join(args.scratch, "cli")
     with contextlib.redirect_stdout(io.StringIO()):
         exit_code = cli.main(
@@ -171,6 +172,8 @@ def run_cli(args) -> tuple[tuple[float, float], dict]:
             ]
         )
     report = report_io.read_report_json(os.path.join(output, f"Split-{SPLIT}"))
+    # As the console script does before it exits.
+    cli.console_teardown()
     return imported, {
         "num_examples": report["num_examples"],
         "exit_code": exit_code,

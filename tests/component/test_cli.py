@@ -5,6 +5,7 @@ Without --embedding-dim, month_xf (no int_domain) is not checked.
 """
 
 import contextlib
+import gc
 import io
 import json
 import subprocess
@@ -198,3 +199,60 @@ def test_installed_console_script_prints_usage():
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: embedding-guard")
     assert "check" in result.stdout
+
+
+# The console script's start-up, run, and teardown, in a fresh process: the
+# collector's state is per process.
+CONSOLE_PROCESS = """
+import gc, io, json, sys, contextlib
+from embedding_guard import cli, orchestration
+
+cli.console_start_up()
+seen = {"paused_at_start_up": not gc.isenabled()}
+validate = orchestration.validate
+
+def watched_validate(*args, **kwargs):
+    seen["enabled_in_run"] = gc.isenabled()
+    seen["frozen_in_run"] = gc.get_freeze_count()
+    return validate(*args, **kwargs)
+
+orchestration.validate = watched_validate
+with contextlib.redirect_stdout(io.StringIO()):
+    seen["code"] = cli.main(sys.argv[1:])
+cli.console_teardown()
+seen["frozen_at_exit"] = gc.get_freeze_count()
+print(json.dumps(seen))
+"""
+
+
+def test_the_console_script_pauses_the_collector_for_start_up_only(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", CONSOLE_PROCESS, *CHECK, "--output", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    seen = json.loads(done.stdout.splitlines()[-1])
+
+    assert seen["code"] == cli.EXIT_BLOCKED
+    assert seen["paused_at_start_up"]
+    # The run itself collects, with TensorFlow's and TFT's objects frozen.
+    assert seen["enabled_in_run"]
+    assert seen["frozen_in_run"] > 100_000, seen
+    # The teardown leaves what the run made alive to the exit as well.
+    assert seen["frozen_at_exit"] > seen["frozen_in_run"], seen
+
+
+def test_calling_main_leaves_the_callers_collector_as_it_is(capsys):
+    frozen = gc.get_freeze_count()
+    gc.disable()
+    try:
+        code = cli.main(CHECK)
+        enabled = gc.isenabled()
+    finally:
+        gc.enable()
+
+    assert code == cli.EXIT_BLOCKED
+    assert not enabled
+    assert gc.get_freeze_count() == frozen

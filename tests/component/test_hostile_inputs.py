@@ -1386,6 +1386,9 @@ def test_ctrl_c_after_the_command_finished_keeps_its_exit_code(monkeypatch):
     import signal
 
     monkeypatch.setattr(cli, "main", lambda: cli.EXIT_BLOCKED)
+    # Not this test process's collector: it would stay paused and frozen.
+    monkeypatch.setattr(cli, "console_start_up", lambda: None)
+    monkeypatch.setattr(cli, "console_teardown", lambda: None)
     previous = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit) as raised:
