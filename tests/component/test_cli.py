@@ -244,15 +244,21 @@ def test_the_console_script_pauses_the_collector_for_start_up_only(tmp_path):
     assert seen["frozen_at_exit"] > seen["frozen_in_run"], seen
 
 
-def test_calling_main_leaves_the_callers_collector_as_it_is(capsys):
+def test_main_and_the_python_api_leave_the_callers_collector_as_it_is(capsys):
+    import embedding_guard
+
     frozen = gc.get_freeze_count()
     gc.disable()
     try:
         code = cli.main(CHECK)
-        enabled = gc.isenabled()
+        enabled_after_main = gc.isenabled()
+        result = embedding_guard.check(examples=EXAMPLES_DIR, transform_graph=TRANSFORM_GRAPH_DIR)
+        enabled_after_check = gc.isenabled()
     finally:
         gc.enable()
 
     assert code == cli.EXIT_BLOCKED
-    assert not enabled
+    assert not result.blessed
+    assert not enabled_after_main
+    assert not enabled_after_check
     assert gc.get_freeze_count() == frozen

@@ -342,6 +342,65 @@ def test_taxi_raw_mode_equals_transformed_mode(taxi_zero_config):
     assert all(isinstance(v["value"], str) for v in company["top_raw_oov_values"])
 
 
+def _serialized_rows(rows) -> list[bytes]:
+    def feature(values):
+        if isinstance(values[0], int):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        if isinstance(values[0], float):
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+
+    def example(row):
+        lists = {k: v if isinstance(v, list) else [v] for k, v in row.items()}
+        # An empty list is a feature the row does not have.
+        return {k: feature(v) for k, v in lists.items() if v}
+
+    return [
+        tf.train.Example(features=tf.train.Features(feature=example(row))).SerializeToString()
+        for row in rows
+    ]
+
+
+@pytest.mark.parametrize("kind", ["tf1", "tf2"])
+def test_raw_batches_of_any_shape_get_what_tft_gives_from_one_trace(graphs, kind, monkeypatch):
+    import tensorflow_transform as tft
+    from tensorflow_transform import output_wrapper
+
+    from embedding_guard import raw_mode
+
+    graph = graphs[kind]
+    features = ["tags_xf", "color_xf", "company_xf", "user_id_xf"]
+    transformer = raw_mode.RawExamplesTransformer(
+        graph, features, {}, needed_raw_features=set(tft_graphs.RAW_FEATURE_SPEC)
+    )
+    calls = []
+    layer_call = output_wrapper.TransformFeaturesLayer.call
+
+    # Keras reads call's signature: the spy keeps it.
+    def counted_call(self, inputs):
+        calls.append(1)
+        return layer_call(self, inputs)
+
+    monkeypatch.setattr(output_wrapper.TransformFeaturesLayer, "call", counted_call)
+    rows = tft_graphs.ROWS
+    # One tag, then two (a VarLenFeature's dense shape grows), a row without tags
+    # or colours, two colours, then all 12 rows.
+    batches = [rows[0:1], rows[1:2], rows[2:3], rows[4:5], rows]
+    got = [transformer(tf.constant(_serialized_rows(batch))) for batch in batches]
+    traced = len(calls)
+
+    output = tft.TFTransformOutput(graph)
+    layer = output.transform_features_layer()
+    spec = output.raw_feature_spec()
+    for batch, result in zip(batches, got, strict=True):
+        expected = layer(tf.io.parse_example(tf.constant(_serialized_rows(batch)), spec))
+        for name in features:
+            values, lengths = raw_mode._column(expected[name])
+            assert result.columns[name][0].tolist() == values.tolist(), (name, batch)
+            assert result.columns[name][1].tolist() == lengths.tolist(), (name, batch)
+    assert traced == 1
+
+
 # --- Issue 11: hostile transform graphs ------------------------------------------------
 
 
