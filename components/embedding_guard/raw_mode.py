@@ -74,7 +74,7 @@ def detect_kind(
 
     Raises:
       ExamplesKindError: The examples hold features of neither schema, or RAW is
-        requested but the graph has no raw schema.
+        requested but the graph has no raw schema or the examples are transformed.
     """
     requested = ExamplesKind(requested)
     if requested is ExamplesKind.RAW and raw_schema is None:
@@ -82,13 +82,24 @@ def detect_kind(
             "examples_kind='raw' needs the transform graph's raw schema "
             "(metadata/schema.pbtxt), which this graph lacks; pass transformed examples."
         )
+    transformed_names = {proto.name for proto in transformed_schema.feature}
+    raw_names = {proto.name for proto in raw_schema.feature} if raw_schema else set()
+    raw_only = raw_names - transformed_names
+    if requested is ExamplesKind.RAW and present is not None:
+        transformed_only = transformed_names - raw_names
+        # Applied to transformed examples, the graph finds none of its inputs and
+        # maps every row to its default or OOV bucket: a verdict on nothing.
+        if present & transformed_only and not present & raw_only:
+            raise ExamplesKindError(
+                "examples_kind='raw', but the examples are transformed: they hold "
+                f"{sorted(present & transformed_only)!r} and none of the raw features "
+                f"{sorted(raw_only)!r}. Pass the raw examples (ExampleGen's output), or "
+                "examples_kind 'auto'."
+            )
     if requested is not ExamplesKind.AUTO:
         return requested
     if present is None:
         return ExamplesKind.TRANSFORMED
-    transformed_names = {proto.name for proto in transformed_schema.feature}
-    raw_names = {proto.name for proto in raw_schema.feature} if raw_schema else set()
-    raw_only = raw_names - transformed_names
     if raw_only & present:
         return ExamplesKind.RAW
     if transformed_names & present:

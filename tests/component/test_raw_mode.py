@@ -11,6 +11,7 @@ import pathlib
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+import tfx
 
 from embedding_guard import cli
 
@@ -184,6 +185,30 @@ def test_forced_kind_mismatch_is_a_clear_error(capsys):
     assert code == 1
     # Forced transformed mode on raw data: every checked feature is missing.
     assert "FEATURE_MISSING_FROM_SPLIT" in capsys.readouterr().out
+
+
+def test_forced_raw_mode_on_transformed_examples_is_a_one_line_error(capsys):
+    taxi = pathlib.Path(tfx.__file__).parent / "components" / "testdata" / "transform"
+    code = cli.main(
+        [
+            "check",
+            "--transform-graph",
+            str(taxi / "transform_graph"),
+            "--examples",
+            str(taxi / "transformed_examples"),
+            "--examples-kind",
+            "raw",
+        ]
+    )
+    err = capsys.readouterr().err
+
+    # Every raw feature of TFX's taxi graph is optional: applied to transformed
+    # examples, it found none and called every company OOV, and exited 0.
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "examples_kind='raw', but the examples are transformed" in err
+    assert "'company_xf'" in err and "'company'" in err
+    assert "examples_kind 'auto'" in err
 
 
 def test_examples_of_neither_schema_name_the_features(capsys, tmp_path):
