@@ -600,7 +600,9 @@ class _Progress:
             shard: split for split, uri in split_uris.items() for shard in reader.list_shards(uri)
         }
         shards = list(self._split_of_shard)
-        self._shard_bytes = dict(zip(shards, reader.call_at_once(_file_size, shards), strict=True))
+        self._shard_bytes = dict(
+            zip(shards, reader.call_at_once(_size_for_eta, shards), strict=True)
+        )
         self._split_bytes = dict.fromkeys(split_uris, 0)
         for shard, split in self._split_of_shard.items():
             self._split_bytes[split] += self._shard_bytes[shard]
@@ -668,12 +670,13 @@ def _terminal_width(stream: TextIO) -> int:
     return columns or 100
 
 
-def _file_size(path: str) -> int:
-    from tfx.dsl.io import fileio
+def _size_for_eta(path: str) -> int:
+    from embedding_guard import reader
 
     try:
-        return int(fileio.stat(path).length)
-    except Exception:  # noqa: BLE001 - a size only feeds the ETA
+        return reader.file_size(path)
+    except reader.ShardError:
+        # A size only feeds the ETA; the run itself reports the shard.
         return 0
 
 

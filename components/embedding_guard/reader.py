@@ -427,7 +427,12 @@ def _compression(path: str, start: bytes) -> str:
     raise _not_tfrecords(path)
 
 
-def _file_size(path: str) -> int:
+def file_size(path: str) -> int:
+    """The size in bytes of the shard at path.
+
+    Raises:
+      ShardError: It cannot be stat'ed (missing, unreadable, a broken link).
+    """
     try:
         return int(fileio.stat(path).length)
     except tf.errors.OpError as error:
@@ -569,13 +574,13 @@ def _framed_batches(
     """serialized_batches of the open shard f at path."""
     first = _read(f, max(window_bytes, _PROBE_BYTES), path)
     compression = _compression(path, first)
-    file_size = _file_size(path)
+    shard_bytes = file_size(path)
     chunks: Iterable[bytes] = _file_chunks(f, first, window_bytes, path)
     if compression == GZIP:
         chunks = _gunzipped(path, chunks)
-        frame = _GzipFramer(path, min(_MAX_RECORD_BYTES, file_size * _MAX_DEFLATE_RATIO))
+        frame = _GzipFramer(path, min(_MAX_RECORD_BYTES, shard_bytes * _MAX_DEFLATE_RATIO))
     else:
-        frame = _CheckedFramer(path, file_size)
+        frame = _CheckedFramer(path, shard_bytes)
     batches = _BatchBuilder(batch_size, max_batch_bytes)
     data = b""
     waiting: list[bytes] = []

@@ -82,7 +82,7 @@ def test_quiet_when_not_a_terminal():
 def test_the_progress_bar_asks_for_shard_sizes_at_once(monkeypatch):
     # On GCS or S3 each stat is a round trip. The stats pass the barrier only if
     # all of them run at the same time; one after another, the first times out.
-    from embedding_guard import cli
+    from embedding_guard import cli, reader
 
     splits = {
         name: TESTDATA / "transformed_examples" / f"Split-{name}" for name in ("eval", "train")
@@ -94,7 +94,7 @@ def test_the_progress_bar_asks_for_shard_sizes_at_once(monkeypatch):
         together.wait()
         return 1000
 
-    monkeypatch.setattr(cli, "_file_size", stat_all_at_once)
+    monkeypatch.setattr(reader, "file_size", stat_all_at_once)
     progress = cli._Progress({name: str(folder) for name, folder in splits.items()}, io.StringIO())
     progress.finish()
 
