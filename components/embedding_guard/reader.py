@@ -114,6 +114,14 @@ def is_local(path: str) -> bool:
     return "://" not in path
 
 
+def _stat_mode(path: str, error: Callable[[str | None], Exception]) -> int:
+    """os.stat(path).st_mode, or error(why it failed) raised in one line, without the OSError."""
+    try:
+        return os.stat(path).st_mode
+    except OSError as failure:
+        raise error(failure.strerror) from None
+
+
 def _special_kind(mode: int) -> str | None:
     for is_kind, kind in _SPECIAL_KINDS:
         if is_kind(mode):
@@ -176,21 +184,24 @@ def check_regular_files(folder: str, what: str) -> None:
         return
     for directory, _, names in os.walk(folder):
         for name in sorted(names):
-            path = os.path.join(directory, name)
-            try:
-                mode = os.stat(path).st_mode
-            except OSError as error:
-                raise InputError(
-                    f"The {what} file {path!r} cannot be examined ({error.strerror}); restore "
-                    "it, or re-run the component that wrote it."
-                ) from None
-            kind = _special_kind(mode)
-            if kind is not None:
-                raise InputError(
-                    f"The {what} file {path!r} is a {kind}, not a regular file, and reading it "
-                    "could block forever; restore the file, or re-run the component that "
-                    "wrote it."
-                )
+            _refuse_special_file(os.path.join(directory, name), what)
+
+
+def _refuse_special_file(path: str, what: str) -> None:
+    """Raises InputError if the file at path, part of a `what` artifact, is not a regular file."""
+    mode = _stat_mode(
+        path,
+        lambda why: InputError(
+            f"The {what} file {path!r} cannot be examined ({why}); restore it, or re-run the "
+            "component that wrote it."
+        ),
+    )
+    kind = _special_kind(mode)
+    if kind is not None:
+        raise InputError(
+            f"The {what} file {path!r} is a {kind}, not a regular file, and reading it could "
+            "block forever; restore the file, or re-run the component that wrote it."
+        )
 
 
 def split_dirs(examples_dir: str) -> dict[str, str]:
@@ -223,6 +234,25 @@ def call_at_once(call: Callable[[str], Any], paths: Sequence[str]) -> list[Any]:
         return list(pool.map(call, paths))
 
 
+def _entry_kind(path: str) -> str | None:
+    """What a split folder's entry is if it is not a shard file ("a folder", "FIFO ..."), or None.
+
+    Raises:
+      ShardError: A local entry cannot be stat'ed (a broken link, no permission).
+    """
+    if not is_local(path):
+        # Remote filesystems hold files and folders only.
+        return "a folder" if fileio.isdir(path) else None
+    mode = _stat_mode(
+        path,
+        lambda why: ShardError(
+            f"Shard {path!r} cannot be opened ({why}). Check that it exists and is "
+            "readable, or remove it from the split folder."
+        ),
+    )
+    return "a folder" if stat.S_ISDIR(mode) else _special_kind(mode)
+
+
 def list_shards(split_uri: str) -> list[str]:
     """Lists the files TFX's Trainer reads from a split folder, sorted.
 
@@ -247,32 +277,14 @@ def list_shards(split_uri: str) -> list[str]:
     # Same as tfx.utils.io_utils.all_files_pattern, without importing tfx.utils.
     matched = sorted(path.rstrip("/") for path in fileio.glob(os.path.join(split_uri, "*")))
     remote = [path for path in matched if not is_local(path)]
-    remote_folders = {
-        path
-        for path, is_folder in zip(remote, call_at_once(fileio.isdir, remote), strict=True)
-        if is_folder
-    }
+    remote_kinds = dict(zip(remote, call_at_once(_entry_kind, remote), strict=True))
     shards, special = [], []
     for path in matched:
-        if is_local(path):
-            try:
-                mode = os.stat(path).st_mode
-            except OSError as error:
-                raise ShardError(
-                    f"Shard {path!r} cannot be opened ({error.strerror}). Check that it "
-                    "exists and is readable, or remove it from the split folder."
-                ) from None
-            if stat.S_ISDIR(mode):
-                special.append(f"{os.path.basename(path)!r} (a folder)")
-                continue
-            kind = _special_kind(mode)
-            if kind is not None:
-                special.append(f"{os.path.basename(path)!r} ({kind})")
-                continue
-        elif path in remote_folders:
-            special.append(f"{os.path.basename(path)!r} (a folder)")
-            continue
-        shards.append(path)
+        kind = remote_kinds[path] if path in remote_kinds else _entry_kind(path)
+        if kind is None:
+            shards.append(path)
+        else:
+            special.append(f"{os.path.basename(path)!r} ({kind})")
     if special:
         raise ShardError(
             f"Split folder {split_uri!r} holds entries that are not regular files: "
