@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TextIO
 
 from embedding_guard.errors import InputError
-from embedding_guard.text import printable, report_table
+from embedding_guard.text import printable, report_table, write_out
 
 EXIT_CLEAN = 0
 EXIT_BLOCKED = 1
@@ -489,7 +489,7 @@ def _run_inspect_model(args: argparse.Namespace) -> int:
         args.model, signature_name=args.signature, probe=not args.no_probe
     )
     rendered = model_analysis.render_lookups(analysis)
-    print("\n".join(printable(line) for line in rendered.splitlines()))
+    write_out("\n".join(printable(line) for line in rendered.splitlines()))
     return EXIT_CLEAN
 
 
@@ -560,14 +560,14 @@ def _run_check(args: argparse.Namespace) -> int:
     if args.junit_xml:
         from embedding_guard import junit
 
-        junit.write_junit_xml(result.reports.values(), args.junit_xml)
+        junit.write_junit_xml(result.reports.values(), args.junit_xml, "--junit-xml")
     if args.json:
         reports = {name: report.to_json() for name, report in result.reports.items()}
-        print(json.dumps(reports, sort_keys=True, indent=2))
+        write_out(json.dumps(reports, sort_keys=True, indent=2))
     else:
-        print(report_table(result.reports))
+        write_out(report_table(result.reports))
         if args.output:
-            print(f"reports written under {printable(args.output)}")
+            write_out(f"reports written under {printable(args.output)}")
     return EXIT_CLEAN if result.blessed else EXIT_BLOCKED
 
 

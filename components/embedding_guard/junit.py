@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
 
 from embedding_guard.reasons import Severity
-from embedding_guard.report_io import write_atomically
+from embedding_guard.report_io import write_named_file
 from embedding_guard.report_model import Finding, SplitReport
 
 SUITES_NAME = "embedding-guard"
@@ -114,11 +114,15 @@ def junit_document(reports: Iterable[SplitReport]) -> bytes:
     return ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def write_junit_xml(reports: Iterable[SplitReport], path: str) -> None:
+def write_junit_xml(reports: Iterable[SplitReport], path: str, parameter: str = "path") -> None:
     """Writes split reports to path as JUnit XML, atomically (see junit_document).
 
     Args:
       reports: One report per split.
       path: The file to write; local, or any filesystem tfx.dsl.io.fileio supports.
+      parameter: What the caller calls path, for the error message.
+
+    Raises:
+      InputError: path cannot be written.
     """
-    write_atomically(path, junit_document(reports))
+    write_named_file(parameter, path, junit_document(reports))

@@ -8,9 +8,9 @@ artifact passes through `printable` before it reaches the terminal.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,7 +18,7 @@ from embedding_guard import mlmd_runs
 from embedding_guard.errors import InputError
 from embedding_guard.mlmd_runs import ReportError, RunComparison, ValidatorRun
 from embedding_guard.report_model import SplitReport
-from embedding_guard.text import printable, report_table
+from embedding_guard.text import printable, report_table, write_out
 
 DEFAULT_LIMIT = 20
 EXIT_SHOWN = 0
@@ -265,13 +265,7 @@ def run_command(args: argparse.Namespace) -> int:
         except InputError:
             comparison = None
     if args.html and reports is not None:
-        try:
-            report_io.write_atomically(args.html, html_document(chosen, reports, comparison))
-        except Exception as error:
-            # fileio raises the OS's or TensorFlow's error for an unwritable path.
-            raise ReportError(
-                f"--html {args.html!r} cannot be written: {printable(error)}"
-            ) from None
+        report_io.write_named_file("--html", args.html, html_document(chosen, reports, comparison))
     blocked = chosen.blessed != 1
     exit_code = EXIT_BLOCKED if args.fail_on_blocked and blocked else EXIT_SHOWN
 
@@ -295,10 +289,11 @@ def run_command(args: argparse.Namespace) -> int:
             },
             "html": args.html,
         }
-        print(json.dumps(document, sort_keys=True, indent=2))
+        write_out(json.dumps(document, sort_keys=True, indent=2))
         return exit_code
 
-    out = sys.stdout
+    # Written at once, so that a failed write is one error, not a half-printed report.
+    out = io.StringIO()
     print(f"EmbeddingIndexValidator runs in {printable(metadata)}, newest first:", file=out)
     print(format_runs(listed, len({run.pipeline for run in runs}) > 1), file=out)
     if len(runs) > len(shown):
@@ -326,4 +321,5 @@ def run_command(args: argparse.Namespace) -> int:
             f"{printable(chosen.node_id or '-')} {reason}; exit code 1.",
             file=out,
         )
+    write_out(out.getvalue().rstrip("\n"))
     return exit_code

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import uuid
 
+import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.dsl.io import fileio
 
-from embedding_guard import html_report
+from embedding_guard import html_report, reader
 from embedding_guard.errors import InputError
-from embedding_guard.reader import SPLIT_DIR_PREFIX
 from embedding_guard.reasons import REASONS, Severity
 from embedding_guard.report_model import (
     Finding,
@@ -128,12 +129,19 @@ def write_atomically(path: str, data: bytes | str) -> None:
     """Writes a file under a temporary name, then renames it into place.
 
     A crash mid-write leaves at most a hidden temporary file, never a partial
-    file under the final name.
+    file under the final name. A local path that already is something other
+    than a regular file (/dev/stdout, /dev/null, a FIFO, a symbolic link) is
+    written through instead: a rename would replace the device or the link
+    itself with a file.
     """
+    mode = "wb" if isinstance(data, bytes) else "w"
+    if _is_special_path(path):
+        with open(path, mode) as f:
+            f.write(data)
+        return
     directory, name = os.path.split(path)
     fileio.makedirs(directory)
     temporary = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
-    mode = "wb" if isinstance(data, bytes) else "w"
     try:
         with fileio.open(temporary, mode) as f:
             f.write(data)
@@ -141,6 +149,37 @@ def write_atomically(path: str, data: bytes | str) -> None:
     finally:
         if fileio.exists(temporary):
             fileio.remove(temporary)
+
+
+def _is_special_path(path: str) -> bool:
+    if not reader.is_local(path):
+        return False
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def write_named_file(parameter: str, path: str, data: bytes | str) -> None:
+    """write_atomically for a file the user named, where a failed write is bad input.
+
+    Raises:
+      InputError: The file cannot be written (no space, no permission, a folder
+        in the way); the message names the parameter and the OS's reason.
+    """
+    try:
+        write_atomically(path, data)
+    except OSError as error:
+        raise InputError(
+            f"{parameter} {path!r} cannot be written ({printable(error.strerror or error)}); "
+            "free space or fix its permissions, or pass another path."
+        ) from error
+    except tf.errors.OpError as error:
+        raise InputError(
+            f"{parameter} {path!r} cannot be written ({printable(reader.op_error_text(error))}); "
+            "free space or fix its permissions, or pass another path."
+        ) from error
 
 
 def discard_report(split_dir: str) -> None:
@@ -255,13 +294,13 @@ def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[s
                 "EmbeddingIndexValidator `anomalies` artifact."
             )
         split_names = sorted(
-            name.rstrip("/")[len(SPLIT_DIR_PREFIX) :]
+            name.rstrip("/")[len(reader.SPLIT_DIR_PREFIX) :]
             for name in map(os.fsdecode, fileio.listdir(uri))
-            if name.startswith(SPLIT_DIR_PREFIX)
+            if name.startswith(reader.SPLIT_DIR_PREFIX)
         )
     reports = {}
     for split in split_names:
-        split_dir = os.path.join(uri, f"{SPLIT_DIR_PREFIX}{split}")
+        split_dir = os.path.join(uri, f"{reader.SPLIT_DIR_PREFIX}{split}")
         path = os.path.join(split_dir, REPORT_JSON_FILE)
         if not fileio.exists(path):
             raise ReportNotFoundError(

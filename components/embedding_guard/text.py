@@ -6,13 +6,41 @@ Every data-derived string (feature, split and raw values) goes through
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from embedding_guard.errors import InputError
 from embedding_guard.reasons import Severity
 
 if TYPE_CHECKING:
     from embedding_guard.report_model import SplitReport
+
+
+def write_out(text: str) -> None:
+    """Writes text and a newline to standard output, now.
+
+    Raises:
+      InputError: Standard output cannot be written (a full disk, a closed
+        pipe): what a command printed would be lost, so it must not look done.
+    """
+    out = sys.stdout
+    if out is None:
+        # Python's own print() does the same when the process has no stdout at all.
+        return
+    try:
+        out.write(text + "\n")
+        out.flush()
+    except OSError as error:
+        process_stdout = sys.__stdout__
+        if process_stdout is not None and out is process_stdout:
+            # What is left in its buffer would fail again, noisily, at the exit's flush.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), process_stdout.fileno())
+        raise InputError(
+            f"standard output cannot be written ({error.strerror or error}); free space, or "
+            "send it somewhere that can take it."
+        ) from error
 
 
 def printable(text: object) -> str:

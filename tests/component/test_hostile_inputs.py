@@ -14,8 +14,10 @@ import dataclasses
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -1363,6 +1365,70 @@ def test_junit_xml_into_this_runs_own_output_is_refused(tmp_path, capsys):
     result = check(capsys, EXAMPLES_DIR, "--output", output, "--junit-xml", report_file)
 
     assert_usage_error(result, f"--junit-xml {str(report_file)!r} overlaps --output")
+
+
+def test_junit_xml_through_a_symbolic_link_replaces_the_file_and_keeps_the_link(tmp_path, capsys):
+    target = tmp_path / "runs" / "junit-17.xml"
+    target.parent.mkdir()
+    target.write_text("the previous run's report")
+    link = tmp_path / "latest.xml"
+    link.symlink_to(target)
+
+    result = check(capsys, EXAMPLES_DIR, "--junit-xml", link)
+
+    assert result.code in (cli.EXIT_CLEAN, cli.EXIT_BLOCKED), result
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes().startswith(b"<?xml")
+
+
+def test_junit_xml_into_a_named_pipe_leaves_the_pipe(tmp_path, capsys):
+    pipe = tmp_path / "junit.fifo"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    # A rename over the pipe would leave this reader waiting forever: a daemon.
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+
+    result = check(capsys, EXAMPLES_DIR, "--junit-xml", pipe)
+
+    reader.join(timeout=30)
+    assert result.code in (cli.EXIT_CLEAN, cli.EXIT_BLOCKED), result
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    assert received and received[0].startswith(b"<?xml")
+
+
+def test_junit_xml_onto_a_full_device_is_a_one_line_error(tmp_path, capsys):
+    # Through a link, so that code renaming over the path would replace the link, never /dev/full.
+    link = tmp_path / "full.xml"
+    link.symlink_to("/dev/full")
+
+    result = check(capsys, EXAMPLES_DIR, "--junit-xml", link)
+
+    assert_usage_error(
+        result, f"--junit-xml {str(link)!r} cannot be written (No space left on device)"
+    )
+    assert link.is_symlink()
+
+
+def test_standard_output_onto_a_full_device_is_a_one_line_error(tmp_path):
+    command = [sys.executable, "-m", "embedding_guard.cli", "check", "--json"]
+    command += ["--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(EXAMPLES_DIR)]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            command,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+
+    assert done.returncode == cli.EXIT_USAGE, (done.returncode, done.stderr[-2000:])
+    # One line: nothing left in stdout's buffer to fail again at the exit.
+    assert done.stderr == (
+        "embedding-guard: error: standard output cannot be written (No space left on device); "
+        "free space, or send it somewhere that can take it.\n"
+    )
 
 
 def test_embedding_dim_beyond_int64_is_a_usage_error(capsys):
