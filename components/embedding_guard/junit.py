@@ -115,7 +115,7 @@ def junit_document(reports: Iterable[SplitReport]) -> bytes:
 
 
 def write_junit_xml(reports: Iterable[SplitReport], path: str, parameter: str = "path") -> None:
-    """Writes split reports to path as JUnit XML, atomically (see junit_document).
+    """Writes split reports to path as JUnit XML (see junit_document), as write_atomically does.
 
     Args:
       reports: One report per split.
