@@ -8,6 +8,7 @@ Findings and the OOV policy live in `findings`, the report model in
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -187,12 +188,18 @@ class FeatureStats:
 
 
 def _add_counts(
-    target: dict, values: np.ndarray, keys: Callable[[np.ndarray], list[str]] | None = None
+    target: dict, values: np.ndarray, keys: Callable[[list], list[str]] | None = None
 ) -> None:
-    uniques, counts = np.unique(values, return_counts=True)
-    for value, count in zip(
-        uniques.tolist() if keys is None else keys(uniques), counts.tolist(), strict=True
-    ):
+    if values.dtype == object:
+        # np.unique sorts Python objects one comparison at a time: 122 ms for
+        # 339,000 raw taxi companies, against 14 ms to hash them. Nor can it order
+        # floats and bytes in one array.
+        counted = collections.Counter(values.tolist())
+        distinct, counts = list(counted), list(counted.values())
+    else:
+        uniques, array_counts = np.unique(values, return_counts=True)
+        distinct, counts = uniques.tolist(), array_counts.tolist()
+    for value, count in zip(distinct if keys is None else keys(distinct), counts, strict=True):
         target[value] = target.get(value, 0) + count
 
 
@@ -234,15 +241,12 @@ def _raw_text(value: object) -> str:
     return sample_text(value if isinstance(value, bytes) else str(value))
 
 
-def _raw_keys(uniques: np.ndarray) -> list[str]:
-    return [_raw_text(value) for value in uniques.tolist()]
+def _raw_keys(values: list) -> list[str]:
+    return [_raw_text(value) for value in values]
 
 
-def _non_integer_text(uniques: np.ndarray) -> list[str]:
-    return [
-        sample_text(value if isinstance(value, bytes) else repr(value))
-        for value in uniques.tolist()
-    ]
+def _non_integer_text(values: list) -> list[str]:
+    return [sample_text(value if isinstance(value, bytes) else repr(value)) for value in values]
 
 
 # Plain counts: merging adds them.
@@ -411,12 +415,7 @@ class FeatureAccumulator:
         if values.size == 0:
             return
         self.non_integer += int(values.size)
-        if values.dtype == object:
-            # Floats and bytes cannot be sorted together, their texts can.
-            values = np.array(_non_integer_text(values), dtype=object)
-            _add_counts(self.non_integer_values, values)
-        else:
-            _add_counts(self.non_integer_values, values, _non_integer_text)
+        _add_counts(self.non_integer_values, values, _non_integer_text)
         self.non_integer_values, complete = _bounded(self.non_integer_values)
         self.complete &= complete
 

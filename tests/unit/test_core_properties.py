@@ -217,3 +217,65 @@ def test_split_is_blessed_exactly_when_no_index_would_fail(bounds, batches):
     assert sum(f.count for f in report.findings if f.reason is reasons.Reason.OOV_BUCKET_HITS) == (
         expected.oov_bucket or 0
     )
+
+
+# The per-example fallback of the reader mixes ints with floats and bytes in one
+# object array; raw mode hands over bytes. Texts collide on purpose (1.5 and b"1.5").
+mixed_values = st.one_of(
+    st.integers(-3, 12),
+    st.sampled_from([1.5, -0.5, 2.0, float("inf")]),
+    st.sampled_from([b"", b"1.5", b"red", "é".encode(), b"\xff"]),
+)
+
+
+@BOUNDED
+@given(batches=st.lists(st.lists(mixed_values, max_size=30), max_size=6))
+def test_non_integer_values_in_object_arrays_equal_a_brute_force_count(batches):
+    bounds = core.FeatureBounds(feature="f", upper_bound=10, embedding_input_dim=10)
+    accumulator = core.FeatureAccumulator(bounds)
+    for batch in batches:
+        accumulator.add_batch(np.array(batch, dtype=object), np.array([len(batch)]))
+
+    values = [value for batch in batches for value in batch]
+    others = [value for value in values if not isinstance(value, int)]
+    expected = collections.Counter(
+        core.sample_text(value if isinstance(value, bytes) else repr(value)) for value in others
+    )
+    assert accumulator.non_integer == len(others)
+    assert accumulator.non_integer_values == dict(expected)
+    ints = [value for value in values if isinstance(value, int)]
+    assert accumulator.negative == sum(value < 0 for value in ints)
+    assert accumulator.out_of_range == sum(value >= 10 for value in ints)
+
+
+@BOUNDED
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(-1, 7), st.sampled_from([b"", b"Flash Cab", b"\xffx", b"Taxi"])),
+        max_size=60,
+    ),
+    num_oov_buckets=st.integers(0, 2),
+)
+def test_raw_values_behind_oov_indices_equal_a_brute_force_count(rows, num_oov_buckets):
+    bounds = core.FeatureBounds(
+        feature="f",
+        upper_bound=4 + num_oov_buckets,
+        embedding_input_dim=8,
+        vocab_size=4,
+        num_oov_buckets=num_oov_buckets,
+    )
+    accumulator = core.FeatureAccumulator(bounds)
+    indices = np.array([index for index, _ in rows], dtype=np.int64)
+    raw = np.array([value for _, value in rows], dtype=object)
+    ones = np.ones(len(rows), dtype=np.int64)
+    accumulator.add_batch(indices, ones, raw, ones)
+
+    def falls_in_oov(index):
+        in_buckets = 4 <= index < 4 + num_oov_buckets
+        return in_buckets or (num_oov_buckets == 0 and index == -1)
+
+    expected = collections.Counter(
+        core.sample_text(value) for index, value in rows if falls_in_oov(index)
+    )
+    assert accumulator.raw_oov_values == dict(expected)
+    assert accumulator.raw_empty_or_missing == sum(value == b"" for _, value in rows)
