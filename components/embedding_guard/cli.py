@@ -34,6 +34,8 @@ EXIT_USAGE = 2
 EXIT_INTERNAL_ERROR = 3
 # What a shell reports for a process ended by SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
+# What a shell reports for a process ended by SIGTERM (128 + 15).
+EXIT_TERMINATED = 143
 
 
 class UsageError(InputError):
@@ -125,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Check every categorical feature of every split against the transform graph's "
             "vocabularies (plus OOV buckets) and the embedding sizes. Exit code 0: clean; "
             "1: an index would fail (blocked); 2: bad usage or unreadable input; 3: internal "
-            "error (the message says where the full log is); 130: interrupted."
+            "error (the message says where the full log is); 130: interrupted; 143: "
+            "terminated by SIGTERM."
         ),
     )
     bounds_source = check.add_mutually_exclusive_group(required=True)
@@ -774,7 +777,8 @@ def _one_line(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code.
 
-    0 clean, 1 blocked, 2 bad input or usage, 3 internal error, 130 interrupted.
+    0 clean, 1 blocked, 2 bad input or usage, 3 internal error, 130 interrupted, 143 terminated
+    (SIGTERM, which only the console script turns into Terminated).
     Every failure is one line on stderr, never a traceback.
     """
     with _command_line_environment():
@@ -787,12 +791,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InputError as error:
             print(f"embedding-guard: error: {_one_line(error)}", file=sys.stderr)
             return EXIT_USAGE
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
+            terminated = isinstance(interrupt, Terminated)
             print(
-                "embedding-guard: interrupted; --output keeps the reports it had before this run.",
+                f"embedding-guard: {'terminated (SIGTERM)' if terminated else 'interrupted'}; "
+                "--output keeps the reports it had before this run.",
                 file=sys.stderr,
             )
-            return EXIT_INTERRUPTED
+            return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
         except Exception as error:  # noqa: BLE001 - the contract: one line, never a traceback
             log = _crash_log(error)
             print(
@@ -863,15 +869,31 @@ def console_teardown() -> None:
     gc.freeze()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, which the console script takes as it takes Ctrl-C.
+
+    Orchestrators (Kubeflow, Airflow, a CI job's timeout) stop a step with
+    SIGTERM. Left to its default, it ended the process at once: no line said
+    why, and the run's staging folder stayed in --output until the next run.
+    """
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def console_main() -> None:
     """The `embedding-guard` console script: main(), then exit with its code.
 
-    Ctrl-C after the command has finished (while TensorFlow and Beam shut down)
-    must not turn a verdict that was printed into a signal death with no message.
+    Ctrl-C or SIGTERM after the command has finished (while TensorFlow and Beam
+    shut down) must not turn a verdict that was printed into a signal death
+    with no message.
     """
     console_start_up()
+    signal.signal(signal.SIGTERM, _raise_terminated)
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     console_teardown()
     sys.exit(code)
 

@@ -1455,16 +1455,61 @@ def test_ctrl_c_after_the_command_finished_keeps_its_exit_code(monkeypatch):
     # Not this test process's collector: it would stay paused and frozen.
     monkeypatch.setattr(cli, "console_start_up", lambda: None)
     monkeypatch.setattr(cli, "console_teardown", lambda: None)
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         with pytest.raises(SystemExit) as raised:
             cli.console_main()
-        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        ignored = [signal.getsignal(number) is signal.SIG_IGN for number in previous]
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
     assert raised.value.code == cli.EXIT_BLOCKED
-    assert ignored
+    assert ignored == [True, True]
+
+
+def test_sigterm_during_a_run_exits_143_with_one_line_and_no_staging_folder(
+    tmp_path, capsys, monkeypatch
+):
+    import signal
+    import time
+
+    from embedding_guard import orchestration
+
+    def terminated_midway(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler raises from here
+        raise AssertionError("SIGTERM did not stop the run")
+
+    def not_handled(signum, frame):
+        # The default would end pytest itself; this turns a missing handler into a failure.
+        raise AssertionError("the console script left SIGTERM to its default")
+
+    output = tmp_path / "reports"
+    monkeypatch.setattr(orchestration, "validate", terminated_midway)
+    monkeypatch.setattr(cli, "console_start_up", lambda: None)
+    monkeypatch.setattr(cli, "console_teardown", lambda: None)
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["embedding-guard", "check", "--transform-graph", str(TRANSFORM_GRAPH_DIR)]
+        + ["--examples", str(EXAMPLES_DIR), "--output", str(output)],
+    )
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, not_handled)
+    try:
+        with pytest.raises(SystemExit) as raised:
+            cli.console_main()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    assert raised.value.code == cli.EXIT_TERMINATED == 143
+    assert capsys.readouterr().err == (
+        "embedding-guard: terminated (SIGTERM); --output keeps the reports it had before this "
+        "run.\n"
+    )
+    assert list(output.iterdir()) == []
 
 
 def test_python_api_with_a_non_path_argument_is_an_input_error():
