@@ -129,7 +129,7 @@ def write_transform_graph(root: str, categorical=CATEGORICAL_FEATURES, others: b
         "schema": os.path.join(root, "transformed_metadata", "schema.pbtxt"),
     }
     identity = {"version": DATA_VERSION, "features": [f.name for f in categorical]}
-    if _is_complete(marker, identity):
+    if is_complete(marker, identity):
         return paths
     shutil.rmtree(root, ignore_errors=True)
     schema_text = text_format.MessageToString(transformed_schema(categorical, others))
@@ -143,7 +143,7 @@ def write_transform_graph(root: str, categorical=CATEGORICAL_FEATURES, others: b
     return paths
 
 
-def _is_complete(marker: str, expected: dict) -> bool:
+def is_complete(marker: str, expected: dict) -> bool:
     if not os.path.exists(marker):
         return False
     with open(marker) as f:
@@ -243,7 +243,7 @@ def write_examples(root: str, num_examples: int) -> dict:
     }
     split_dir = os.path.join(examples_dir(root, num_examples), f"Split-{SPLIT}")
     truth_path = os.path.join(base, "truth.json")
-    if not _is_complete(marker, identity):
+    if not is_complete(marker, identity):
         shutil.rmtree(base, ignore_errors=True)
         os.makedirs(split_dir)
         encoder = example_coder.RecordBatchToExamplesEncoder()
@@ -310,7 +310,7 @@ def write_large_examples(root: str, num_examples: int) -> dict:
     examples = os.path.join(base, "examples")
     split_dir = os.path.join(examples, f"Split-{SPLIT}")
     truth_path = os.path.join(base, "truth.json")
-    if not _is_complete(marker, identity):
+    if not is_complete(marker, identity):
         shutil.rmtree(base, ignore_errors=True)
         os.makedirs(split_dir)
         encoder = example_coder.RecordBatchToExamplesEncoder()

@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 
+import cores
+import synthetic_data
 import tfx
 from google.protobuf import message
 
@@ -52,7 +54,6 @@ COMPANY_VOCABULARY = os.path.join(
 )
 SCALED_SHARDS = 8
 DATA_DIR = os.path.join(BENCH_DIR, "_data")
-PINNED = ("taskset", "-c", "0")
 
 
 def _company_counts(stdout: str) -> dict:
@@ -122,10 +123,8 @@ def scaled_raw_examples(num_examples: int) -> tuple[str, tuple[int, int]]:
     folder = os.path.join(DATA_DIR, f"taxi_raw_{num_examples}")
     marker = os.path.join(folder, "generated.json")
     identity = {"num_examples": num_examples, "num_shards": SCALED_SHARDS, "source": RAW_TRAIN}
-    if os.path.exists(marker):
-        with open(marker) as f:
-            if json.load(f) == identity:
-                return folder, truth
+    if synthetic_data.is_complete(marker, identity):
+        return folder, truth
     partial = folder + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(os.path.join(partial, "Split-train"))
@@ -164,7 +163,7 @@ def main(argv=None) -> int:
         parser.error(f"--components {args.components!r} holds no embedding_guard package")
     if args.scale is not None and args.scale < 1:
         parser.error(f"--scale must be at least 1, got {args.scale!r}")
-    if args.scale and shutil.which(PINNED[0]) is None:
+    if args.scale and shutil.which(cores.PINNED[0]) is None:
         parser.error("--scale needs taskset (util-linux) to pin a run to one CPU")
     # run -> (examples, command prefix, company_xf counts it must give, if known)
     runs: dict[str, tuple[str, tuple[str, ...], dict | None]] = {
@@ -173,7 +172,7 @@ def main(argv=None) -> int:
     truth = None
     if args.scale:
         scaled, truth = scaled_raw_examples(args.scale)
-        runs[f"raw {args.scale:,}, 1 CPU"] = (scaled, PINNED, {"train": truth})
+        runs[f"raw {args.scale:,}, 1 CPU"] = (scaled, cores.PINNED, {"train": truth})
         runs[f"raw {args.scale:,}, all CPUs"] = (scaled, (), {"train": truth})
     results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in runs}
     counts: dict[str, dict] = {}

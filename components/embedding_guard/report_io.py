@@ -170,14 +170,15 @@ def write_named_file(parameter: str, path: str, data: bytes | str) -> None:
     """
     try:
         write_atomically(path, data)
-    except OSError as error:
+    except (OSError, tf.errors.OpError) as error:
+        # A local device or pipe is written with open(), anything else through fileio.
+        reason = (
+            reader.op_error_text(error)
+            if isinstance(error, tf.errors.OpError)
+            else error.strerror or str(error)
+        )
         raise InputError(
-            f"{parameter} {path!r} cannot be written ({printable(error.strerror or error)}); "
-            "free space or fix its permissions, or pass another path."
-        ) from error
-    except tf.errors.OpError as error:
-        raise InputError(
-            f"{parameter} {path!r} cannot be written ({printable(reader.op_error_text(error))}); "
+            f"{parameter} {path!r} cannot be written ({printable(reason)}); "
             "free space or fix its permissions, or pass another path."
         ) from error
 
