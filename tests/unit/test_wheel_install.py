@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 
 import pytest
@@ -68,7 +69,8 @@ def dist(tmp_path_factory) -> pathlib.Path:
     shutil.copytree(
         REPO / "components",
         source / "components",
-        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"),
+        # An extension built in place by the editable install must not stand in for the build.
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc", "*.so"),
     )
     out = root / "dist"
     # Without isolation: the build backend comes from the test extra, no download.
@@ -132,9 +134,29 @@ def fresh_venv(dist, tmp_path_factory) -> pathlib.Path:
 
 def test_build_makes_an_sdist_and_a_wheel_of_the_package_version(dist):
     version = _package_version()
+    # The framing extension makes the wheel one for this interpreter and platform.
+    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
     assert sorted(path.name for path in dist.iterdir()) == [
-        f"tfx_embedding_guard-{version}-py3-none-any.whl",
+        f"tfx_embedding_guard-{version}-cp310-cp310-{platform}.whl",
         f"tfx_embedding_guard-{version}.tar.gz",
+    ]
+
+
+def test_the_wheel_holds_the_built_framer_and_the_sdist_its_source(dist):
+    (wheel,) = dist.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        compiled = [name for name in names if name.endswith(".so")]
+    # Its interface, for type checkers (the package ships py.typed).
+    assert "embedding_guard/_tfrecord_framing.pyi" in names
+    assert compiled == [
+        f"embedding_guard/_tfrecord_framing{sysconfig.get_config_var('EXT_SUFFIX')}"
+    ]
+    (sdist,) = dist.glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        sources = [name for name in archive.getnames() if name.endswith(".c")]
+    assert [name.split("/", 1)[1] for name in sources] == [
+        "components/embedding_guard/_tfrecord_framing.c"
     ]
 
 
@@ -168,17 +190,19 @@ def test_installed_wheel_is_the_code_that_runs(fresh_venv):
             str(python),
             "-c",
             "import json, embedding_guard, importlib.metadata as m; "
+            "from embedding_guard import _tfrecord_framing as framing; "
             "d = m.distribution('tfx-embedding-guard'); "
             "print(json.dumps([embedding_guard.__file__, embedding_guard.__version__, "
-            "d.version, str(d.locate_file(''))]))",
+            "d.version, str(d.locate_file('')), framing.__file__]))",
         ],
         cwd=fresh_venv,
         timeout=RUN_TIMEOUT_SECONDS,
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
-    module_file, module_version, dist_version, dist_root = json.loads(probe.stdout)
+    module_file, module_version, dist_version, dist_root, framing_file = json.loads(probe.stdout)
     venv = fresh_venv.resolve()
     assert pathlib.Path(module_file).resolve().is_relative_to(venv), module_file
+    assert pathlib.Path(framing_file).resolve().is_relative_to(venv), framing_file
     assert pathlib.Path(dist_root).resolve().is_relative_to(venv), dist_root
     assert module_version == dist_version == _package_version()
 
