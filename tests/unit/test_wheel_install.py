@@ -51,9 +51,16 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: pathlib.Path, timeout: int) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], cwd: pathlib.Path, timeout: int, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        args, cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=timeout
+        args,
+        cwd=cwd,
+        env={**_clean_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -158,6 +165,34 @@ def test_the_wheel_holds_the_built_framer_and_the_sdist_its_source(dist):
     assert [name.split("/", 1)[1] for name in sources] == [
         "components/embedding_guard/_tfrecord_framing.c"
     ]
+
+
+def test_without_a_c_compiler_the_sdist_still_builds_a_wheel_of_every_module(dist, tmp_path):
+    (sdist,) = dist.glob("*.tar.gz")
+    # What a Beam worker does with --setup_file's sdist, with a compiler that fails.
+    built = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(sdist),
+        ],
+        cwd=tmp_path,
+        timeout=BUILD_TIMEOUT_SECONDS,
+        env={"CC": "false"},
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert {f"embedding_guard/{path.name}" for path in PACKAGE.glob("*.py")} <= names
+    assert not [name for name in names if name.endswith(".so")]
 
 
 def test_wheel_holds_every_module_typed_marker_ranges_and_entry_point(dist):
