@@ -44,19 +44,19 @@ static PyObject *find_records(PyObject *self, PyObject *args) {
     }
     const unsigned char *data = view.buf;
     const int64_t size = view.len;
-    /* Every record takes at least its header and footer. */
-    PyObject *headers = PyBytes_FromStringAndSize(
-        NULL, (size / (HEADER_BYTES + FOOTER_BYTES) + 1) * (Py_ssize_t)sizeof(int64_t));
-    if (headers == NULL) {
+    /* Grown as records are found: sized for the worst case (every record empty),
+     * a window that holds one 2 GiB record would set aside 1 GiB. */
+    int64_t capacity = 4096, count = 0;
+    int64_t *starts = PyMem_RawMalloc(capacity * sizeof(int64_t));
+    if (starts == NULL) {
         PyBuffer_Release(&view);
-        return NULL;
+        return PyErr_NoMemory();
     }
-    int64_t *starts = (int64_t *)PyBytes_AS_STRING(headers);
     /* A record at pos fits when pos + length + 16 <= size. */
     const int64_t last_end = size - HEADER_BYTES - FOOTER_BYTES;
-    int64_t pos = 0, count = 0;
+    int64_t pos = 0;
     uint64_t need = HEADER_BYTES, claim = 0;
-    int claimed = 0;
+    int claimed = 0, out_of_memory = 0;
     Py_BEGIN_ALLOW_THREADS
     while (pos + LENGTH_BYTES <= size) {
         const uint64_t length = read_length(data + pos);
@@ -70,12 +70,25 @@ static PyObject *find_records(PyObject *self, PyObject *args) {
             }
             break;
         }
+        if (count == capacity) {
+            int64_t *grown = PyMem_RawRealloc(starts, 2 * capacity * sizeof(int64_t));
+            if (grown == NULL) {
+                out_of_memory = 1;
+                break;
+            }
+            starts = grown;
+            capacity *= 2;
+        }
         starts[count++] = pos;
         pos += (int64_t)length + HEADER_BYTES + FOOTER_BYTES;
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    if (_PyBytes_Resize(&headers, count * (Py_ssize_t)sizeof(int64_t)) < 0) return NULL;
+    PyObject *headers =
+        out_of_memory ? PyErr_NoMemory()
+                      : PyBytes_FromStringAndSize((const char *)starts, count * sizeof(int64_t));
+    PyMem_RawFree(starts);
+    if (headers == NULL) return NULL;
     if (claimed) return Py_BuildValue("NLKK", headers, (long long)pos, (unsigned long long)need,
                                       (unsigned long long)claim);
     return Py_BuildValue("NLKO", headers, (long long)pos, (unsigned long long)need, Py_None);
