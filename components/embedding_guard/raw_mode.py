@@ -66,6 +66,7 @@ def detect_kind(
     Args:
       requested: The examples_kind parameter; AUTO decides from the features.
       present: Feature names of a sample example; None when every split is empty.
+        A sample with no features decides as no sample does: TRANSFORMED.
       transformed_schema: The transformed schema.
       raw_schema: The transform graph's raw schema, if it has one.
 
@@ -98,12 +99,20 @@ def detect_kind(
             )
     if requested is not ExamplesKind.AUTO:
         return requested
-    if present is None:
+    # An example with no features at all (every value null) says nothing of either
+    # schema; its features are then counted as missing, as in any later example.
+    if not present:
         return ExamplesKind.TRANSFORMED
     if raw_only & present:
         return ExamplesKind.RAW
     if transformed_names & present:
         return ExamplesKind.TRANSFORMED
+    if raw_schema is None:
+        raise ExamplesKindError(
+            f"The examples hold none of the schema's features: they have {sorted(present)!r}, "
+            f"the schema has {sorted(transformed_names)!r}. Pass the examples this schema "
+            "describes."
+        )
     raise ExamplesKindError(
         "The examples hold neither the transformed nor the raw features of this transform "
         f"graph: they have {sorted(present)!r}, the transformed schema has "

@@ -264,6 +264,39 @@ def test_transform_graph_of_another_pipeline_is_an_error_listing_both_sides(tmp_
     )
 
 
+def test_a_first_example_with_no_features_is_checked_not_refused(tmp_path, capsys):
+    # Zero configuration decides raw or transformed from the first example; one
+    # whose every value is null says nothing either way, and is no bad input.
+    records = [example().SerializeToString()] + [
+        record.numpy() for record in tf.data.TFRecordDataset(str(EVAL_SHARD), "GZIP")
+    ]
+    examples = tmp_path / "examples"
+    write_shard(examples / "Split-eval" / "shard.gz", records)
+    plain = tmp_path / "plain"
+    write_shard(plain / "Split-eval" / "shard.gz", records[1:])
+    output = tmp_path / "out"
+
+    first_empty = check(capsys, examples, "--output", output, *CHECKED)
+    as_shipped = check(capsys, plain, "--output", tmp_path / "plain_out", *CHECKED)
+
+    assert first_empty.code == as_shipped.code != cli.EXIT_USAGE, first_empty
+    assert report(output, "eval")["num_examples"] == len(records)
+    shipped = feature_report(tmp_path / "plain_out", "eval", "city_xf")["counts"]
+    assert feature_report(output, "eval", "city_xf")["counts"]["missing"] == shipped["missing"] + 1
+
+
+def test_a_schema_holding_none_of_the_features_is_an_error_naming_the_schema(tmp_path, capsys):
+    schema = tmp_path / "schema.pbtxt"
+    text = (TRANSFORM_GRAPH_DIR / "transformed_metadata" / "schema.pbtxt").read_text()
+    schema.write_text(text.replace('name: "', 'name: "other_'))
+
+    result = run_cli(capsys, "check", "--schema", schema, "--examples", EXAMPLES_DIR)
+
+    assert_usage_error(
+        result, "The examples hold none of the schema's features", "'other_city_xf'", "'city_xf'"
+    )
+
+
 def test_feature_of_the_graph_absent_from_the_examples_is_a_blocking_finding(tmp_path, capsys):
     graph = copy_graph(tmp_path)
     schema = graph / "transformed_metadata" / "schema.pbtxt"
