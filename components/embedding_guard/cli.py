@@ -232,7 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--parallelism",
         type=int,
         metavar="N",
-        help="threads reading each split (default: the CPUs this process may use)",
+        help=(
+            "threads reading each split (default: the CPUs this process may use); each "
+            "keeps up to 4 batches of at most 16 MiB of records in memory"
+        ),
     )
     check.add_argument(
         "--beam-pipeline-arg",

@@ -45,7 +45,7 @@ from embedding_guard.errors import InputError
 try:
     from embedding_guard import _tfrecord_framing
 except ImportError:  # Installed without a C compiler: Python frames instead.
-    _tfrecord_framing = None
+    _tfrecord_framing = None  # type: ignore[assignment]
 
 DEFAULT_BATCH_SIZE = 50_000
 # With 60 KB records, 50,000 to a batch took 6.6 GB. 16 MiB still holds 50,000
@@ -945,8 +945,9 @@ def read_shards(
     Up to `parallelism` shards are framed at once, one thread each, and their
     batches parsed on `parallelism` threads, so one large shard is parsed in
     parallel too. Each shard's batches come in file order; shards interleave in
-    whatever order their batches are parsed. At most 3 x parallelism batches are
-    in memory at once.
+    whatever order their batches are parsed. At most 4 x parallelism batches are
+    in memory at once besides the one the caller holds: 3 per thread framed and
+    waiting to be parsed or taken, and one per frame thread waiting for room.
 
     Args:
       shards: TFRecord files of tf.Examples, each once.

@@ -16,6 +16,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import google_crc32c
@@ -293,6 +294,39 @@ def test_batches_of_large_records_are_bounded_by_bytes(tmp_path):
     per_batch = reader.DEFAULT_MAX_BATCH_BYTES // 60_000
     assert per_batch < 600
     assert default == [per_batch] * (600 // per_batch) + [600 % per_batch]
+
+
+@pytest.mark.parametrize("parallelism", [2, 3])
+def test_each_thread_keeps_at_most_four_batches_in_memory(tmp_path, monkeypatch, parallelism):
+    # A consumer slower than the framing: without the bound, the frame threads
+    # would hold every batch of the split at once.
+    shards = [
+        str(_write(tmp_path / f"part-{index}.gz", [_example_with_age(1)] * 40, compressed=True))
+        for index in range(6)
+    ]
+    framed = [0]
+    serialized_batches = reader.serialized_batches
+
+    def counted(*args, **kwargs):
+        for batch in serialized_batches(*args, **kwargs):
+            framed[0] += 1
+            yield batch
+
+    monkeypatch.setattr(reader, "serialized_batches", counted)
+    held, consumed = [], 0
+    for _, batch in reader.read_shards(shards, ["age_xf"], batch_size=2, parallelism=parallelism):
+        if batch is not None:
+            # Let the frame threads run ahead as far as they may.
+            threading.Event().wait(0.005)
+            consumed += 1
+            # Besides the batch the caller holds.
+            held.append(framed[0] - consumed)
+
+    assert consumed == 6 * 40 // 2
+    # 3 batches per thread wait to be parsed or counted, and each frame thread may
+    # hold one more while it waits for room.
+    assert max(held) <= 4 * parallelism, held
+    assert max(held) > parallelism, held
 
 
 def _check_outputs(tmp_path: Path, monkeypatch, parallelism: int) -> dict[str, bytes]:
