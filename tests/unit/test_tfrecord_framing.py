@@ -10,6 +10,8 @@ TFRecords at all.
 from __future__ import annotations
 
 import struct
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -110,6 +112,34 @@ def test_bytes_that_are_not_tfrecords_frame_as_the_brute_force_walk(data, record
     expected = _brute_force(data, record_limit)
     assert _found("compiled", data, record_limit) == expected
     assert _found("python", data, record_limit) == expected
+
+
+def test_the_compiled_framer_lets_other_threads_run_while_it_walks():
+    # 4,194,304 empty records: a walk long enough to see this thread run beside
+    # it, which it cannot while the walk holds the GIL.
+    data = b"\x00" * (64 << 20)
+    walking = threading.Event()
+    walks: list[tuple[float, float, int]] = []
+
+    def walk() -> None:
+        walking.set()
+        start = time.perf_counter()
+        headers = reader._tfrecord_framing.find_records(data, 100)[0]
+        walks.append((start, time.perf_counter(), len(headers)))
+
+    walker = threading.Thread(target=walk)
+    walker.start()
+    walking.wait()
+    ticks = []
+    while walker.is_alive():
+        ticks.append(time.perf_counter())
+    walker.join()
+
+    ((start, end, found_bytes),) = walks
+    assert found_bytes == 8 * len(data) // 16
+    # Held through the walk, the GIL would leave one gap as long as the walk.
+    gaps = np.diff([start, *[tick for tick in ticks if start < tick < end], end])
+    assert gaps.max() < (end - start) / 2, (gaps.max(), end - start)
 
 
 def test_the_python_fallback_reads_a_shard_as_the_compiled_framer_does(monkeypatch, tmp_path):
