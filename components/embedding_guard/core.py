@@ -431,7 +431,9 @@ class FeatureAccumulator:
         raw_row_lengths = np.asarray(raw_row_lengths)
         self.raw_empty_or_missing += int(np.count_nonzero(raw_row_lengths == 0))
         if raw_values.dtype == object:
-            self.raw_empty_or_missing += sum(1 for v in raw_values.tolist() if v in (b"", ""))
+            self.raw_empty_or_missing += int(
+                np.count_nonzero((raw_values == b"") | (raw_values == ""))
+            )
         values = np.asarray(values)
         bounds = self.bounds
         # Raw and transformed values line up only for element-wise transforms such
