@@ -26,8 +26,9 @@ static uint64_t read_length(const unsigned char *at) {
 
 PyDoc_STRVAR(find_records_doc,
 "find_records(data, record_limit) -> (headers, end, need, claim)\n\n"
-"Walks the whole records at the start of data (record_limit at most 2**62). headers: bytes of native int64,\n"
-"where each whole record's header starts; end: the bytes those records take;\n"
+"Walks the whole records at the start of data (record_limit at most 2**62).\n"
+"headers: bytes of native int64, where each whole record's header starts;\n"
+"end: the bytes those records take;\n"
 "need: the bytes the next record needs before it can be framed (12 while its\n"
 "header is incomplete); claim: None, or the length that the header at `end`\n"
 "claims when it does not fit in data and exceeds record_limit.");

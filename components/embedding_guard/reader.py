@@ -10,11 +10,12 @@ for an uncompressed shard allocates whatever length a record header claims and
 segfaults on a crafted 64 GiB claim. Each claim is checked against what the
 file can hold before any memory is set aside for it; gunzipping with zlib and
 framing here also measured twice as fast as
-`TFRecordDataset(compression_type="GZIP")`, even when Python framed. A gzip shard is framed by a small C
-extension without the GIL (in Python where the install had no C compiler), and
-framing only notes where records lie: TensorFlow cuts them out and parses only
-the checked features, without the GIL, so shards are framed and batches parsed
-on a pool of threads and every core works.
+`TFRecordDataset(compression_type="GZIP")`, even when Python framed. A gzip
+shard is framed by a small C extension without the GIL (in Python where the
+install had no C compiler), and framing only notes where records lie:
+TensorFlow cuts them out and parses only the checked features, without the
+GIL, so shards are framed and batches parsed on a pool of threads and every
+core works.
 """
 
 from __future__ import annotations

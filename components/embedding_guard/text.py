@@ -36,7 +36,9 @@ def write_out(text: str) -> None:
         process_stdout = sys.__stdout__
         if process_stdout is not None and out is process_stdout:
             # What is left in its buffer would fail again, noisily, at the exit's flush.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), process_stdout.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, process_stdout.fileno())
+            os.close(devnull)
         raise InputError(
             f"standard output cannot be written ({error.strerror or error}); free space, or "
             "send it somewhere that can take it."
