@@ -10,7 +10,7 @@ LINT_PATHS := components pipeline tests bench setup.py
 .PHONY: test lint typecheck demo bench dist lock browser-deps clean-venv
 
 # Everything under the exact pins of constraints.txt, pip and setuptools included.
-$(STAMP): setup.py constraints.txt components/embedding_guard/_tfrecord_framing.c
+$(STAMP): setup.py constraints.txt components/embedding_guard/read/_tfrecord_framing.c
 	@test -x $(PY) || { interp=$$(scripts/find-python310) && "$$interp" -m venv $(VENV); }
 	$(PY) -m pip install --quiet -c constraints.txt --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,kfp]'

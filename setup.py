@@ -62,8 +62,8 @@ EXTRAS_REQUIRE = {
 # Frames gzip TFRecords without the GIL. Optional: without a C compiler the
 # install still succeeds and the reader frames in Python, with the same results.
 FRAMING_EXTENSION = setuptools.Extension(
-    "embedding_guard._tfrecord_framing",
-    sources=["components/embedding_guard/_tfrecord_framing.c"],
+    "embedding_guard.read._tfrecord_framing",
+    sources=["components/embedding_guard/read/_tfrecord_framing.c"],
     optional=True,
 )
 
@@ -79,12 +79,15 @@ setuptools.setup(
     python_requires=">=3.10,<3.11",
     package_dir={"": "components"},
     packages=setuptools.find_packages(where="components"),
-    package_data={"embedding_guard": ["py.typed", "_tfrecord_framing.pyi"]},
+    package_data={
+        "embedding_guard": ["py.typed"],
+        "embedding_guard.read": ["_tfrecord_framing.pyi"],
+    },
     ext_modules=[FRAMING_EXTENSION],
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={
-        "console_scripts": ["embedding-guard=embedding_guard.cli:console_main"],
+        "console_scripts": ["embedding-guard=embedding_guard.cli.main:console_main"],
     },
     classifiers=[
         "Programming Language :: Python :: 3.10",

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
 
-    from embedding_guard import transform_graph
+    from embedding_guard.bounds import transform_graph
 
     for tf1 in (True, False):
         started = time.perf_counter()

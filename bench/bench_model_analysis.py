@@ -4,7 +4,7 @@ Usage (from the repository root):
 
     PYTHONPATH=$PWD/components .venv/bin/python bench/bench_model_analysis.py [--features 50] [--reps 3]
 
-Builds two models in a temporary directory, then times `analyse_model` on each:
+Builds two models in a temporary directory, then times `analyze_model` on each:
 
   keras_export   a Keras 3 functional model, one Embedding per int64 input, exported
                  with `model.export()`: graph tracing plus black-box probing of every
@@ -78,10 +78,10 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     import tensorflow as tf
 
-    from embedding_guard import model_analysis
+    from embedding_guard.bounds import model_analysis
 
     print(
-        f"import tensorflow + embedding_guard.model_analysis: {time.perf_counter() - started:.2f} s"
+        f"import tensorflow + embedding_guard.bounds.model_analysis: {time.perf_counter() - started:.2f} s"
     )
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,8 +100,12 @@ def main(argv=None) -> int:
             ("keras_export, graph + probe", keras_dir, True),
             ("examples_module, graph (no probe possible)", module_dir, True),
         ):
-            seconds, analysis = _time(model_analysis.analyse_model, path, probe, args.reps)
-            sizes = analysis.feature_input_dims()
+            seconds, analysis = _time(model_analysis.analyze_model, path, probe, args.reps)
+            # The sizes a run takes from the model, as orchestration reads them.
+            sizes = {
+                feature: lookup.feature_input_dim
+                for feature, lookup in analysis.governing_lookups().items()
+            }
             expected = {name: 100 + i for i, name in enumerate(names)}
             correct = "all sizes correct" if sizes == expected else f"WRONG sizes: {sizes}"
             worst = max(worst, max(seconds))

@@ -109,7 +109,8 @@ def run_executor(args, beam_pipeline_args: list[str]) -> tuple[tuple[float, floa
     from tfx.dsl.components.base import base_beam_executor
     from tfx.types import artifact_utils, standard_artifacts
 
-    from embedding_guard import executor, report_io
+    from embedding_guard.component import executor
+    from embedding_guard.reports import report_io
 
     imported = _imported()
     examples = standard_artifacts.Examples()
@@ -142,19 +143,16 @@ def run_cli(args) -> tuple[tuple[float, float], dict]:
     import contextlib
     import io
 
-    from embedding_guard import cli
+    from embedding_guard.cli import main as cli
 
     # As the console script does before its imports.
     cli.console_start_up()
     # What `check --schema` imports, the lazy imports of its run included, so
     # that import_s is its start-up and work_s its work.
-    from embedding_guard import (  # noqa: F401
-        orchestration,
-        reader,
-        report_io,
-        schema_io,
-        validation,
-    )
+    from embedding_guard.bounds import schema_io  # noqa: F401
+    from embedding_guard.read import files, framing, reader  # noqa: F401
+    from embedding_guard.reports import report_io
+    from embedding_guard.run import orchestration, validation  # noqa: F401
 
     imported = _imported()
     before = set(sys.modules)
@@ -184,7 +182,8 @@ def run_cli(args) -> tuple[tuple[float, float], dict]:
 
 
 def load_vocabularies(args) -> tuple[tuple[float, float], dict]:
-    from embedding_guard import bounds, transform_graph
+    from embedding_guard.bounds import resolve as bounds
+    from embedding_guard.bounds import transform_graph
 
     imported = _imported()
     graph = transform_graph.load_transform_graph(args.transform_graph)

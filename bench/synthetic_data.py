@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -230,18 +231,49 @@ def write_examples(root: str, num_examples: int) -> dict:
       {"examples": artifact folder holding Split-train, "split": the split
       folder, "truth": exact counts per feature, "bytes": size on disk}.
     """
-    import tensorflow as tf
-    from tfx_bsl.coders import example_coder
-
-    base = os.path.join(root, f"n{num_examples}")
-    marker = os.path.join(base, COMPLETE_MARKER)
     identity = {
         "version": DATA_VERSION,
         "seed": SEED,
         "num_examples": num_examples,
         "num_shards": NUM_SHARDS,
     }
-    split_dir = os.path.join(examples_dir(root, num_examples), f"Split-{SPLIT}")
+
+    def batches(shard: int, shard_size: int, string_pool: pa.Array):
+        for chunk, start in enumerate(range(0, shard_size, CHUNK_SIZE)):
+            rng = np.random.default_rng([SEED, num_examples, shard, chunk])
+            yield _chunk(rng, min(CHUNK_SIZE, shard_size - start), string_pool)
+
+    return _write_cached_split(
+        os.path.join(root, f"n{num_examples}"),
+        examples_dir(root, num_examples),
+        identity,
+        "transformed_examples",
+        batches,
+    )
+
+
+def _write_cached_split(
+    base: str, examples: str, identity: dict, shard_prefix: str, batches: Callable
+) -> dict:
+    """Writes NUM_SHARDS gzip shards of what batches yields, unless base holds them already.
+
+    Args:
+      base: The folder of this data set (its truth and completion marker).
+      examples: The artifact folder under base; the shards go to its Split-<SPLIT>.
+      identity: What the data is; a cache with another identity is written again.
+      shard_prefix: The shard files' name before -<shard>-of-<NUM_SHARDS>.gz.
+      batches: batches(shard, shard_size, string_pool) yields (record batch, truth)
+        pairs, shard_size examples in all.
+
+    Returns:
+      {"examples": examples, "split": the split folder, "truth": exact counts per
+      feature, "bytes": size on disk}.
+    """
+    import tensorflow as tf
+    from tfx_bsl.coders import example_coder
+
+    marker = os.path.join(base, COMPLETE_MARKER)
+    split_dir = os.path.join(examples, f"Split-{SPLIT}")
     truth_path = os.path.join(base, "truth.json")
     if not is_complete(marker, identity):
         shutil.rmtree(base, ignore_errors=True)
@@ -252,17 +284,11 @@ def write_examples(root: str, num_examples: int) -> dict:
         )
         options = tf.io.TFRecordOptions(compression_type="GZIP")
         truth: dict = {}
-        shard_sizes = np.diff(np.linspace(0, num_examples, NUM_SHARDS + 1).astype(np.int64))
-        for shard, shard_size in enumerate(shard_sizes.tolist()):
-            path = os.path.join(
-                split_dir, f"transformed_examples-{shard:05d}-of-{NUM_SHARDS:05d}.gz"
-            )
+        bounds = np.linspace(0, identity["num_examples"], NUM_SHARDS + 1).astype(np.int64)
+        for shard, shard_size in enumerate(np.diff(bounds).tolist()):
+            path = os.path.join(split_dir, f"{shard_prefix}-{shard:05d}-of-{NUM_SHARDS:05d}.gz")
             with tf.io.TFRecordWriter(path, options) as writer:
-                for chunk, start in enumerate(range(0, shard_size, CHUNK_SIZE)):
-                    rng = np.random.default_rng([SEED, num_examples, shard, chunk])
-                    batch, chunk_truth = _chunk(
-                        rng, min(CHUNK_SIZE, shard_size - start), string_pool
-                    )
+                for batch, chunk_truth in batches(shard, shard_size, string_pool):
                     _add_truth(truth, chunk_truth)
                     for record in encoder.encode(batch):
                         writer.write(record)
@@ -271,12 +297,7 @@ def write_examples(root: str, num_examples: int) -> dict:
     with open(truth_path) as f:
         truth = json.load(f)
     size = sum(os.path.getsize(os.path.join(split_dir, name)) for name in os.listdir(split_dir))
-    return {
-        "examples": examples_dir(root, num_examples),
-        "split": split_dir,
-        "truth": truth,
-        "bytes": size,
-    }
+    return {"examples": examples, "split": split_dir, "truth": truth, "bytes": size}
 
 
 # The failure-contract issue: records of this size (an unchecked bytes feature
@@ -295,11 +316,6 @@ def write_large_examples(root: str, num_examples: int) -> dict:
     Returns:
       Like write_examples, for root/large<num_examples>/.
     """
-    import tensorflow as tf
-    from tfx_bsl.coders import example_coder
-
-    base = os.path.join(root, f"large{num_examples}")
-    marker = os.path.join(base, COMPLETE_MARKER)
     identity = {
         "version": DATA_VERSION,
         "seed": SEED,
@@ -307,42 +323,25 @@ def write_large_examples(root: str, num_examples: int) -> dict:
         "record_bytes": LARGE_RECORD_BYTES,
         "padding": "1 KB blocks",
     }
-    examples = os.path.join(base, "examples")
-    split_dir = os.path.join(examples, f"Split-{SPLIT}")
-    truth_path = os.path.join(base, "truth.json")
-    if not is_complete(marker, identity):
-        shutil.rmtree(base, ignore_errors=True)
-        os.makedirs(split_dir)
-        encoder = example_coder.RecordBatchToExamplesEncoder()
-        string_pool = pa.array(
-            [f"comment {i}".encode() for i in range(STRING_POOL_SIZE)], pa.binary()
-        )
-        options = tf.io.TFRecordOptions(compression_type="GZIP")
-        truth: dict = {}
-        shard_sizes = np.diff(np.linspace(0, num_examples, NUM_SHARDS + 1).astype(np.int64))
-        chunk_size = 500
-        for shard, shard_size in enumerate(shard_sizes.tolist()):
-            path = os.path.join(split_dir, f"large_examples-{shard:05d}-of-{NUM_SHARDS:05d}.gz")
-            with tf.io.TFRecordWriter(path, options) as writer:
-                for chunk, start in enumerate(range(0, shard_size, chunk_size)):
-                    rng = np.random.default_rng([SEED, num_examples, shard, chunk, 1])
-                    size = min(chunk_size, shard_size - start)
-                    batch, chunk_truth = _chunk(rng, size, string_pool)
-                    _add_truth(truth, chunk_truth)
-                    # Repeated 1 KB blocks: 60 KB in memory, a few KB on disk.
-                    blocks = [rng.bytes(1000) for _ in range(size)]
-                    padding = pa.array(
-                        [block * (LARGE_RECORD_BYTES // 1000) for block in blocks], pa.binary()
-                    )
-                    batch = pa.RecordBatch.from_arrays(
-                        [*batch.columns, _list_column(padding, np.ones(size, dtype=np.int64))],
-                        [*batch.schema.names, LARGE_FEATURE],
-                    )
-                    for record in encoder.encode(batch):
-                        writer.write(record)
-        _write_text(truth_path, json.dumps(truth, indent=1, sort_keys=True))
-        _write_text(marker, json.dumps(identity))
-    with open(truth_path) as f:
-        truth = json.load(f)
-    size = sum(os.path.getsize(os.path.join(split_dir, name)) for name in os.listdir(split_dir))
-    return {"examples": examples, "split": split_dir, "truth": truth, "bytes": size}
+    chunk_size = 500
+
+    def batches(shard: int, shard_size: int, string_pool: pa.Array):
+        for chunk, start in enumerate(range(0, shard_size, chunk_size)):
+            rng = np.random.default_rng([SEED, num_examples, shard, chunk, 1])
+            size = min(chunk_size, shard_size - start)
+            batch, chunk_truth = _chunk(rng, size, string_pool)
+            # Repeated 1 KB blocks: 60 KB in memory, a few KB on disk.
+            blocks = [rng.bytes(1000) for _ in range(size)]
+            padding = pa.array(
+                [block * (LARGE_RECORD_BYTES // 1000) for block in blocks], pa.binary()
+            )
+            batch = pa.RecordBatch.from_arrays(
+                [*batch.columns, _list_column(padding, np.ones(size, dtype=np.int64))],
+                [*batch.schema.names, LARGE_FEATURE],
+            )
+            yield batch, chunk_truth
+
+    base = os.path.join(root, f"large{num_examples}")
+    return _write_cached_split(
+        base, os.path.join(base, "examples"), identity, "large_examples", batches
+    )

@@ -46,7 +46,7 @@ RUNS = {
     "transformed": os.path.join(TESTDATA, "transform", "transformed_examples"),
     "raw": os.path.join(TESTDATA, "csv_example_gen"),
 }
-CONSOLE_SCRIPT = "from embedding_guard.cli import console_main; console_main()"
+CONSOLE_SCRIPT = "from embedding_guard.cli.main import console_main; console_main()"
 RAW_TRAIN = os.path.join(RUNS["raw"], "Split-train")
 # The vocabulary company_xf is looked up in (TFT's default name for the second one).
 COMPANY_VOCABULARY = os.path.join(

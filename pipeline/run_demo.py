@@ -83,7 +83,7 @@ def _shown(path) -> str:
 
 
 def _metadata_store(metadata_path: pathlib.Path):
-    from embedding_guard import mlmd_runs
+    from embedding_guard.reports import mlmd_runs
 
     return mlmd_runs.open_store(str(metadata_path))
 
@@ -157,7 +157,7 @@ def _print_run(
     config: str, seconds: float, store, run_context_id: int, run_id: str
 ) -> tuple[list[str], list[str]]:
     """Prints one run's summary; returns its index_report.json paths and Model folders."""
-    from embedding_guard import report_io
+    from embedding_guard.reports import report_io
 
     outputs = _node_outputs(store, run_context_id)
     print(f"\n[{config}] run {run_id} took {seconds:.0f} s")

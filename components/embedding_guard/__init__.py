@@ -11,11 +11,11 @@ __version__ = "0.1.0"
 
 _LAZY_EXPORTS = {
     "EmbeddingIndexValidator": "embedding_guard.component",
-    "ValidatorOptions": "embedding_guard.options",
+    "ValidatorOptions": "embedding_guard.run.options",
     "check": "embedding_guard.api",
-    "embedding_input_dim": "embedding_guard.transform_graph",
-    "embedding_input_dims": "embedding_guard.transform_graph",
-    "display": "embedding_guard.notebook",
+    "embedding_input_dim": "embedding_guard.bounds.transform_graph",
+    "embedding_input_dims": "embedding_guard.bounds.transform_graph",
+    "display": "embedding_guard.reports.notebook",
 }
 
 __all__ = sorted(_LAZY_EXPORTS)

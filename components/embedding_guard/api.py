@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from embedding_guard.errors import InputError
-from embedding_guard.options import ValidatorOptions
-from embedding_guard.orchestration import ValidationResult
-from embedding_guard.report_model import SplitReport
+from embedding_guard.run.options import ValidatorOptions
+from embedding_guard.run.orchestration import ValidationResult
+from embedding_guard.verdict.report_model import SplitReport
 
 # The per-feature counts of a row of CheckResult.to_dataframe().
 _COUNT_COLUMNS = (
@@ -105,7 +105,7 @@ class CheckResult:
         return pd.DataFrame(rows)
 
     def _repr_html_(self) -> str:
-        from embedding_guard import html_report
+        from embedding_guard.reports import html_report
 
         info: list[tuple[str, object]] = [("blessed", int(self.blessed))]
         if self.output:
@@ -151,7 +151,8 @@ def check(
     Raises:
       InputError: An input or option cannot be used; the message names it.
     """
-    from embedding_guard import orchestration, reader
+    from embedding_guard.read import files
+    from embedding_guard.run import orchestration
 
     fields = {field.name for field in dataclasses.fields(ValidatorOptions)}
     unknown = sorted(set(options) - fields)
@@ -179,10 +180,10 @@ def check(
     transform_graph = None if transform_graph is None else os.fspath(transform_graph)
     schema_proto = None
     if schema is not None:
-        from embedding_guard import schema_io
+        from embedding_guard.bounds import schema_io
 
         schema_proto = schema_io.read_schema(os.fspath(schema), "schema")
-    all_split_uris = reader.split_dirs(examples)
+    all_split_uris = files.split_dirs(examples)
     selected = orchestration.select_splits(
         list(all_split_uris),
         exclude_splits=validator_options.exclude_splits,
@@ -194,7 +195,7 @@ def check(
     with tempfile.TemporaryDirectory(prefix="embedding-guard-") as scratch:
         root = scratch if output is None else os.fspath(output)
         output_dirs = {
-            name: os.path.join(root, f"{reader.SPLIT_DIR_PREFIX}{name}") for name in selected
+            name: os.path.join(root, f"{files.SPLIT_DIR_PREFIX}{name}") for name in selected
         }
         result = orchestration.validate(
             split_uris,

@@ -29,6 +29,27 @@ VALUE_COUNT_KEYS = (
 COUNT_KEYS = (*VALUE_COUNT_KEYS, "min", "max")
 
 
+def expected_counts(
+    num_examples, num_values, in_vocab, min_, max_, vocabulary=True, **nonzero
+) -> dict:
+    """The COUNT_KEYS of one feature: zero but for those named.
+
+    With a vocabulary, what is in range is what is in the vocabulary or an OOV
+    bucket (unless in_range is named); without one, in_vocab is what is in range
+    and there are no vocabulary counts at all.
+    """
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    counts.update(
+        num_examples=num_examples, num_values=num_values, in_vocab=in_vocab, min=min_, max=max_
+    )
+    counts.update(nonzero)
+    if not vocabulary:
+        counts.update(in_range=in_vocab, in_vocab=None, oov_bucket=None)
+    elif "in_range" not in nonzero:
+        counts["in_range"] = in_vocab + counts["oov_bucket"]
+    return counts
+
+
 def file_digests(*roots: Path, base: Path = TESTDATA) -> dict[str, str]:
     """Maps every file under roots (path relative to base) to its SHA-256."""
     digests = {}
@@ -50,3 +71,32 @@ def tree(root: Path) -> dict[str, list[str]]:
     return {
         os.path.relpath(directory, root): sorted(names) for directory, _, names in os.walk(root)
     }
+
+
+def run_executor(
+    anomalies_uri: Path,
+    exec_properties: dict,
+    *,
+    examples_dir: Path = EXAMPLES_DIR,
+    splits: tuple[str, ...] = ("train", "eval", "test"),
+    beam_pipeline_args: list[str] | None = None,
+) -> None:
+    """Runs the component's executor over examples and the testdata transform graph."""
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.types import artifact_utils, standard_artifacts
+
+    from embedding_guard.component.executor import Executor
+
+    examples = standard_artifacts.Examples()
+    examples.uri = str(examples_dir)
+    examples.split_names = artifact_utils.encode_split_names(list(splits))
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = str(TRANSFORM_GRAPH_DIR)
+    anomalies = standard_artifacts.ExampleAnomalies()
+    anomalies.uri = str(anomalies_uri)
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_pipeline_args)
+    Executor(context).Do(
+        {"examples": [examples], "transform_graph": [graph]},
+        {"anomalies": [anomalies]},
+        exec_properties,
+    )

@@ -87,28 +87,36 @@ def _category_encoding(path: str) -> None:
     keras.Model(inputs=[month, hour], outputs=[month_row, hour_row]).export(path, verbose=False)
 
 
-def _save_module(module, path: str, serve) -> None:
+def _save_module(module, path: str, serve=None) -> None:
+    """Saves module with serve (default: its serve method) as serving_default."""
     import tensorflow as tf
 
-    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+    tf.saved_model.save(module, path, signatures={"serving_default": serve or module.serve})
+
+
+def _tables_module():
+    """A tf.Module class whose constructor makes tables: name=(shape, seed), seeded random."""
+    import tensorflow as tf
+
+    class TablesModule(tf.Module):
+        def __init__(self, **tables):
+            super().__init__()
+            for name, (shape, seed) in tables.items():
+                table = tf.random.stateless_normal(shape, seed=[0, seed])
+                setattr(self, name, tf.Variable(table, name=name))
+
+    return TablesModule
 
 
 def _embedding_lookup(path: str) -> None:
     import tensorflow as tf
 
-    class EmbeddingLookupModule(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.product_table = tf.Variable(
-                tf.random.stateless_normal([40, 4], seed=[0, 1]), name="product_table"
-            )
-
+    class EmbeddingLookupModule(_tables_module()):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="product_xf")])
         def serve(self, product_xf):
             return {"embedding": tf.nn.embedding_lookup(self.product_table, product_xf)}
 
-    module = EmbeddingLookupModule()
-    _save_module(module, path, module.serve)
+    _save_module(EmbeddingLookupModule(product_table=([40, 4], 1)), path)
 
 
 def _one_hot(path: str) -> None:
@@ -119,23 +127,13 @@ def _one_hot(path: str) -> None:
         def serve(self, city_xf):
             return {"city_row": tf.one_hot(city_xf, depth=24)}
 
-    module = OneHotModule()
-    _save_module(module, path, module.serve)
+    _save_module(OneHotModule(), path)
 
 
 def _offset(path: str) -> None:
     import tensorflow as tf
 
-    class OffsetModule(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.month_table = tf.Variable(
-                tf.random.stateless_normal([12, 4], seed=[0, 2]), name="month_table"
-            )
-            self.age_table = tf.Variable(
-                tf.random.stateless_normal([7, 2], seed=[0, 3]), name="age_table"
-            )
-
+    class OffsetModule(_tables_module()):
         @tf.function(
             input_signature=[
                 tf.TensorSpec([None], tf.int64, name="month_xf"),
@@ -148,8 +146,7 @@ def _offset(path: str) -> None:
             age = tf.gather(self.age_table, tf.math.floormod(age_xf * 3, 7))
             return {"month": month, "age": age}
 
-    module = OffsetModule()
-    _save_module(module, path, module.serve)
+    _save_module(OffsetModule(month_table=([12, 4], 2), age_table=([7, 2], 3)), path)
 
 
 def _dynamic_table(path: str) -> None:
@@ -168,8 +165,7 @@ def _dynamic_table(path: str) -> None:
         def serve(self, age_xf):
             return {"age": tf.gather(self.age_table, age_xf)}
 
-    module = DynamicTableModule()
-    _save_module(module, path, module.serve)
+    _save_module(DynamicTableModule(), path)
 
 
 def _feature_columns(path: str) -> None:
@@ -217,13 +213,7 @@ def _feature_columns(path: str) -> None:
 def _shared_feature(path: str) -> None:
     import tensorflow as tf
 
-    class SharedFeatureModule(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.city_table = tf.Variable(
-                tf.random.stateless_normal([20, 2], seed=[0, 4]), name="city_table"
-            )
-
+    class SharedFeatureModule(_tables_module()):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="city_xf")])
         def serve(self, city_xf):
             return {
@@ -231,8 +221,7 @@ def _shared_feature(path: str) -> None:
                 "city_embedding": tf.nn.embedding_lookup(self.city_table, city_xf),
             }
 
-    module = SharedFeatureModule()
-    _save_module(module, path, module.serve)
+    _save_module(SharedFeatureModule(city_table=([20, 2], 4)), path)
 
 
 def _demo(path: str) -> None:
@@ -259,8 +248,7 @@ def _parsed_examples(path: str) -> None:
             )
             return {"age_row": tf.one_hot(features["age_xf"], depth=4)}
 
-    module = ParsedExamplesModule()
-    _save_module(module, path, module.serve)
+    _save_module(ParsedExamplesModule(), path)
 
 
 _BUILDERS = {

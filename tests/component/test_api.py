@@ -6,7 +6,7 @@ import pytest
 from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
 
 import embedding_guard
-from embedding_guard import cli
+from embedding_guard.cli import main as cli
 from embedding_guard.errors import InputError
 
 

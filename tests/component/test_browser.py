@@ -16,7 +16,9 @@ import pytest
 import report_page
 import validator_runs
 
-from embedding_guard import cli, core, findings, html_report
+from embedding_guard.cli import main as cli
+from embedding_guard.reports import html_report
+from embedding_guard.verdict import core, findings
 
 pytestmark = pytest.mark.browser
 

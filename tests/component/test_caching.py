@@ -7,34 +7,25 @@ import validator_runs
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from embedding_guard import EmbeddingIndexValidator, mlmd_runs
+from embedding_guard import EmbeddingIndexValidator
+from embedding_guard.reports import mlmd_runs
 
 VALIDATOR_ID = "EmbeddingIndexValidator"
 
 
 def _pipeline(root, metadata, examples_dir, embedding_input_dims):
-    examples = tfx.dsl.Importer(
-        source_uri=str(examples_dir),
-        artifact_type=tfx.types.standard_artifacts.Examples,
-        properties={"split_names": validator_runs.SPLIT_NAMES},
-    ).with_id("ImportExamples")
-    transform_graph = tfx.dsl.Importer(
-        source_uri=str(validator_runs.TESTDATA / "transform_graph"),
-        artifact_type=tfx.types.standard_artifacts.TransformGraph,
-    ).with_id("ImportTransformGraph")
+    examples, transform_graph = validator_runs.importers(examples_dir)
     validator = EmbeddingIndexValidator(
         examples=examples.outputs["result"],
         transform_graph=transform_graph.outputs["result"],
         exclude_splits=["test"],
         embedding_input_dims=embedding_input_dims,
     ).with_id(VALIDATOR_ID)
-    return tfx.dsl.Pipeline(
-        pipeline_name="eg-cache-test",
-        pipeline_root=str(root),
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(metadata)
-        ),
-        components=[examples, transform_graph, validator],
+    return validator_runs.sqlite_pipeline(
+        "eg-cache-test",
+        root,
+        metadata,
+        [examples, transform_graph, validator],
         enable_cache=True,
     )
 

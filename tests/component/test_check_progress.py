@@ -82,7 +82,8 @@ def test_quiet_when_not_a_terminal():
 def test_the_progress_bar_asks_for_shard_sizes_at_once(monkeypatch):
     # On GCS or S3 each stat is a round trip. The stats pass the barrier only if
     # all of them run at the same time; one after another, the first times out.
-    from embedding_guard import cli, reader
+    from embedding_guard.cli import progress as cli_progress
+    from embedding_guard.read import files
 
     splits = {
         name: TESTDATA / "transformed_examples" / f"Split-{name}" for name in ("eval", "train")
@@ -94,8 +95,10 @@ def test_the_progress_bar_asks_for_shard_sizes_at_once(monkeypatch):
         together.wait()
         return 1000
 
-    monkeypatch.setattr(reader, "file_size", stat_all_at_once)
-    progress = cli._Progress({name: str(folder) for name, folder in splits.items()}, io.StringIO())
+    monkeypatch.setattr(files, "file_size", stat_all_at_once)
+    progress = cli_progress.Progress(
+        {name: str(folder) for name, folder in splits.items()}, io.StringIO()
+    )
     progress.finish()
 
     # train holds 2 shards, eval 1.
@@ -110,11 +113,15 @@ class _TerminalStream(io.StringIO):
 
 def test_an_interrupted_run_does_not_fill_its_bars():
     # Filled, a bar above "interrupted" would say the split was all read.
-    from embedding_guard import cli, validation
+    from embedding_guard.cli import progress as cli_progress
+    from embedding_guard.run import validation
 
     folder = TESTDATA / "transformed_examples" / "Split-train"
     stream = _TerminalStream()
-    with pytest.raises(KeyboardInterrupt), cli._progress_on_tty({"train": str(folder)}, stream):
+    with (
+        pytest.raises(KeyboardInterrupt),
+        cli_progress.progress_on_tty({"train": str(folder)}, stream),
+    ):
         validation._notify(str(sorted(folder.iterdir())[0]), 4)
         raise KeyboardInterrupt
 

@@ -13,8 +13,8 @@ from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
 from model_builders import DEMO_EMBEDDING_DIMS, built_models
 from tfx.types import standard_artifacts
 
-from embedding_guard import cli
-from embedding_guard.executor import Executor
+from embedding_guard.cli import main as cli
+from embedding_guard.component.executor import Executor
 
 CHECK = ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(EXAMPLES_DIR)]
 

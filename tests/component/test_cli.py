@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, tree
 
-from embedding_guard import cli
+from embedding_guard.cli import main as cli
 
 REPORT_FILES = ["SchemaDiff.pb", "index_report.html", "index_report.json"]
 CHECK = ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(EXAMPLES_DIR)]
@@ -205,7 +205,8 @@ def test_installed_console_script_prints_usage():
 # collector's state is per process.
 CONSOLE_PROCESS = """
 import gc, io, json, sys, contextlib
-from embedding_guard import cli, orchestration
+from embedding_guard.cli import main as cli
+from embedding_guard.run import orchestration
 
 cli.console_start_up()
 seen = {"paused_at_start_up": not gc.isenabled()}

@@ -7,7 +7,7 @@ from tfx import types
 from tfx.types import standard_artifacts
 
 from embedding_guard.component import EmbeddingIndexValidator
-from embedding_guard.executor import Executor
+from embedding_guard.component.executor import Executor
 
 EXAMPLES = types.Channel(type=standard_artifacts.Examples)
 TRANSFORM_GRAPH = types.Channel(type=standard_artifacts.TransformGraph)

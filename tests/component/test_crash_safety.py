@@ -7,8 +7,9 @@ subprocess: the command line or the executor. Two ways:
   `fileio` module of report_io so that the Nth report file write writes half
   its data, flushes it and SIGKILLs its own process: a crash mid-write, at a
   known point.
-* The plain command line, killed from outside as soon as it starts writing
-  reports, at whatever point that is.
+* The plain command line, killed from outside while it writes reports, at
+  whatever point that is: frozen with SIGSTOP once it has started, and killed
+  only where its staging folder shows it still writing.
 
 After a kill, every file under a final name (SchemaDiff.pb, index_report.html,
 index_report.json) must be byte-identical to a complete run's file, the earlier
@@ -31,12 +32,19 @@ import time
 from pathlib import Path
 
 import pytest
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, file_digests, input_digests
-from tfx.types import standard_artifacts
+from component_testlib import (
+    EXAMPLES_DIR,
+    TRANSFORM_GRAPH_DIR,
+    file_digests,
+    input_digests,
+    run_executor,
+)
 
-from embedding_guard import cli, report_io
-from embedding_guard.executor import Executor
+from embedding_guard.cli import main as cli
+from embedding_guard.reports import report_io
 
+# The splits of the run killed from outside: many, so that writing takes a while.
+SPANS = [f"span{index:02d}" for index in range(16)]
 FINAL_NAMES = ("SchemaDiff.pb", "index_report.html", "index_report.json")
 # Changes every report, so the earlier run's files and the killed run's differ.
 NEW_OPTIONS = ["--embedding-dim", "month_xf=12"]
@@ -51,7 +59,7 @@ import sys
 
 from tfx.dsl.io import fileio
 
-from embedding_guard import report_io
+from embedding_guard.reports import report_io
 
 kill_at, command, arguments = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 writes = 0
@@ -89,12 +97,12 @@ class FileioWithDyingWrite:
 
 report_io.fileio = FileioWithDyingWrite()
 if command == "cli":
-    from embedding_guard import cli
+    from embedding_guard.cli import main as cli
 
     sys.exit(cli.main(arguments))
 from tfx.types import artifact_utils, standard_artifacts
 
-from embedding_guard.executor import Executor
+from embedding_guard.component.executor import Executor
 
 examples_uri, graph_uri, anomalies_uri, properties = arguments
 examples = standard_artifacts.Examples()
@@ -155,19 +163,6 @@ def _temporaries(output: Path) -> list[Path]:
     return sorted(path for path in output.rglob(".*") if path.is_file())
 
 
-def _executor_run(anomalies_uri: Path, properties: dict) -> None:
-    examples = standard_artifacts.Examples()
-    examples.uri = str(EXAMPLES_DIR)
-    examples.split_names = json.dumps(["train", "eval", "test"])
-    graph = standard_artifacts.TransformGraph()
-    graph.uri = str(TRANSFORM_GRAPH_DIR)
-    anomalies = standard_artifacts.ExampleAnomalies()
-    anomalies.uri = str(anomalies_uri)
-    Executor().Do(
-        {"examples": [examples], "transform_graph": [graph]}, {"anomalies": [anomalies]}, properties
-    )
-
-
 @dataclasses.dataclass
 class Killed:
     output: Path
@@ -183,21 +178,50 @@ def _wait(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     return process.returncode, stderr
 
 
-def _kill_when_writing_starts(process: subprocess.Popen, output: Path, timeout: float = 300):
-    # `check` writes each split's reports into a folder of its staging folder, the
-    # first one long before the last (and before anything is published): a split
-    # folder there, or a temporary report file, shows that writing has started.
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            writing = any(output.glob(".staging-*/Split-*")) or bool(_temporaries(output))
-        except FileNotFoundError:
-            # The run moved or removed a folder while it was being scanned.
-            continue
-        if writing:
-            process.send_signal(signal.SIGKILL)
+def _kill_while_writing(
+    argv: list[str], earlier: Path, output: Path, splits: int, attempts: int = 5
+) -> tuple[int, str, int]:
+    """Runs `check` over a copy of earlier and SIGKILLs it while it writes its reports.
+
+    `check` writes each split's reports into a folder of its staging folder, one
+    split after another, and publishes nothing until every split's folder is
+    there. Once a split folder shows, the run is frozen (SIGSTOP, then waited
+    for until it is stopped), its staging folder counted, and killed where it
+    stands. Frozen with fewer split folders than splits, it was killed while
+    writing whatever the machine's speed; frozen with all of them (or exited
+    first), it may have been publishing, so the run is thrown away and started
+    again over a fresh copy.
+
+    Returns the killed run's return code, its stderr, and the split folders it had staged.
+    """
+    for _ in range(attempts):
+        if output.exists():
+            shutil.rmtree(output)
+        shutil.copytree(earlier, output)
+        process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=_environment())
+        staged = splits
+        deadline = time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                writing = any(output.glob(".staging-*/Split-*"))
+            except FileNotFoundError:
+                # The run moved or removed a folder while it was being scanned.
+                continue
+            if not writing:
+                time.sleep(0.0005)
+                continue
+            process.send_signal(signal.SIGSTOP)
+            _, status = os.waitpid(process.pid, os.WUNTRACED)
+            if os.WIFSTOPPED(status):
+                staged = len([path for path in output.glob(".staging-*/Split-*")])
+                process.send_signal(signal.SIGKILL)
+            else:  # It exited before it could be stopped.
+                process.returncode = os.waitstatus_to_exitcode(status)
             break
-        time.sleep(0.0005)
+        returncode, stderr = _wait(process)
+        if staged < splits:
+            return returncode, stderr, staged
+    raise AssertionError(f"no run of {argv} was caught writing in {attempts} attempts")
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +234,8 @@ def runs(tmp_path_factory):
 
     # Many splits for the run killed from outside, so that writing takes a while.
     many = tmp_path / "many_splits"
-    for index in range(16):
-        shutil.copytree(EXAMPLES_DIR / "Split-eval", many / f"Split-span{index:02d}")
+    for span in SPANS:
+        shutil.copytree(EXAMPLES_DIR / "Split-eval", many / f"Split-{span}")
 
     # Complete runs: the earlier (old) output and what the killed runs would write.
     golden = {}
@@ -223,8 +247,8 @@ def runs(tmp_path_factory):
     ):
         assert cli.main(_check_argv(examples, tmp_path / name, *options)) == cli.EXIT_BLOCKED
         golden[name] = _contents(tmp_path / name)
-    _executor_run(tmp_path / "executor_old", {})
-    _executor_run(tmp_path / "executor_new", NEW_EXEC_PROPERTIES)
+    run_executor(tmp_path / "executor_old", {})
+    run_executor(tmp_path / "executor_new", NEW_EXEC_PROPERTIES)
     old_artifact_digests = file_digests(tmp_path / "executor_old", base=tmp_path)
 
     # The killed runs write over a copy of the earlier output, as a rerun into
@@ -250,14 +274,13 @@ def runs(tmp_path_factory):
         env=_environment(),
     )
     outside = tmp_path / "killed_from_outside"
-    shutil.copytree(tmp_path / "many_old", outside)
-    external = subprocess.Popen(
-        [sys.executable, "-m", "embedding_guard.cli"] + _check_argv(many, outside, *NEW_OPTIONS),
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_environment(),
+    outside_code, outside_stderr, _ = _kill_while_writing(
+        [sys.executable, "-m", "embedding_guard.cli.main"]
+        + _check_argv(many, outside, *NEW_OPTIONS),
+        tmp_path / "many_old",
+        outside,
+        len(SPANS),
     )
-    _kill_when_writing_starts(external, outside)
 
     killed = {}
     for name in ("killed_at_1", "killed_at_5"):
@@ -274,8 +297,9 @@ def runs(tmp_path_factory):
     killed["executor"] = Killed(
         executor_output, returncode, stderr, {}, _contents(tmp_path / "executor_new"), 4
     )
-    returncode, stderr = _wait(external)
-    killed["outside"] = Killed(outside, returncode, stderr, golden["many_old"], golden["many_new"])
+    killed["outside"] = Killed(
+        outside, outside_code, outside_stderr, golden["many_old"], golden["many_new"]
+    )
     # Read now: a rerun drops a dead run's staging folder.
     after_kill = {
         name: (_contents(k.output), {path: path.read_bytes() for path in _temporaries(k.output)})
@@ -294,7 +318,7 @@ def runs(tmp_path_factory):
     for name, examples in (("killed_at_1", EXAMPLES_DIR), ("killed_at_5", EXAMPLES_DIR)):
         rerun_codes[name] = cli.main(_check_argv(examples, killed[name].output, *NEW_OPTIONS))
     rerun_codes["outside"] = cli.main(_check_argv(many, outside, *NEW_OPTIONS))
-    _executor_run(executor_output, NEW_EXEC_PROPERTIES)
+    run_executor(executor_output, NEW_EXEC_PROPERTIES)
     return {
         "killed": killed,
         "after_kill": after_kill,

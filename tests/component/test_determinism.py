@@ -18,8 +18,12 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
 
-from embedding_guard import beam_pipeline as beam_lib
-from embedding_guard import cli, reader, transform_graph, validation
+from embedding_guard.bounds import transform_graph
+from embedding_guard.cli import main as cli
+from embedding_guard.read import reader
+from embedding_guard.run import beam_pipeline as beam_lib
+from embedding_guard.run import validation
+from embedding_guard.run.options import ValidatorOptions
 
 REPORT_FILES = ("SchemaDiff.pb", "index_report.html", "index_report.json")
 SPLITS = ("train", "eval", "test")
@@ -51,31 +55,23 @@ def _validate(
     if reverse:
         split_uris = dict(reversed(split_uris.items()))
     split_shards = validation.list_split_shards(split_uris)
-    plan = validation.plan(
-        split_shards,
-        info.schema,
-        info.vocabulary_sizes,
-        transform_graph_uri=info.uri,
-        raw_schema=info.raw_schema,
-        embedding_input_dims={"month_xf": 12},
-    )
+    options = ValidatorOptions(embedding_input_dims={"month_xf": 12}, parallelism=parallelism)
+    plan = validation.plan(split_shards, info.schema, options, graph=info)
     jobs = validation.split_jobs(
         split_shards, {name: str(output / f"Split-{name}") for name in split_uris}
     )
     if reverse:
         jobs = [validation.SplitJob(j.name, j.shards[::-1], j.output_dir) for j in jobs]
     if beam_pipeline is None:
-        validation.run_in_process(
-            jobs, plan.bounds, baseline=info.schema, batch_size=batch_size, parallelism=parallelism
-        )
+        validation.run_in_process(jobs, plan, options, baseline=info.schema, batch_size=batch_size)
     else:
         beam_pipeline.run(
             jobs,
-            plan.bounds,
+            plan,
             beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])),
+            options,
             baseline=info.schema,
             batch_size=batch_size,
-            parallelism=parallelism,
         )
 
 
@@ -123,7 +119,14 @@ def test_another_process_and_hash_seed_write_identical_reports(tmp_path):
     here = cli.main([*argv, "--output", str(tmp_path / "here")])
     environment = dict(os.environ, PYTHONHASHSEED=_other_hash_seed(), TF_CPP_MIN_LOG_LEVEL="3")
     there = subprocess.run(
-        [sys.executable, "-m", "embedding_guard.cli", *argv, "--output", str(tmp_path / "there")],
+        [
+            sys.executable,
+            "-m",
+            "embedding_guard.cli.main",
+            *argv,
+            "--output",
+            str(tmp_path / "there"),
+        ],
         capture_output=True,
         text=True,
         env=environment,

@@ -29,6 +29,7 @@ from component_testlib import (
     EXAMPLES_DIR,
     TESTDATA,
     TRANSFORM_GRAPH_DIR,
+    expected_counts,
     file_digests,
     input_digests,
     tree,
@@ -37,7 +38,7 @@ from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from embedding_guard.executor import Executor, IndexValidationBlockedError
+from embedding_guard.component.executor import Executor, IndexValidationBlockedError
 
 ERROR = anomalies_pb2.AnomalyInfo.ERROR
 SMALL_INT = anomalies_pb2.AnomalyInfo.INT_TYPE_SMALL_INT
@@ -116,35 +117,25 @@ def _run(
     return Run(anomalies, output_dir, before, input_digests(), error)
 
 
-@pytest.fixture(scope="module")
-def eval_run(tmp_path_factory):
-    return _run(
-        tmp_path_factory.mktemp("eval_run"),
-        ["train", "eval", "test"],
-        exclude_splits=["test"],
-        embedding_input_dims=MONTH_DIM,
-    )
+def _month_run_fixture(name: str, split_names: list[str], exclude_splits: list[str]):
+    """A module fixture: one run with month_xf's embedding input dim, excluding splits."""
+
+    @pytest.fixture(scope="module", name=name)
+    def month_run(tmp_path_factory):
+        return _run(
+            tmp_path_factory.mktemp(name),
+            split_names,
+            exclude_splits=exclude_splits,
+            embedding_input_dims=MONTH_DIM,
+        )
+
+    return month_run
 
 
-@pytest.fixture(scope="module")
-def eval_rerun(tmp_path_factory):
-    # Same configuration, split_names in another order (Transform may write either).
-    return _run(
-        tmp_path_factory.mktemp("eval_rerun"),
-        ["test", "eval", "train"],
-        exclude_splits=["test"],
-        embedding_input_dims=MONTH_DIM,
-    )
-
-
-@pytest.fixture(scope="module")
-def train_run(tmp_path_factory):
-    return _run(
-        tmp_path_factory.mktemp("train_run"),
-        ["train", "eval", "test"],
-        exclude_splits=["eval", "test"],
-        embedding_input_dims=MONTH_DIM,
-    )
+eval_run = _month_run_fixture("eval_run", ["train", "eval", "test"], ["test"])
+# Same configuration, split_names in another order (Transform may write either).
+eval_rerun = _month_run_fixture("eval_rerun", ["test", "eval", "train"], ["test"])
+train_run = _month_run_fixture("train_run", ["train", "eval", "test"], ["eval", "test"])
 
 
 @pytest.fixture(scope="module")
@@ -211,20 +202,6 @@ def _counts(run: Run, split: str, feature: str) -> dict:
     return {key: counts[key] for key in COUNT_KEYS}
 
 
-def _expected(num_examples, num_values, in_vocab, min_, max_, vocabulary=True, **nonzero) -> dict:
-    """The counts of one feature; without a vocabulary, in_vocab is what is in range."""
-    counts = dict.fromkeys(COUNT_KEYS, 0)
-    counts.update(
-        num_examples=num_examples, num_values=num_values, in_vocab=in_vocab, min=min_, max=max_
-    )
-    counts.update(nonzero)
-    if vocabulary:
-        counts["in_range"] = in_vocab + counts["oov_bucket"]
-    else:
-        counts.update(in_range=in_vocab, in_vocab=None, oov_bucket=None)
-    return counts
-
-
 def test_eval_split_counts(eval_run):
     report = eval_run.report("eval")
     assert report["split"] == "eval"
@@ -235,14 +212,16 @@ def test_eval_split_counts(eval_run):
         "month_xf",
         "product_xf",
     ]
-    assert _counts(eval_run, "eval", "age_xf") == _expected(20, 20, 20, 0, 4, vocabulary=False)
-    assert _counts(eval_run, "eval", "city_xf") == _expected(
+    assert _counts(eval_run, "eval", "age_xf") == expected_counts(
+        20, 20, 20, 0, 4, vocabulary=False
+    )
+    assert _counts(eval_run, "eval", "city_xf") == expected_counts(
         20, 19, 16, -1, 24, missing=1, negative=3
     )
-    assert _counts(eval_run, "eval", "month_xf") == _expected(
+    assert _counts(eval_run, "eval", "month_xf") == expected_counts(
         20, 20, 18, 0, 12, vocabulary=False, out_of_range=2, over_embedding_dim=2
     )
-    assert _counts(eval_run, "eval", "product_xf") == _expected(
+    assert _counts(eval_run, "eval", "product_xf") == expected_counts(
         20, 24, 18, 0, 57, oov_bucket=3, out_of_range=3, over_embedding_dim=3
     )
 
@@ -305,10 +284,14 @@ def test_train_split_counts_cover_both_shards(eval_run):
     # 10 examples per shard; city 20..24 and month 10, 11 are only in the
     # uncompressed shard, product 39 only in the gzip one.
     assert eval_run.report("train")["num_examples"] == 20
-    assert _counts(eval_run, "train", "city_xf") == _expected(20, 20, 20, 0, 24)
-    assert _counts(eval_run, "train", "product_xf") == _expected(20, 21, 21, 0, 39)
-    assert _counts(eval_run, "train", "month_xf") == _expected(20, 20, 20, 0, 11, vocabulary=False)
-    assert _counts(eval_run, "train", "age_xf") == _expected(20, 20, 20, 0, 4, vocabulary=False)
+    assert _counts(eval_run, "train", "city_xf") == expected_counts(20, 20, 20, 0, 24)
+    assert _counts(eval_run, "train", "product_xf") == expected_counts(20, 21, 21, 0, 39)
+    assert _counts(eval_run, "train", "month_xf") == expected_counts(
+        20, 20, 20, 0, 11, vocabulary=False
+    )
+    assert _counts(eval_run, "train", "age_xf") == expected_counts(
+        20, 20, 20, 0, 4, vocabulary=False
+    )
     # Seen: city 0..14 and 20..24; product 0..19 and 39.
     assert eval_run.feature("train", "city_xf")["counts"]["vocab_entries_unseen"] == 5
     assert eval_run.feature("train", "product_xf")["counts"]["vocab_entries_unseen"] == 19
@@ -419,7 +402,7 @@ def test_only_categorical_features_are_checked_by_default(blocked_run):
 
 
 def test_float_stored_indices_block_the_test_split(blocked_run):
-    assert _counts(blocked_run, "test", "product_xf") == _expected(
+    assert _counts(blocked_run, "test", "product_xf") == expected_counts(
         6, 6, 0, None, None, non_integer=6
     )
     counts = blocked_run.feature("test", "product_xf")["counts"]
@@ -483,7 +466,7 @@ def test_schema_input_replaces_the_transformed_schema(tmp_path):
 
     month = run.feature("eval", "month_xf")
     assert (month["bounds"]["upper_bound"], month["bounds"]["embedding_input_dim"]) == (13, 12)
-    assert _counts(run, "eval", "month_xf") == _expected(
+    assert _counts(run, "eval", "month_xf") == expected_counts(
         20, 20, 20, 0, 12, vocabulary=False, over_embedding_dim=2
     )
     assert _findings(run, "eval", "month_xf") == [("INDEX_OVER_EMBEDDING_DIM", "ERROR", 2)]
@@ -504,7 +487,7 @@ def test_input_dim_below_the_vocabulary_range_reports_values_over_it(tmp_path):
 
     product = run.feature("eval", "product_xf")
     assert (product["bounds"]["upper_bound"], product["bounds"]["embedding_input_dim"]) == (42, 40)
-    assert _counts(run, "eval", "product_xf") == _expected(
+    assert _counts(run, "eval", "product_xf") == expected_counts(
         20, 24, 18, 0, 57, oov_bucket=3, out_of_range=3, over_embedding_dim=6
     )
     counts = product["counts"]
@@ -571,7 +554,7 @@ def test_ints_are_checked_when_other_examples_store_floats_or_bytes(tmp_path):
 
     # ints 3, 7 in vocabulary, 41 in an OOV bucket, 50 beyond [0, 42) and so over
     # the default input_dim 42 too; 2.5 x2 and b"x" non-integer.
-    assert _counts(run, "mixed", "product_xf") == _expected(
+    assert _counts(run, "mixed", "product_xf") == expected_counts(
         6, 7, 2, 3, 50, oov_bucket=1, out_of_range=1, over_embedding_dim=1, non_integer=3
     )
     counts = run.feature("mixed", "product_xf")["counts"]

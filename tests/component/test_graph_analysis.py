@@ -17,8 +17,11 @@ import tensorflow as tf
 import tft_graphs
 import tfx
 
-from embedding_guard import bounds, cli, graph_analysis, transform_graph, validation
-from embedding_guard.graph_analysis import DerivationKind
+from embedding_guard.bounds import graph_analysis, transform_graph
+from embedding_guard.bounds import resolve as bounds
+from embedding_guard.bounds.graph_analysis import DerivationKind
+from embedding_guard.cli import main as cli
+from embedding_guard.run import validation
 
 TFX_DIR = pathlib.Path(tfx.__file__).parent
 TAXI = TFX_DIR / "components" / "testdata" / "transform"
@@ -77,23 +80,21 @@ def test_value_ranges_include_the_default(derivations):
     assert derivations["company_plus_one_xf"].value_range == (1, 9)
 
 
-@pytest.mark.parametrize("feature", sorted(tft_graphs.EXPECTED_HASH))
-def test_hash_buckets(derivations, feature):
-    raw, num_buckets = tft_graphs.EXPECTED_HASH[feature]
-    derivation = derivations[feature]
-    assert (derivation.kind, derivation.raw_features, derivation.num_buckets) == (
-        DerivationKind.HASH,
-        raw,
-        num_buckets,
-    )
+BUCKETED = {
+    DerivationKind.HASH: tft_graphs.EXPECTED_HASH,
+    DerivationKind.BUCKETIZE: tft_graphs.EXPECTED_BUCKETS,
+}
 
 
-@pytest.mark.parametrize("feature", sorted(tft_graphs.EXPECTED_BUCKETS))
-def test_bucketize(derivations, feature):
-    raw, num_buckets = tft_graphs.EXPECTED_BUCKETS[feature]
+@pytest.mark.parametrize(
+    ("kind", "feature"),
+    [(kind, feature) for kind, expected in BUCKETED.items() for feature in sorted(expected)],
+)
+def test_hash_buckets_and_bucketize(derivations, kind, feature):
+    raw, num_buckets = BUCKETED[kind][feature]
     derivation = derivations[feature]
     assert (derivation.kind, derivation.raw_features, derivation.num_buckets) == (
-        DerivationKind.BUCKETIZE,
+        kind,
         raw,
         num_buckets,
     )
@@ -263,10 +264,7 @@ def test_taxi_unchecked_passthrough_features_are_listed():
     plan = validation.plan(
         validation.list_split_shards(reader_split_uris(TAXI / "transformed_examples")),
         graph.schema,
-        graph.vocabulary_sizes,
-        transform_graph_uri=graph.uri,
-        raw_schema=graph.raw_schema,
-        derivations=graph.derivations,
+        graph=graph,
     )
     unchecked = {u.name: u for u in plan.unchecked}
     assert {"trip_start_hour_xf", "trip_start_month_xf", "trip_start_day_xf"} <= set(unchecked)
@@ -278,9 +276,9 @@ def test_taxi_unchecked_passthrough_features_are_listed():
 
 
 def reader_split_uris(examples):
-    from embedding_guard import reader
+    from embedding_guard.read import files
 
-    return reader.split_dirs(str(examples))
+    return files.split_dirs(str(examples))
 
 
 def test_feature_vocabularies_override_the_graph():
@@ -366,7 +364,7 @@ def test_raw_batches_of_any_shape_get_what_tft_gives_from_one_trace(graphs, kind
     import tensorflow_transform as tft
     from tensorflow_transform import output_wrapper
 
-    from embedding_guard import raw_mode
+    from embedding_guard.run import raw_mode
 
     graph = graphs[kind]
     features = ["tags_xf", "color_xf", "company_xf", "user_id_xf"]

@@ -24,8 +24,10 @@ import pytest
 import tensorflow as tf
 from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
 
-from embedding_guard import cli, reader, validation
+from embedding_guard.cli import main as cli
 from embedding_guard.errors import InputError
+from embedding_guard.read import files, framing, reader
+from embedding_guard.run import validation
 
 SCHEMA = TRANSFORM_GRAPH_DIR / "transformed_metadata" / "schema.pbtxt"
 EVAL_SHARD = EXAMPLES_DIR / "Split-eval" / "transformed_examples-00000-of-00001.gz"
@@ -138,7 +140,7 @@ def test_a_folder_inside_a_split_is_an_error_as_it_is_for_the_trainer(tmp_path):
     nested.mkdir()
     _write(nested / "part-0.gz", [_example_with_age(-1)], compressed=True)
 
-    with pytest.raises(reader.ShardError, match=r"'beam-temp-xyz' \(a folder\)"):
+    with pytest.raises(files.ShardError, match=r"'beam-temp-xyz' \(a folder\)"):
         validation.list_split_shards({"eval": str(examples / "Split-eval")})
 
 
@@ -164,7 +166,7 @@ def test_special_file_in_a_split_is_an_error_naming_it(tmp_path, make_special):
     examples = _copy_examples(tmp_path)
     kind = make_special(examples / "Split-eval" / "zz-special")
 
-    with pytest.raises(reader.ShardError) as raised:
+    with pytest.raises(files.ShardError) as raised:
         validation.list_split_shards({"eval": str(examples / "Split-eval")})
 
     message = str(raised.value)
@@ -186,21 +188,23 @@ def test_special_file_in_a_split_stops_the_command_with_exit_2(tmp_path, capsys)
 @pytest.mark.parametrize("make_special", [_fifo, _socket, _device])
 def test_single_file_input_that_is_a_special_file_is_refused(tmp_path, make_special):
     path = tmp_path / "schema.pbtxt"
-    kind = make_special(path)
+    make_special(path)
 
     with pytest.raises(InputError) as raised:
-        reader.check_regular_file(str(path), "--schema")
+        files.check_regular_file(str(path), "--schema", "schema.pbtxt file")
 
-    assert str(raised.value).startswith(f"--schema {str(path)!r} is a {kind}"), raised.value
-    assert "pass a regular file" in str(raised.value)
+    assert str(raised.value) == (
+        f"--schema {str(path)!r} is not a regular file (a FIFO, socket or device); pass a "
+        "schema.pbtxt file."
+    )
 
 
 def test_single_file_input_that_is_missing_or_a_folder_is_refused(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        reader.check_regular_file(str(tmp_path / "nothing"), "--schema")
+        files.check_regular_file(str(tmp_path / "nothing"), "--schema", "schema.pbtxt file")
     with pytest.raises(InputError, match="is a folder"):
-        reader.check_regular_file(str(tmp_path), "--schema")
-    reader.check_regular_file(str(SCHEMA), "--schema")
+        files.check_regular_file(str(tmp_path), "--schema", "schema.pbtxt file")
+    files.check_regular_file(str(SCHEMA), "--schema", "schema.pbtxt file")
 
 
 def test_uncompressed_shard_starting_with_the_gzip_magic_is_read(tmp_path, capsys, clean_counts):
@@ -224,8 +228,10 @@ def test_shard_whose_name_lies_about_compression_is_read_the_other_way(tmp_path,
     records = [_example_with_age(age) for age in (-1, 0, 3)]
     shard = _write(tmp_path / name, records, compressed=compressed)
 
-    assert reader.shard_compression(str(shard)) == (reader.GZIP if compressed else "")
-    assert [r for batch in reader.serialized_batches(str(shard)) for r in batch] == records
+    assert framing._compression(str(shard), shard.read_bytes()) == (
+        framing.GZIP if compressed else ""
+    )
+    assert [r for batch in framing.serialized_batches(str(shard)) for r in batch] == records
 
 
 def _run_check_in_a_process(examples: Path, output: Path) -> subprocess.CompletedProcess:
@@ -234,7 +240,7 @@ def _run_check_in_a_process(examples: Path, output: Path) -> subprocess.Complete
         [
             sys.executable,
             "-m",
-            "embedding_guard.cli",
+            "embedding_guard.cli.main",
             "check",
             "--schema",
             str(SCHEMA),
@@ -274,8 +280,8 @@ def test_corrupt_record_in_an_uncompressed_shard_is_named(tmp_path):
     data[16 + len(records[0]) + 12 + 5] ^= 0x01
     shard.write_bytes(bytes(data))
 
-    with pytest.raises(reader.ShardError, match="is truncated or corrupt .bad record checksum"):
-        list(reader.serialized_batches(str(shard)))
+    with pytest.raises(files.ShardError, match="is truncated or corrupt .bad record checksum"):
+        list(framing.serialized_batches(str(shard)))
 
 
 def test_batches_of_large_records_are_bounded_by_bytes(tmp_path):
@@ -290,43 +296,54 @@ def test_batches_of_large_records_are_bounded_by_bytes(tmp_path):
 
     sizes = [batch.num_examples for _, batch in batches if batch is not None]
     assert sum(sizes) == 600 and max(sizes) == 4, sizes
-    default = [len(b) for b in reader.serialized_batches(str(shard))]
-    per_batch = reader.DEFAULT_MAX_BATCH_BYTES // 60_000
+    default = [len(b) for b in framing.serialized_batches(str(shard))]
+    per_batch = framing.DEFAULT_MAX_BATCH_BYTES // 60_000
     assert per_batch < 600
     assert default == [per_batch] * (600 // per_batch) + [600 % per_batch]
 
 
 @pytest.mark.parametrize("parallelism", [2, 3])
 def test_each_thread_keeps_at_most_four_batches_in_memory(tmp_path, monkeypatch, parallelism):
-    # A consumer slower than the framing: without the bound, the frame threads
-    # would hold every batch of the split at once.
+    # 6 shards of 20 batches: every frame thread has more to frame than the bound
+    # lets it hold while the caller holds its first batch.
     shards = [
         str(_write(tmp_path / f"part-{index}.gz", [_example_with_age(1)] * 40, compressed=True))
         for index in range(6)
     ]
     framed = [0]
-    serialized_batches = reader.serialized_batches
+    progress = threading.Condition()
+    serialized_batches = framing.serialized_batches
 
     def counted(*args, **kwargs):
         for batch in serialized_batches(*args, **kwargs):
-            framed[0] += 1
+            with progress:
+                framed[0] += 1
+                progress.notify_all()
             yield batch
 
-    monkeypatch.setattr(reader, "serialized_batches", counted)
-    held, consumed = [], 0
+    monkeypatch.setattr(framing, "serialized_batches", counted)
+    # 3 batches per thread wait to be parsed or taken, and each frame thread
+    # (one per thread: there are more shards than threads) holds one more while
+    # it waits for room.
+    bound = 4 * parallelism
+    held, received = [], 0
     for _, batch in reader.read_shards(shards, ["age_xf"], batch_size=2, parallelism=parallelism):
-        if batch is not None:
-            # Let the frame threads run ahead as far as they may.
-            threading.Event().wait(0.005)
-            consumed += 1
-            # Besides the batch the caller holds.
-            held.append(framed[0] - consumed)
+        if batch is None:
+            continue
+        received += 1
+        if received == 1:
+            # Held by a slow caller, the first batch lets the frame threads run
+            # ahead until the bound stops them: wait until they have got there,
+            # however long that takes on a busy machine.
+            with progress:
+                progress.wait_for(lambda: framed[0] - 1 >= bound, timeout=300)
+        # Besides the batch the caller holds.
+        held.append(framed[0] - received)
 
-    assert consumed == 6 * 40 // 2
-    # 3 batches per thread wait to be parsed or counted, and each frame thread may
-    # hold one more while it waits for room.
-    assert max(held) <= 4 * parallelism, held
-    assert max(held) > parallelism, held
+    assert received == 6 * 40 // 2
+    # They ran ahead all the way to the bound, and never past it.
+    assert held[0] == bound, held
+    assert max(held) == bound, held
 
 
 def _check_outputs(tmp_path: Path, monkeypatch, parallelism: int) -> dict[str, bytes]:
@@ -361,9 +378,9 @@ def test_a_check_lists_each_split_folder_once_and_opens_each_shard_once(
     listed: list[str] = []
     opened: list[str] = []
     monkeypatch.setattr(
-        reader,
+        files,
         "list_shards",
-        lambda uri, list_=reader.list_shards: listed.append(uri) or list_(uri),
+        lambda uri, list_=files.list_shards: listed.append(uri) or list_(uri),
     )
     monkeypatch.setattr(
         fileio,
@@ -402,8 +419,8 @@ def test_on_a_remote_filesystem_the_split_entries_are_checked_at_once(tmp_path, 
             together.wait()
         return isdir(path)
 
-    monkeypatch.setattr(reader, "is_local", lambda path: False)
+    monkeypatch.setattr(files, "is_local", lambda path: False)
     monkeypatch.setattr(fileio, "isdir", isdir_all_at_once)
 
-    with pytest.raises(reader.ShardError, match=r"'beam-temp' \(a folder\)"):
-        reader.list_shards(str(split))
+    with pytest.raises(files.ShardError, match=r"'beam-temp' \(a folder\)"):
+        files.list_shards(str(split))

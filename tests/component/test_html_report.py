@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import report_page
 
-from embedding_guard import core, findings, html_report, mlmd_runs, report_io
 from embedding_guard.errors import InputError
-from embedding_guard.reasons import REASONS, Reason, Severity, fix_text
-from embedding_guard.report_model import Finding, SplitReport
+from embedding_guard.reports import html_report, mlmd_runs, report_io
+from embedding_guard.verdict import core, findings
+from embedding_guard.verdict.reasons import REASONS, Reason, Severity, fix_text
+from embedding_guard.verdict.report_model import Finding, SplitReport
 
 
 def _item_bounds() -> core.FeatureBounds:
@@ -228,7 +229,7 @@ def test_feature_without_vocabulary_is_in_range_not_in_vocabulary():
 
 
 def test_unchecked_features_are_listed():
-    from embedding_guard.report_model import UncheckedFeature
+    from embedding_guard.verdict.report_model import UncheckedFeature
 
     report = dataclasses.replace(
         _month_report(),
@@ -298,5 +299,25 @@ def test_write_split_report_writes_the_json_of_the_typed_report(tmp_path):
     paths = report_io.write_split_report(str(tmp_path / "Split-eval"), report)
 
     with open(paths["json"], encoding="utf-8") as f:
-        assert f.read() == report_io.report_json(report)
+        text = f.read()
+    document = json.loads(text)
+    # Deterministic text: sorted keys, 2-space indent, ASCII, a final newline.
+    assert text == json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+    # By hand from _month_report: 0 5 11 in [0, 12), 12 out of range and over the dim.
+    assert (document["split"], document["blessed"], document["num_examples"]) == ("eval", False, 4)
+    assert (document["num_errors"], document["num_warnings"]) == (1, 0)
+    ((feature,),) = [document["features"]]
+    assert feature["feature"] == "month_xf"
+    assert (feature["bounds"]["upper_bound"], feature["bounds"]["embedding_input_dim"]) == (12, 12)
+    counts = feature["counts"]
+    assert {name: counts[name] for name in ("num_values", "in_range", "negative", "min", "max")} == {
+        "num_values": 4, "in_range": 3, "negative": 0, "min": 0, "max": 12,
+    }  # fmt: skip
+    assert (counts["out_of_range"], counts["over_embedding_dim"]) == (1, 1)
+    assert counts["top_out_of_range_values"] == [{"value": 12, "count": 1}]
+    ((finding,),) = [feature["findings"]]
+    assert {name: finding[name] for name in ("reason", "severity", "count", "rate")} == {
+        "reason": "INDEX_OUT_OF_RANGE", "severity": "ERROR", "count": 1, "rate": 0.25,
+    }  # fmt: skip
+    assert finding["sample_values"] == [{"value": 12, "count": 1}]
     assert report_io.read_split_report(str(tmp_path / "Split-eval")) == report

@@ -23,7 +23,8 @@ import junitparser
 import numpy as np
 import pytest
 
-from embedding_guard import core, findings, junit, reasons, report_model
+from embedding_guard.reports import junit
+from embedding_guard.verdict import core, findings, reasons, report_model
 
 CITY = core.FeatureBounds(
     feature="city_xf", upper_bound=4, embedding_input_dim=4, vocab_size=3, num_oov_buckets=1

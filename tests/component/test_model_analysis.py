@@ -13,9 +13,8 @@ from model_builders import (
     serve,
 )
 
-from embedding_guard import model_analysis
-from embedding_guard.errors import InputError
-from embedding_guard.model_analysis import (
+from embedding_guard.bounds import model_analysis
+from embedding_guard.bounds.model_analysis import (
     KIND_BINCOUNT,
     KIND_KERAS_EMBEDDING,
     KIND_ONE_HOT,
@@ -23,9 +22,10 @@ from embedding_guard.model_analysis import (
     METHOD_GRAPH,
     METHOD_GRAPH_AND_PROBE,
     ModelInputError,
-    analyse_model,
+    analyze_model,
     render_lookups,
 )
+from embedding_guard.errors import InputError
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +40,19 @@ def analyses(models):
 
     def analysis(name: str) -> model_analysis.ModelAnalysis:
         if name not in cache:
-            cache[name] = analyse_model(getattr(models, name))
+            cache[name] = analyze_model(getattr(models, name))
         return cache[name]
 
     return analysis
+
+
+def _model_dims(analysis):
+    # What a run takes as each feature's embedding input_dim from the model: the
+    # governing lookup's feature_input_dim (see orchestration._model_input_dims).
+    return {
+        feature: lookup.feature_input_dim
+        for feature, lookup in analysis.governing_lookups().items()
+    }
 
 
 def _only(analysis, feature):
@@ -71,9 +80,9 @@ def test_keras3_embedding_sizes_found_by_tracing_and_probing(analyses):
         "model layer 'product_xf_embedding' (Embedding, table 40 x 4), "
         "by graph tracing, confirmed by black-box probing"
     )
-    assert "-1 -> no error, 40 -> InvalidArgumentError" in product.behaviour_on_bad_index
+    assert "-1 -> no error, 40 -> InvalidArgumentError" in product.bad_index_behaviour
     assert _only(analysis, "city_xf").table_size == 25
-    assert analysis.feature_input_dims() == {"product_xf": 40, "city_xf": 25}
+    assert _model_dims(analysis) == {"product_xf": 40, "city_xf": 25}
     assert analysis.governing_lookups()["product_xf"] is product
     assert analysis.probed
 
@@ -109,9 +118,7 @@ def test_tf_module_embedding_lookup_is_not_silent(analyses):
     assert product.variable_name == "product_table"
     assert product.method == METHOD_GRAPH_AND_PROBE
     assert not product.silent
-    assert "-1 -> InvalidArgumentError, 40 -> InvalidArgumentError" in (
-        product.behaviour_on_bad_index
-    )
+    assert "-1 -> InvalidArgumentError, 40 -> InvalidArgumentError" in product.bad_index_behaviour
 
 
 def test_tf_one_hot_depth(analyses):
@@ -148,7 +155,7 @@ def test_table_size_missing_from_the_graph_is_found_by_probing(analyses):
 
     assert (age.table_size, age.probed_table_size) == (4, 4)
     assert age.method == model_analysis.METHOD_PROBE
-    assert "-1 -> InvalidArgumentError, 4 -> InvalidArgumentError" in age.behaviour_on_bad_index
+    assert "-1 -> InvalidArgumentError, 4 -> InvalidArgumentError" in age.bad_index_behaviour
 
 
 def test_feature_columns_in_a_tf1_graph(analyses):
@@ -163,8 +170,8 @@ def test_feature_columns_in_a_tf1_graph(analyses):
     assert [lookup.feature for lookup in analysis.lookups] == ["age_xf", "city_xf", "hour_xf"]
     # The embedding column drops -1 (and every negative id) before its lookup.
     assert age.silent and city.silent
-    assert "-1 -> no error, 4 -> InvalidArgumentError" in age.behaviour_on_bad_index
-    assert "tf.feature_column drops -1" in age.behaviour_on_bad_index
+    assert "-1 -> no error, 4 -> InvalidArgumentError" in age.bad_index_behaviour
+    assert "tf.feature_column drops -1" in age.bad_index_behaviour
 
 
 def test_identity_column_default_value_is_silent_and_unprobeable(analyses):
@@ -176,7 +183,7 @@ def test_identity_column_default_value_is_silent_and_unprobeable(analyses):
         METHOD_GRAPH,
     )
     assert hour.silent
-    assert "silently become its default_value 0" in hour.behaviour_on_bad_index
+    assert "silently become its default_value 0" in hour.bad_index_behaviour
     assert "no bad value found" in hour.note
 
 
@@ -189,7 +196,7 @@ def test_fact_identity_column_default_value_maps_out_of_range_to_the_default(mod
 
 
 def test_tfx_shipped_taxi_estimator_feature_columns_by_scope():
-    analysis = analyse_model(TFX_TAXI_ESTIMATOR)
+    analysis = analyze_model(TFX_TAXI_ESTIMATOR)
 
     sizes = {lookup.feature: lookup.table_size for lookup in analysis.lookups}
     assert sizes == {
@@ -208,7 +215,7 @@ def test_tfx_shipped_taxi_estimator_feature_columns_by_scope():
         # column's scope is the only name left.
         assert lookup.feature_source == model_analysis.FEATURE_SOURCE_COLUMN_SCOPE
         assert not lookup.traced
-        assert lookup.silent and "default_value 0" in lookup.behaviour_on_bad_index
+        assert lookup.silent and "default_value 0" in lookup.bad_index_behaviour
     assert analysis.probe_note.startswith("not probed")
 
 
@@ -220,7 +227,7 @@ def test_feature_with_two_tables_is_bounded_by_the_smaller(analyses):
     gather, one_hot = by_kind[KIND_RESOURCE_GATHER], by_kind[KIND_ONE_HOT]
     assert (gather.table_size, one_hot.table_size) == (20, 30)
     assert analysis.governing_lookups()["city_xf"] is gather
-    assert analysis.feature_input_dims() == {"city_xf": 20}
+    assert _model_dims(analysis) == {"city_xf": 20}
     # Probing sees the whole model: the smaller table fails first.
     assert gather.method == METHOD_GRAPH_AND_PROBE
     assert one_hot.method == model_analysis.METHOD_GRAPH_PROBE_DISAGREES
@@ -232,7 +239,7 @@ def test_demo_serving_module_traced_through_the_transform_layer(analyses):
     analysis = analyses("demo")
 
     assert analysis.signature_inputs == ("examples",)
-    assert analysis.feature_input_dims() == DEMO_EMBEDDING_DIMS
+    assert _model_dims(analysis) == DEMO_EMBEDDING_DIMS
     for feature in DEMO_EMBEDDING_DIMS:
         lookup = _only(analysis, feature)
         assert lookup.lookup_kind == KIND_KERAS_EMBEDDING
@@ -305,7 +312,7 @@ def test_fact_embedding_lookup_raises_for_the_table_size(models, analyses):
 
 
 def test_probing_can_be_turned_off(models):
-    analysis = analyse_model(models.embedding_lookup, probe=False)
+    analysis = analyze_model(models.embedding_lookup, probe=False)
 
     (product,) = analysis.lookups
     assert (product.method, product.probed_table_size) == (METHOD_GRAPH, None)
@@ -316,19 +323,19 @@ def test_not_a_directory_is_an_input_error(tmp_path):
     missing = tmp_path / "no_model"
 
     with pytest.raises(ModelInputError, match=r"'.*no_model' does not exist"):
-        analyse_model(str(missing))
+        analyze_model(str(missing))
     assert issubclass(ModelInputError, InputError)
 
 
 def test_directory_without_saved_model_pb_is_an_input_error(tmp_path):
     with pytest.raises(ModelInputError, match=r"saved_model.pb' not found.*a Model artifact"):
-        analyse_model(str(tmp_path))
+        analyze_model(str(tmp_path))
 
 
 def test_model_artifact_uri_resolves_to_format_serving(models, tmp_path):
     (tmp_path / "Format-Serving").symlink_to(models.one_hot, target_is_directory=True)
 
-    analysis = analyse_model(str(tmp_path), probe=False)
+    analysis = analyze_model(str(tmp_path), probe=False)
 
     assert analysis.saved_model_dir == str(tmp_path / "Format-Serving")
     assert _only(analysis, "city_xf").table_size == 24
@@ -344,9 +351,9 @@ def test_unparsable_saved_model_pb_is_an_input_error(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"\xff\xff not a protocol buffer")
 
     with pytest.raises(ModelInputError, match=r"Cannot read .*saved_model.pb' as a SavedModel"):
-        analyse_model(str(tmp_path))
+        analyze_model(str(tmp_path))
 
 
 def test_unknown_signature_is_an_input_error_listing_the_signatures(models):
     with pytest.raises(ModelInputError, match=r"no signature 'predict'.*\['serving_default'\]"):
-        analyse_model(models.one_hot, signature_name="predict")
+        analyze_model(models.one_hot, signature_name="predict")

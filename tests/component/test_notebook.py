@@ -12,7 +12,7 @@ from IPython.display import HTML
 from IPython.utils.capture import capture_output
 
 import embedding_guard
-from embedding_guard import mlmd_runs, notebook
+from embedding_guard.reports import mlmd_runs, notebook
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from component_testlib import VALUE_COUNT_KEYS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embedding_guard import beam_pipeline, core, reader
+from embedding_guard.read import framing, reader
+from embedding_guard.run import beam_pipeline
+from embedding_guard.verdict import core
 
 INT64 = np.iinfo(np.int64)
 FEATURES = ("a_xf", "b_xf")
@@ -138,19 +141,8 @@ def reference_stats(rows: list[dict], bounds: core.FeatureBounds) -> dict:
                 stats["at_default"] += value == -1
             if value < 0 or value >= lowest_bad:
                 offending[value] += 1
-    keys = (
-        "num_values",
-        "missing",
-        "negative",
-        "in_range",
-        "in_vocab",
-        "oov_bucket",
-        "out_of_range",
-        "over_embedding_dim",
-        "non_integer",
-        "at_default",
-    )
-    counts = {key: stats[key] for key in keys}
+    # The report's value counts (num_examples is counted below), and at_default.
+    counts = {key: stats[key] for key in (*VALUE_COUNT_KEYS[1:], "at_default")}
     if bounds.vocab_size is None:
         # No vocabulary: "in range" only, and no OOV counts at all (not zeros).
         counts.update(in_vocab=None, oov_bucket=None, at_default=None)
@@ -181,7 +173,7 @@ def counted_stats(stats: core.FeatureStats, reference: dict) -> dict:
     bounds=bounds_strategy(),
     batch_size=st.integers(1, 7),
     # Down to one byte: every record then makes a batch of its own.
-    max_batch_bytes=st.one_of(st.integers(1, 200), st.just(reader.DEFAULT_MAX_BATCH_BYTES)),
+    max_batch_bytes=st.one_of(st.integers(1, 200), st.just(framing.DEFAULT_MAX_BATCH_BYTES)),
     parallelism=st.integers(1, 4),
     data=st.data(),
 )
@@ -250,7 +242,7 @@ def test_batches_hold_every_record_in_order_within_both_bounds(
         with tf.io.TFRecordWriter(plain) as writer:
             for record in records:
                 writer.write(record)
-        batches = list(reader.serialized_batches(path, batch_size, max_batch_bytes))
+        batches = list(framing.serialized_batches(path, batch_size, max_batch_bytes))
         expected = _python_records(Path(plain).read_bytes())
 
     assert [record for batch in batches for record in batch] == expected == records
@@ -330,14 +322,14 @@ def test_first_record_frames_one_small_window_not_the_whole_shard_start(
         for record in records:
             writer.write(record)
     framed: list[int] = []
-    for framer in (reader._GzipFramer, reader._CheckedFramer):
+    for framer in (framing._GzipFramer, framing._CheckedFramer):
         monkeypatch.setattr(
             framer,
             "__call__",
             lambda self, data, frame=framer.__call__: framed.append(len(data)) or frame(self, data),
         )
 
-    assert reader.first_record([str(path)]) == (str(path), records[0])
+    assert framing.first_record([str(path)]) == (str(path), records[0])
     # The shard holds over 6 MB; the default window is 4 MiB.
     assert sum(len(record) for record in records) > 6_000_000
     assert 0 < sum(framed) < 2 * 1024 * 1024
@@ -366,7 +358,9 @@ def test_reading_a_shard_opens_it_once(monkeypatch, tmp_path, compression, name)
         lambda path, *args, open_=fileio.open: opened.append(path) or open_(path, *args),
     )
 
-    read = [bytes(record) for batch in reader.serialized_batches(str(path), 64) for record in batch]
+    read = [
+        bytes(record) for batch in framing.serialized_batches(str(path), 64) for record in batch
+    ]
 
     assert read == records
     assert opened == [str(path)]

@@ -17,7 +17,8 @@ import pytest
 import report_page
 import validator_runs
 
-from embedding_guard import cli, mlmd_runs
+from embedding_guard.cli import main as cli
+from embedding_guard.reports import mlmd_runs
 
 
 @pytest.fixture(scope="module")
@@ -194,19 +195,9 @@ def test_root_without_validator_runs_exits_2(capsys, tmp_path):
     root, metadata = tmp_path / "root", tmp_path / "metadata.sqlite"
     # An Importer writes nothing under the root; other components would.
     root.mkdir()
-    importer = tfx.dsl.Importer(
-        source_uri=str(validator_runs.TESTDATA / "transform_graph"),
-        artifact_type=tfx.types.standard_artifacts.TransformGraph,
-    ).with_id("ImportTransformGraph")
+    _, importer = validator_runs.importers()
     tfx.orchestration.LocalDagRunner().run(
-        tfx.dsl.Pipeline(
-            pipeline_name="no-validator",
-            pipeline_root=str(root),
-            metadata_connection_config=(
-                tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata))
-            ),
-            components=[importer],
-        )
+        validator_runs.sqlite_pipeline("no-validator", root, metadata, [importer])
     )
     capsys.readouterr()
 
@@ -313,18 +304,10 @@ def test_failed_execution_is_listed_without_reports(capsys, tmp_path):
     from tfx import v1 as tfx
 
     from embedding_guard import EmbeddingIndexValidator
-    from embedding_guard.executor import IndexValidationBlockedError
+    from embedding_guard.component.executor import IndexValidationBlockedError
 
     root, metadata = tmp_path / "root", tmp_path / "metadata.sqlite"
-    examples = tfx.dsl.Importer(
-        source_uri=str(validator_runs.TESTDATA / "transformed_examples"),
-        artifact_type=tfx.types.standard_artifacts.Examples,
-        properties={"split_names": validator_runs.SPLIT_NAMES},
-    ).with_id("ImportExamples")
-    graph = tfx.dsl.Importer(
-        source_uri=str(validator_runs.TESTDATA / "transform_graph"),
-        artifact_type=tfx.types.standard_artifacts.TransformGraph,
-    ).with_id("ImportTransformGraph")
+    examples, graph = validator_runs.importers()
     validator = EmbeddingIndexValidator(
         examples=examples.outputs["result"],
         transform_graph=graph.outputs["result"],
@@ -333,13 +316,8 @@ def test_failed_execution_is_listed_without_reports(capsys, tmp_path):
     )
     with pytest.raises(IndexValidationBlockedError):
         tfx.orchestration.LocalDagRunner().run(
-            tfx.dsl.Pipeline(
-                pipeline_name="fails-on-block",
-                pipeline_root=str(root),
-                metadata_connection_config=(
-                    tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata))
-                ),
-                components=[examples, graph, validator],
+            validator_runs.sqlite_pipeline(
+                "fails-on-block", root, metadata, [examples, graph, validator]
             )
         )
     capsys.readouterr()

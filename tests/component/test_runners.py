@@ -23,13 +23,10 @@ import json
 
 import pytest
 import tensorflow as tf
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, VALUE_COUNT_KEYS
-from tfx.dsl.components.base import base_beam_executor
-from tfx.types import artifact_utils, standard_artifacts
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, VALUE_COUNT_KEYS, run_executor
 
-from embedding_guard import bounds as bounds_lib
-from embedding_guard import transform_graph
-from embedding_guard.executor import Executor
+from embedding_guard.bounds import resolve as bounds_lib
+from embedding_guard.bounds import transform_graph
 
 SPLITS = ("train", "eval", "test")
 EMBEDDING_INPUT_DIMS = {"month_xf": 12}
@@ -49,18 +46,11 @@ RUNNER_ARGS = {
 
 
 def _validate(output_dir, beam_pipeline_args) -> dict[str, dict]:
-    examples = standard_artifacts.Examples()
-    examples.uri = str(EXAMPLES_DIR)
-    examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
-    graph = standard_artifacts.TransformGraph()
-    graph.uri = str(TRANSFORM_GRAPH_DIR)
-    anomalies = standard_artifacts.ExampleAnomalies()
-    anomalies.uri = str(output_dir)
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_pipeline_args)
-    Executor(context).Do(
-        {"examples": [examples], "transform_graph": [graph]},
-        {"anomalies": [anomalies]},
+    run_executor(
+        output_dir,
         {"embedding_input_dims": json.dumps(EMBEDDING_INPUT_DIMS)},
+        splits=SPLITS,
+        beam_pipeline_args=beam_pipeline_args,
     )
     reports = {}
     for split in SPLITS:

@@ -20,15 +20,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import tensorflow_data_validation as tfdv
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
+from component_testlib import run_executor
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
-from tfx.types import artifact_utils, standard_artifacts
 
-from embedding_guard import core, findings, reasons, report_io, report_model
-from embedding_guard.executor import Executor
+from embedding_guard.reports import report_io
+from embedding_guard.verdict import core, findings, reasons, report_model
 
 Info = anomalies_pb2.AnomalyInfo
 SMALL_INT = Info.INT_TYPE_SMALL_INT
@@ -55,16 +54,8 @@ TRICKY_FEATURES = ("plain_xf", "a.b", "it's", "f(x)", "(ext)", "x)", "(a.b)")
 def artifact_dir(tmp_path_factory):
     """Runs the executor over the testdata and returns its anomalies folder."""
     output_dir = tmp_path_factory.mktemp("anomalies")
-    examples = standard_artifacts.Examples()
-    examples.uri = str(EXAMPLES_DIR)
-    examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
-    graph = standard_artifacts.TransformGraph()
-    graph.uri = str(TRANSFORM_GRAPH_DIR)
-    anomalies = standard_artifacts.ExampleAnomalies()
-    anomalies.uri = str(output_dir)
-    Executor().Do(
-        {"examples": [examples], "transform_graph": [graph]},
-        {"anomalies": [anomalies]},
+    run_executor(
+        output_dir,
         {
             "exclude_splits": json.dumps([]),
             "embedding_input_dims": json.dumps({"month_xf": 12}),
@@ -72,6 +63,7 @@ def artifact_dir(tmp_path_factory):
             "features": json.dumps(None),
             "fail_on_block": 0,
         },
+        splits=SPLITS,
     )
     return output_dir
 

@@ -45,13 +45,12 @@ class ValidatorRuns:
     run_ids: tuple[str, str]
 
 
-def _pipeline(root: pathlib.Path, metadata: pathlib.Path, exclude_splits: list[str]):
+def importers(examples_dir: pathlib.Path = TESTDATA / "transformed_examples"):
+    """Importer nodes of examples (splits train, eval, test) and the testdata transform graph."""
     from tfx import v1 as tfx
 
-    from embedding_guard import EmbeddingIndexValidator
-
     examples = tfx.dsl.Importer(
-        source_uri=str(TESTDATA / "transformed_examples"),
+        source_uri=str(examples_dir),
         artifact_type=tfx.types.standard_artifacts.Examples,
         properties={"split_names": SPLIT_NAMES},
     ).with_id("ImportExamples")
@@ -59,19 +58,42 @@ def _pipeline(root: pathlib.Path, metadata: pathlib.Path, exclude_splits: list[s
         source_uri=str(TESTDATA / "transform_graph"),
         artifact_type=tfx.types.standard_artifacts.TransformGraph,
     ).with_id("ImportTransformGraph")
+    return examples, transform_graph
+
+
+def sqlite_pipeline(
+    name: str, root: pathlib.Path, metadata: pathlib.Path, components: list, **options
+):
+    """A pipeline under root whose MLMD is the sqlite database metadata."""
+    from tfx import v1 as tfx
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=name,
+        pipeline_root=str(root),
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(metadata)
+        ),
+        components=components,
+        **options,
+    )
+
+
+def _pipeline(root: pathlib.Path, metadata: pathlib.Path, exclude_splits: list[str]):
+
+    from embedding_guard import EmbeddingIndexValidator
+
+    examples, transform_graph = importers()
     validator = EmbeddingIndexValidator(
         examples=examples.outputs["result"],
         transform_graph=transform_graph.outputs["result"],
         exclude_splits=exclude_splits,
         embedding_input_dims=EMBEDDING_INPUT_DIMS,
     ).with_id(VALIDATOR_ID)
-    return tfx.dsl.Pipeline(
-        pipeline_name=PIPELINE_NAME,
-        pipeline_root=str(root),
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(metadata)
-        ),
-        components=[examples, transform_graph, validator],
+    return sqlite_pipeline(
+        PIPELINE_NAME,
+        root,
+        metadata,
+        [examples, transform_graph, validator],
         enable_cache=False,
     )
 
@@ -86,7 +108,7 @@ def run_twice(directory: pathlib.Path) -> ValidatorRuns:
     for exclude_splits in (["eval", "test"], ["test"]):
         tfx.orchestration.LocalDagRunner().run(_pipeline(root, metadata, exclude_splits))
 
-    from embedding_guard import mlmd_runs
+    from embedding_guard.reports import mlmd_runs
 
     store = mlmd_runs.open_store(str(metadata))
     run_ids = tuple(
@@ -137,19 +159,12 @@ def run_two_validators(directory: pathlib.Path) -> TwoValidatorRun:
     """Runs one pipeline whose two validators check train (blessed) and eval (blocked)."""
     from tfx import v1 as tfx
 
-    from embedding_guard import EmbeddingIndexValidator, mlmd_runs
+    from embedding_guard import EmbeddingIndexValidator
+    from embedding_guard.reports import mlmd_runs
 
     directory.mkdir(parents=True, exist_ok=True)
     root, metadata = directory / "root", directory / "metadata.sqlite"
-    examples = tfx.dsl.Importer(
-        source_uri=str(TESTDATA / "transformed_examples"),
-        artifact_type=tfx.types.standard_artifacts.Examples,
-        properties={"split_names": SPLIT_NAMES},
-    ).with_id("ImportExamples")
-    transform_graph = tfx.dsl.Importer(
-        source_uri=str(TESTDATA / "transform_graph"),
-        artifact_type=tfx.types.standard_artifacts.TransformGraph,
-    ).with_id("ImportTransformGraph")
+    examples, transform_graph = importers()
     validators = [
         EmbeddingIndexValidator(
             examples=examples.outputs["result"],
@@ -163,13 +178,11 @@ def run_two_validators(directory: pathlib.Path) -> TwoValidatorRun:
         )
     ]
     tfx.orchestration.LocalDagRunner().run(
-        tfx.dsl.Pipeline(
-            pipeline_name=TWO_VALIDATORS_PIPELINE,
-            pipeline_root=str(root),
-            metadata_connection_config=(
-                tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata))
-            ),
-            components=[examples, transform_graph, *validators],
+        sqlite_pipeline(
+            TWO_VALIDATORS_PIPELINE,
+            root,
+            metadata,
+            [examples, transform_graph, *validators],
             enable_cache=False,
         )
     )

@@ -14,7 +14,7 @@ import pathlib
 import demo_pipeline
 from ml_metadata.proto import metadata_store_pb2
 
-from embedding_guard import mlmd_runs
+from embedding_guard.reports import mlmd_runs
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA_ROOT = REPO_ROOT / "pipeline" / "data"

@@ -20,7 +20,7 @@ from e2e_runs import MODEL_VALIDATOR_ID, PIPELINE_NAME, unseen_in_train
 from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 
-from embedding_guard import cli
+from embedding_guard.cli import main as cli
 
 SPLITS = ("train", "eval")
 TOO_SMALL = "EMBEDDING_TABLE_TOO_SMALL"

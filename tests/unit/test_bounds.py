@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from embedding_guard import bounds
-from embedding_guard.graph_analysis import DerivationKind, FeatureDerivation
+from embedding_guard.bounds import resolve as bounds
+from embedding_guard.bounds.graph_analysis import DerivationKind, FeatureDerivation
 
 SCHEMA = text_format.Parse(
     """

@@ -6,9 +6,9 @@ import pickle
 import numpy as np
 import pytest
 
-from embedding_guard import core, report_model
-from embedding_guard import findings as findings_lib
-from embedding_guard.reasons import Reason, Severity
+from embedding_guard.verdict import core, report_model
+from embedding_guard.verdict import findings as findings_lib
+from embedding_guard.verdict.reasons import Reason, Severity
 
 INT64_MIN = -9223372036854775808
 INT64_MAX = 9223372036854775807

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedding_guard import core, findings, reasons
+from embedding_guard.verdict import core, findings, reasons
 
 INT64 = np.iinfo(np.int64)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from embedding_guard import core, findings
-from embedding_guard.reasons import Reason, Severity
+from embedding_guard.verdict import core, findings
+from embedding_guard.verdict.reasons import Reason, Severity
 
 
 def _bounds(**model) -> core.FeatureBounds:

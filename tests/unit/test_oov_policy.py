@@ -7,9 +7,9 @@ vocabulary, 4 the bucket); the counts below are worked out by hand.
 import numpy as np
 import pytest
 
-from embedding_guard import core, findings
-from embedding_guard.options import ValidatorOptions
-from embedding_guard.reasons import Reason, Severity
+from embedding_guard.run.options import ValidatorOptions
+from embedding_guard.verdict import core, findings
+from embedding_guard.verdict.reasons import Reason, Severity
 
 FEATURES = ("city_xf", "product_xf")
 
@@ -84,11 +84,26 @@ def test_default_drift_threshold_warns_for_both_features():
     }
 
 
-@pytest.mark.parametrize("baseline", ["eval", "train"])
-def test_the_baseline_split_itself_has_no_drift(baseline):
+@pytest.mark.parametrize(
+    ("baseline", "expected"),
+    [
+        # eval's rates rose by 0.50 and 0.25 over train's 0.00.
+        (
+            "train",
+            {
+                ("eval", "city_xf", Reason.OOV_RATE_INCREASE, Severity.WARNING),
+                ("eval", "product_xf", Reason.OOV_RATE_INCREASE, Severity.WARNING),
+            },
+        ),
+        # eval has the most OOV (50%, 25%): against any rate but its own it would
+        # have drifted; train's 0.00 is a fall below it, never a rise.
+        ("eval", set()),
+    ],
+)
+def test_every_split_but_the_baseline_is_compared_with_the_baseline(baseline, expected):
     found = _oov_findings(ValidatorOptions(baseline_split=baseline))
 
-    assert {split for split, *_ in found} <= {"train", "eval"} - {baseline}
+    assert found == expected
 
 
 def test_without_a_train_split_and_no_baseline_named_there_is_no_drift_check():

@@ -5,8 +5,9 @@ import argparse
 import numpy as np
 import pytest
 
-from embedding_guard import cli
-from embedding_guard.options import (
+from embedding_guard.cli import check as cli_check
+from embedding_guard.cli import main as cli
+from embedding_guard.run.options import (
     CLI_FLAGS,
     OptionsError,
     OptionsTypeError,
@@ -140,7 +141,7 @@ def test_contradicting_cli_flags_fail_naming_the_flag(flags, message):
 
 
 def test_bad_rate_flag_is_a_usage_error_naming_the_flag():
-    parse = cli._threshold("--max-oov-rate", allow_off=False)  # noqa: SLF001
+    parse = cli_check._threshold("--max-oov-rate", allow_off=False)  # noqa: SLF001
 
     with pytest.raises(argparse.ArgumentTypeError, match=r"--max-oov-rate takes RATE"):
         parse("off")

@@ -5,8 +5,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from embedding_guard import core, findings, reasons
-from embedding_guard.reasons import REASONS, Reason, Severity
+from embedding_guard.verdict import core, findings, reasons
+from embedding_guard.verdict.reasons import REASONS, Reason, Severity
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
@@ -58,15 +58,26 @@ def test_findings_take_severity_and_fix_from_the_registry():
 
     report = findings.check_arrays("eval", [bounds], {"item": (values, np.ones(4))})
 
-    seen = {f.reason for f in report.findings}
-    assert seen == {
-        Reason.NEGATIVE_INDEX,
-        Reason.INDEX_OUT_OF_RANGE,
-        Reason.INDEX_OVER_EMBEDDING_DIM,
-        Reason.NON_INTEGER_VALUES,
-        Reason.OOV_BUCKET_HITS,
+    # By hand: -1 is negative; 9 is in the OOV buckets [8, 10) and not under the
+    # input_dim 9; 12 is past the bound 10 and the input_dim; 1.5 is no integer.
+    # Each finding's severity, and the fix its description carries in the
+    # registry's words (with the bound 10).
+    expected = {
+        Reason.NEGATIVE_INDEX: (Severity.ERROR, "set num_oov_buckets >= 1 and size the"),
+        Reason.INDEX_OUT_OF_RANGE: (Severity.ERROR, "embedding_input_dims to fit."),
+        Reason.INDEX_OVER_EMBEDDING_DIM: (
+            Severity.ERROR, "Size the Embedding as 10 (vocabulary plus OOV buckets)",
+        ),
+        Reason.NON_INTEGER_VALUES: (Severity.ERROR, "cast the feature or look it up"),
+        # INFO: nothing to fix.
+        Reason.OOV_BUCKET_HITS: (Severity.INFO, None),
+    }  # fmt: skip
+    assert {f.reason: f.severity for f in report.findings} == {
+        reason: severity for reason, (severity, _) in expected.items()
     }
     for finding in report.findings:
         assert finding.severity is REASONS[finding.reason].severity
-        if finding.severity is not Severity.INFO:
+        fix = expected[finding.reason][1]
+        if fix is not None:
+            assert fix in finding.description
             assert reasons.fix_text(finding.reason, 10) in finding.description

@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from embedding_guard import core, findings, report_model, text
 from embedding_guard.errors import InputError
-from embedding_guard.reasons import Reason
-from embedding_guard.report_model import SplitReport, UncheckedFeature
+from embedding_guard.reports import text
+from embedding_guard.verdict import core, findings, report_model
+from embedding_guard.verdict.reasons import Reason
+from embedding_guard.verdict.report_model import SplitReport, UncheckedFeature
 
 UNCHECKED = UncheckedFeature(
     "trip_start_hour_xf",

@@ -155,15 +155,15 @@ def test_the_wheel_holds_the_built_framer_and_the_sdist_its_source(dist):
         names = archive.namelist()
         compiled = [name for name in names if name.endswith(".so")]
     # Its interface, for type checkers (the package ships py.typed).
-    assert "embedding_guard/_tfrecord_framing.pyi" in names
+    assert "embedding_guard/read/_tfrecord_framing.pyi" in names
     assert compiled == [
-        f"embedding_guard/_tfrecord_framing{sysconfig.get_config_var('EXT_SUFFIX')}"
+        f"embedding_guard/read/_tfrecord_framing{sysconfig.get_config_var('EXT_SUFFIX')}"
     ]
     (sdist,) = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
         sources = [name for name in archive.getnames() if name.endswith(".c")]
     assert [name.split("/", 1)[1] for name in sources] == [
-        "components/embedding_guard/_tfrecord_framing.c"
+        "components/embedding_guard/read/_tfrecord_framing.c"
     ]
 
 
@@ -211,7 +211,7 @@ def test_wheel_holds_every_module_typed_marker_ranges_and_entry_point(dist):
         "embedding_guard",
         metadata_name.split("/")[0],
     }
-    assert "embedding-guard = embedding_guard.cli:console_main" in entry_points
+    assert "embedding-guard = embedding_guard.cli.main:console_main" in entry_points
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert any(line.startswith("Requires-Dist: tfx<1.17,>=1.16") for line in requires), requires
     # Exact pins belong in constraints.txt; the wheel states ranges.
@@ -225,7 +225,7 @@ def test_installed_wheel_is_the_code_that_runs(fresh_venv):
             str(python),
             "-c",
             "import json, embedding_guard, importlib.metadata as m; "
-            "from embedding_guard import _tfrecord_framing as framing; "
+            "from embedding_guard.read import _tfrecord_framing as framing; "
             "d = m.distribution('tfx-embedding-guard'); "
             "print(json.dumps([embedding_guard.__file__, embedding_guard.__version__, "
             "d.version, str(d.locate_file('')), framing.__file__]))",

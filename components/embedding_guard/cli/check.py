@@ -1,0 +1,491 @@
+"""`embedding-guard check`: validates Transform outputs on disk with the component's own code.
+
+Its flags, the checks of its paths before anything is read, the output folder
+it publishes reports into, and the run itself. TensorFlow, TFT and Beam are
+imported inside `run`, so that `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from embedding_guard.cli import startup
+from embedding_guard.cli.progress import progress_on_tty
+from embedding_guard.cli.usage import (
+    EXIT_BLOCKED,
+    EXIT_CLEAN,
+    UsageError,
+    existing_folder,
+    is_remote,
+)
+from embedding_guard.errors import InputError
+from embedding_guard.reports.text import printable, report_table, write_out
+from embedding_guard.run import options as validator_options
+
+_T = TypeVar("_T")
+
+
+def _key_value(parameter: str, convert: Callable[[str], Any]) -> Callable[[str], tuple[str, Any]]:
+    def parse(text: str) -> tuple[str, Any]:
+        feature, sep, value = text.partition("=")
+        if not sep or not feature or not value:
+            raise argparse.ArgumentTypeError(
+                f"{parameter} takes FEATURE=VALUE, got {text!r}; e.g. {parameter} city_xf=1002"
+            )
+        try:
+            return feature, convert(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{parameter} {text!r}: {error}") from None
+
+    return parse
+
+
+def _checked_from_text(
+    text: str,
+    convert: Callable[[str], _T],
+    check: Callable[[_T], _T | None],
+    not_converted: str,
+    out_of_range: str,
+) -> _T:
+    """A flag's value: text made a value by convert, then held to the options' own check.
+
+    Raises ValueError "{text!r} is not {not_converted}" when convert fails, and
+    "{out_of_range}, got {value!r}" when check refuses the value.
+    """
+    try:
+        value = convert(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not {not_converted}") from None
+    checked = check(value)
+    if checked is None:
+        raise ValueError(f"{out_of_range}, got {value!r}")
+    return checked
+
+
+def _input_dim_from_text(text: str) -> int:
+    """An --embedding-dim value: the text as an int, if it is a valid input_dim."""
+    return _checked_from_text(
+        text,
+        int,
+        validator_options._positive_int,
+        "an integer",
+        "embedding input_dim must be in [1, 2**63 - 1]",
+    )
+
+
+def _rate_from_text(text: str) -> float:
+    """A threshold flag's rate: the text as a float, if it is between 0 and 1."""
+    return _checked_from_text(
+        text,
+        float,
+        validator_options._rate,
+        "a number between 0 and 1",
+        "a rate must be between 0 and 1",
+    )
+
+
+def _threshold(flag: str, allow_off: bool) -> Callable[[str], tuple[str | None, float | None]]:
+    """Parses `RATE`, `FEATURE=RATE` or (if allowed) `off` into (feature or None, rate or None)."""
+
+    def parse(text: str) -> tuple[str | None, float | None]:
+        if allow_off and text == "off":
+            return None, None
+        feature, sep, rate = text.rpartition("=")
+        try:
+            if not sep:
+                return None, _rate_from_text(text)
+            if not feature:
+                raise ValueError(f"no feature before '=' in {text!r}")
+            return feature, _rate_from_text(rate)
+        except ValueError as error:
+            off = ", or off" if allow_off else ""
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes RATE or FEATURE=RATE (0..1){off}: {error}"
+            ) from None
+
+    return parse
+
+
+def add_parser(commands: Any) -> None:
+    """Adds the `check` command to the command line's subparsers."""
+    check = commands.add_parser(
+        "check",
+        help="validate Transform outputs on disk",
+        description=(
+            "Check every categorical feature of every split against the transform graph's "
+            "vocabularies (plus OOV buckets) and the embedding sizes. Exit code 0: clean; "
+            "1: an index would fail (blocked); 2: bad usage or unreadable input; 3: internal "
+            "error (the message says where the full log is); 130: interrupted; 143: "
+            "terminated by SIGTERM."
+        ),
+    )
+    bounds_source = check.add_mutually_exclusive_group(required=True)
+    bounds_source.add_argument(
+        "--transform-graph",
+        metavar="DIR",
+        help="Transform's transform_graph output (holds transform_fn/, transformed_metadata/)",
+    )
+    bounds_source.add_argument(
+        "--schema",
+        metavar="SCHEMA.pbtxt",
+        help="take bounds from a schema's int_domains instead of a transform graph",
+    )
+    check.add_argument(
+        "--model",
+        metavar="DIR",
+        help="the trained model whose embedding tables the indices must fit: a SavedModel, "
+        "or a TFX Model artifact folder (its Format-Serving); sizes found in it replace the "
+        "default input_dim, --embedding-dim still overrides",
+    )
+    check.add_argument(
+        "--examples",
+        required=True,
+        metavar="DIR",
+        help="folder holding Split-<name> folders of TFRecord tf.Examples (gzip or not)",
+    )
+    check.add_argument(
+        "--split",
+        action="append",
+        metavar="NAME",
+        help="validate only this split (repeatable; default: every Split-* folder)",
+    )
+    check.add_argument(
+        "--exclude-split",
+        action="append",
+        metavar="NAME",
+        help="do not validate this split (repeatable)",
+    )
+    check.add_argument(
+        "--feature",
+        action="append",
+        metavar="FEATURE",
+        help="check only this feature (repeatable; default: every categorical feature)",
+    )
+    check.add_argument(
+        "--embedding-dim",
+        action="append",
+        default=[],
+        type=_key_value("--embedding-dim", _input_dim_from_text),
+        metavar="FEATURE=N",
+        help="the Trainer's Embedding input_dim of a feature (repeatable)",
+    )
+    check.add_argument(
+        "--feature-vocabulary",
+        action="append",
+        default=[],
+        type=_key_value("--feature-vocabulary", str),
+        metavar="FEATURE=VOCAB",
+        help="link a feature to a vocabulary not named after it (repeatable)",
+    )
+    check.add_argument(
+        "--output",
+        metavar="DIR",
+        help="write SchemaDiff.pb and index_report.json per split under DIR/Split-<name>/",
+    )
+    check.add_argument(
+        "--examples-kind",
+        choices=("auto", "transformed", "raw"),
+        default="auto",
+        help="raw examples get the transform graph applied first (default: auto-detect)",
+    )
+    check.add_argument(
+        "--max-oov-rate",
+        action="append",
+        type=_threshold("--max-oov-rate", allow_off=False),
+        metavar="[FEATURE=]RATE",
+        help="flag features whose share of out-of-vocabulary values exceeds RATE (0..1); "
+        "FEATURE=RATE sets it per feature (repeatable)",
+    )
+    check.add_argument(
+        "--max-oov-rate-increase",
+        action="append",
+        type=_threshold("--max-oov-rate-increase", allow_off=True),
+        metavar="[FEATURE=]RATE|off",
+        help="flag OOV rates above the baseline split's by more than RATE (default 0.05); "
+        "FEATURE=RATE per feature (repeatable); off: no drift check",
+    )
+    for flag in ("--max-oov-rate-severity", "--max-oov-rate-increase-severity"):
+        check.add_argument(
+            flag,
+            choices=("WARNING", "ERROR"),
+            default="WARNING",
+            help="WARNING reports, ERROR blocks (default WARNING)",
+        )
+    check.add_argument(
+        "--baseline-split",
+        metavar="NAME",
+        help="split that OOV drift is measured against (default: train, when there is one)",
+    )
+    check.add_argument(
+        "--parallelism",
+        type=int,
+        metavar="N",
+        help=(
+            "threads reading each split (default: the CPUs this process may use); each "
+            "keeps up to 4 batches of at most 16 MiB of records in memory"
+        ),
+    )
+    check.add_argument(
+        "--beam-pipeline-arg",
+        action="append",
+        metavar="ARG",
+        help="run as a Beam pipeline with this option (repeatable), e.g. "
+        "--beam-pipeline-arg=--runner=DataflowRunner; default: count in this process on "
+        "every core, without Beam",
+    )
+    check.add_argument(
+        "--junit-xml",
+        metavar="FILE",
+        help="also write one JUnit test case per split and feature (ERROR findings fail), "
+        "for CI systems",
+    )
+    check.add_argument("--json", action="store_true", help="print the reports as JSON")
+    check.set_defaults(handler=run)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_output_apart_from_inputs(
+    output: str, inputs: Mapping[str, str | None], flag: str = "--output"
+) -> None:
+    """Refuses an output (--output, --junit-xml) that is, holds, or lies inside an input.
+
+    Reports written into a Split-* folder would be read as shards by the Trainer
+    and by the next run; an input inside the output would be replaced.
+    """
+    resolved_output = output.rstrip("/") if is_remote(output) else os.path.realpath(output)
+    for input_flag, path in inputs.items():
+        if path is None:
+            continue
+        resolved = path.rstrip("/") if is_remote(path) else os.path.realpath(path)
+        if _inside(resolved_output, resolved) or _inside(resolved, resolved_output):
+            raise UsageError(
+                f"{flag} {output!r} overlaps {input_flag} {path!r}: reports written there "
+                "would mix with the inputs (the Trainer would read them as shards). Pick a "
+                "path outside every input."
+            )
+
+
+def _check_file_writable(flag: str, path: str) -> None:
+    """Fails before Beam starts when an output file could not be written later."""
+    if is_remote(path):
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path!r} is a folder; pass a file name.")
+    if not os.path.isdir(parent):
+        raise UsageError(
+            f"{flag} {path!r} cannot be written: {parent!r} is not a folder; create it or pass "
+            "another path."
+        )
+
+
+_STAGING_PREFIX = ".staging-"
+
+
+class _OutputFolder:
+    """Where one run writes its reports, then publishes them into --output.
+
+    The run writes into a fresh staging folder of its own and reads its verdict
+    back from there, so a concurrent run into the same --output cannot hand it
+    another verdict. A lock on the folder keeps a second run out while one runs.
+
+    Args:
+      output: The --output folder, or None for a scratch folder that is
+        deleted afterwards.
+    """
+
+    def __init__(self, output: str | None) -> None:
+        self.output = output
+        self._lock_handle: int | None = None
+        self._scratch: str | None = None
+        self.staging = ""
+
+    def __enter__(self) -> _OutputFolder:
+        from tfx.dsl.io import fileio
+
+        if self.output is None:
+            self._scratch = tempfile.mkdtemp(prefix="embedding-guard-")
+            self.staging = self._scratch
+            return self
+        try:
+            fileio.makedirs(self.output)
+            if not is_remote(self.output):
+                self._lock(self.output)
+                self._remove_stale_staging(self.output)
+            self.staging = os.path.join(self.output, f"{_STAGING_PREFIX}{uuid.uuid4().hex}")
+            fileio.makedirs(self.staging)
+        except InputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - every I/O failure means the same here
+            raise UsageError(
+                f"--output {self.output!r} cannot be written ({printable(error)}); pass a "
+                "writable folder."
+            ) from None
+        return self
+
+    def _lock(self, output: str) -> None:
+        import fcntl
+
+        # flock on the folder itself: no lock file is left among the reports.
+        handle = os.open(output, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise UsageError(
+                f"--output {output!r} is in use by another embedding-guard run; wait for "
+                "it to finish, or pass another folder."
+            ) from None
+        self._lock_handle = handle
+
+    @staticmethod
+    def _remove_stale_staging(output: str) -> None:
+        # With the folder locked, no other run can be writing: a staging folder
+        # left there belongs to a run that was killed.
+        from tfx.dsl.io import fileio
+
+        for name in fileio.listdir(output):
+            name = name.rstrip("/")
+            if name.startswith(_STAGING_PREFIX):
+                fileio.rmtree(os.path.join(output, name))
+
+    def split_dirs(self, splits: Iterable[str]) -> dict[str, str]:
+        from embedding_guard.read import files
+
+        return {
+            name: os.path.join(self.staging, f"{files.SPLIT_DIR_PREFIX}{name}") for name in splits
+        }
+
+    def publish(self, splits: Iterable[str]) -> None:
+        """Moves each split's reports from staging into --output, the JSON report last."""
+        from tfx.dsl.io import fileio
+
+        from embedding_guard.reports import report_io
+
+        if self.output is None:
+            return
+        for staged in self.split_dirs(splits).values():
+            final = os.path.join(self.output, os.path.basename(staged))
+            report_io.discard_report(final)
+            fileio.makedirs(final)
+            names = sorted(fileio.listdir(staged), key=lambda f: f == report_io.REPORT_JSON_FILE)
+            for file_name in names:
+                fileio.rename(
+                    os.path.join(staged, file_name), os.path.join(final, file_name), overwrite=True
+                )
+
+    def __exit__(self, *exc_info: object) -> None:
+        from tfx.dsl.io import fileio
+
+        with contextlib.suppress(Exception):
+            if self.staging and fileio.exists(self.staging):
+                fileio.rmtree(self.staging)
+        if self._lock_handle is not None:
+            os.close(self._lock_handle)
+
+
+def _beam_pipeline(beam_args: list[str] | None) -> Any:
+    """A Beam pipeline for --beam-pipeline-arg, or None to count in this process."""
+    if not beam_args:
+        return None
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    try:
+        return beam.Pipeline(options=PipelineOptions(beam_args))
+    except (ValueError, SystemExit) as error:
+        raise UsageError(
+            f"--beam-pipeline-arg {beam_args!r} is not a valid set of Beam options ({error})."
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs `check`; returns the exit code (0 clean, 1 blocked)."""
+    from embedding_guard.bounds import schema_io
+    from embedding_guard.read import files
+    from embedding_guard.run import orchestration
+    from embedding_guard.run.options import CLI_FLAGS, ValidatorOptions
+
+    options = ValidatorOptions.from_cli_args(args)
+    existing_folder("--examples", args.examples, "the examples artifact folder")
+    if args.transform_graph:
+        existing_folder(
+            "--transform-graph", args.transform_graph, "Transform's transform_graph output"
+        )
+    schema = schema_io.read_schema(args.schema, "--schema") if args.schema else None
+    if args.model:
+        existing_folder("--model", args.model, "a SavedModel or a TFX Model artifact folder")
+    inputs = {
+        "--examples": args.examples,
+        "--transform-graph": args.transform_graph,
+        "--schema": args.schema,
+        "--model": args.model,
+    }
+    if args.output:
+        _check_output_apart_from_inputs(args.output, inputs)
+    if args.junit_xml:
+        # Not into --output either: it would replace one of this run's own reports.
+        _check_output_apart_from_inputs(
+            args.junit_xml, {**inputs, "--output": args.output}, "--junit-xml"
+        )
+        _check_file_writable("--junit-xml", args.junit_xml)
+    all_split_uris = files.split_dirs(args.examples)
+    if not all_split_uris:
+        raise UsageError(
+            f"--examples {args.examples!r} holds no Split-<name> folders; pass the examples "
+            "artifact folder (e.g. .../Transform/transformed_examples/<id>)."
+        )
+    splits = orchestration.select_splits(
+        list(all_split_uris),
+        exclude_splits=options.exclude_splits,
+        only=args.split,
+        source=f"--examples {args.examples!r}",
+        exclude_setting="--exclude-split",
+    )
+    split_uris = {name: all_split_uris[name] for name in splits}
+    # What the run imports on its way (TFT to read a graph, Keras to read a
+    # model, Beam to run a pipeline), imported while the start-up pause lasts.
+    if args.transform_graph:
+        from embedding_guard.bounds import transform_graph  # noqa: F401
+    if args.model:
+        from embedding_guard.bounds import model_analysis  # noqa: F401
+    if args.beam_pipeline_arg:
+        from embedding_guard.run import beam_pipeline  # noqa: F401
+    startup.imports_done()
+    with _OutputFolder(args.output) as output:
+        output_dirs = output.split_dirs(splits)
+        with progress_on_tty(split_uris, sys.stderr):
+            result = orchestration.validate(
+                split_uris,
+                output_dirs,
+                options,
+                transform_graph=args.transform_graph,
+                schema=schema,
+                model=args.model,
+                pipeline=_beam_pipeline(args.beam_pipeline_arg),
+                option_names=CLI_FLAGS,
+            )
+        output.publish(splits)
+    if args.junit_xml:
+        from embedding_guard.reports import junit
+
+        junit.write_junit_xml(result.reports.values(), args.junit_xml, "--junit-xml")
+    if args.json:
+        reports = {name: report.to_json() for name, report in result.reports.items()}
+        write_out(json.dumps(reports, sort_keys=True, indent=2))
+    else:
+        write_out(report_table(result.reports))
+        if args.output:
+            write_out(f"reports written under {printable(args.output)}")
+    return EXIT_CLEAN if result.blessed else EXIT_BLOCKED

@@ -1,0 +1,325 @@
+"""`embedding-guard report`: lists the validator's runs from MLMD and shows one.
+
+The MLMD queries and the run comparison are in `mlmd_runs`; this module only
+decides what to show and formats it. Everything that came from a database or an
+artifact passes through `printable` before it reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from embedding_guard.errors import InputError
+from embedding_guard.reports import mlmd_runs
+from embedding_guard.reports.mlmd_runs import ReportError, RunComparison, ValidatorRun
+from embedding_guard.reports.text import printable, report_table, write_out
+from embedding_guard.verdict.report_model import SplitReport
+
+DEFAULT_LIMIT = 20
+EXIT_SHOWN = 0
+EXIT_BLOCKED = 1
+
+
+def _blessed_text(blessed: int | None) -> str:
+    return {None: "-", 0: "no", 1: "yes"}.get(blessed, printable(blessed))
+
+
+def format_runs(runs: Sequence[dict], show_pipeline: bool) -> str:
+    """Formats listed runs (their JSON form plus error and warning counts) as a table."""
+    header = [
+        "run id",
+        "started (UTC)",
+        "exec",
+        "node",
+        "state",
+        "blessed",
+        "splits",
+        "errors",
+        "warnings",
+    ]
+    if show_pipeline:
+        header.insert(0, "pipeline")
+    rows = [header]
+    for run in runs:
+        row = [
+            printable(run["run_id"] or "-"),
+            run["started_utc"],
+            str(run["execution_id"]),
+            printable(run["node_id"] or "-"),
+            printable(run["state"]),
+            _blessed_text(run["blessed"]),
+            printable(",".join(run["split_names"]) or "-"),
+            "?" if run["num_errors"] is None else str(run["num_errors"]),
+            "?" if run["num_warnings"] is None else str(run["num_warnings"]),
+        ]
+        if show_pipeline:
+            row.insert(0, printable(run["pipeline"] or "-"))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    numeric = {"exec", "errors", "warnings"}
+    return "\n".join(
+        "  "
+        + "  ".join(
+            cell.rjust(width) if name in numeric else cell.ljust(width)
+            for name, cell, width in zip(header, row, widths, strict=True)
+        ).rstrip()
+        for row in rows
+    )
+
+
+def format_comparison(comparison: RunComparison) -> str:
+    """Formats a run comparison for the terminal."""
+    lines = [f"Compared with the previous run: {printable(comparison.summary)}"]
+    for change in comparison.changes:
+        count, previous = change.count, change.previous_count
+        if previous is None:
+            trend = "split not checked before"
+        elif count is None:
+            trend = f"was {previous}, split not checked now"
+        else:
+            trend = "worse" if count > previous else "better" if count < previous else "same"
+            trend = f"was {previous}, {trend}"
+        lines.append(
+            f"  {change.severity.value:<7} split {printable(change.split)} "
+            f"{printable(change.feature) or '-'} {change.reason.value}: "
+            f"{'-' if count is None else count} ({trend})"
+        )
+    return "\n".join(lines)
+
+
+def html_document(
+    run: ValidatorRun, reports: dict[str, SplitReport], comparison: RunComparison | None
+) -> str:
+    """Renders a run's reports as one self-contained HTML page."""
+    from embedding_guard.reports import html_report
+
+    run_info = [
+        ("pipeline", run.pipeline or "-"),
+        ("run id", run.run_id or "-"),
+        ("execution", f"{run.execution_id} ({run.state})"),
+        ("node", run.node_id or "-"),
+        ("started (UTC)", run.started),
+        ("blessed", _blessed_text(run.blessed)),
+        ("anomalies", run.anomalies_uri),
+    ]
+    return html_report.render_document(
+        reports,
+        f"embedding-guard: {run.node_id or 'EmbeddingIndexValidator'} run {run.label}",
+        run_info,
+        comparison,
+    )
+
+
+def _is_within(path: str, folder: str) -> bool:
+    folder = os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_html_output(
+    html: str,
+    metadata: str,
+    protected: Iterable[tuple[str, str]],
+    force: bool,
+) -> None:
+    """Refuses an --html path that would destroy or pollute data.
+
+    Args:
+      html: The --html path.
+      metadata: The MLMD database.
+      protected: (what, folder) pairs no file may be written into: pipeline
+        roots and artifact folders.
+      force: --force: an existing file outside those may be replaced.
+
+    Raises:
+      ReportError: html is the database, lies in a protected folder, is a
+        folder, lies under a file, or exists and force is not set.
+    """
+    if "://" in html:
+        return
+    real = os.path.realpath(html)
+    if os.path.exists(real) and os.path.samefile(real, metadata):
+        raise ReportError(
+            f"--html {html!r} is the MLMD database {metadata!r}; writing the page there would "
+            "destroy the database. Pass another file, e.g. --html report.html."
+        )
+    # SQLite keeps its journal and write-ahead log beside the database.
+    if real.startswith(os.path.realpath(metadata) + "-"):
+        raise ReportError(
+            f"--html {html!r} is a file of the MLMD database {metadata!r}; pass another file."
+        )
+    for what, folder in protected:
+        if _is_within(real, folder):
+            raise ReportError(
+                f"--html {html!r} lies inside {what} {folder!r}; a page written there would "
+                "be read as pipeline data. Pass a file outside it, e.g. --html report.html."
+            )
+    if os.path.isdir(real):
+        raise ReportError(
+            f"--html {html!r} is a folder; pass a file name, e.g. {html}/report.html."
+        )
+    ancestor = os.path.dirname(real)
+    while ancestor and not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if ancestor and not os.path.isdir(ancestor):
+        raise ReportError(
+            f"--html {html!r} lies under {ancestor!r}, which is a file, not a folder."
+        )
+    if os.path.exists(real) and not force:
+        raise ReportError(
+            f"--html {html!r} already exists; pass --force to replace it, or another file."
+        )
+
+
+def _counts(run: ValidatorRun) -> tuple[int | None, int | None]:
+    if run.anomalies_uri is None:
+        return None, None
+    try:
+        reports = mlmd_runs.load_reports(run)
+    except InputError:
+        return None, None
+    return (
+        sum(r.num_errors for r in reports.values()),
+        sum(r.num_warnings for r in reports.values()),
+    )
+
+
+def _protected_folders(
+    store: Any, runs: Sequence[ValidatorRun], pipeline_root: str | None
+) -> list[tuple[str, str]]:
+    # Most specific first, so the message names the artifact rather than its root.
+    try:
+        artifacts = store.get_artifacts()
+    except RuntimeError as error:
+        raise ReportError(f"MLMD query failed: {printable(error)}") from error
+    folders = [
+        ("artifact", artifact.uri)
+        for artifact in artifacts
+        if artifact.uri and "://" not in artifact.uri
+    ]
+    if pipeline_root:
+        folders.append(("PIPELINE_ROOT", pipeline_root))
+    for root in sorted({r for r in map(mlmd_runs.pipeline_root_of, runs) if r}):
+        folders.append(("the pipeline root", root))
+    return folders
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Runs `embedding-guard report`; returns the exit code.
+
+    Args:
+      args: Parsed arguments: pipeline_root, metadata, run, node, json, html,
+        force, limit, fail_on_blocked.
+
+    Returns:
+      0 once the runs are listed and the chosen run is shown, or why it has no
+      reports; 1 with --fail-on-blocked when the shown run is not blessed.
+
+    Raises:
+      ReportError: No database, no validator run, unknown or ambiguous run, an
+        unsafe --html path, or an unreadable report.
+    """
+    from embedding_guard.reports import report_io
+
+    if args.metadata:
+        metadata = args.metadata
+    elif args.pipeline_root:
+        metadata = mlmd_runs.find_metadata(args.pipeline_root)
+    else:
+        raise ReportError(
+            "report needs PIPELINE_ROOT or --metadata PATH (the MLMD sqlite file); e.g. "
+            "embedding-guard report pipeline/_runs/root"
+        )
+    if args.limit is not None and args.limit < 1:
+        raise ReportError(f"--limit must be at least 1, got {args.limit!r}.")
+    store = mlmd_runs.open_store(metadata)
+    runs = mlmd_runs.validator_runs(store)
+    if not runs:
+        where = f"PIPELINE_ROOT {args.pipeline_root!r}" if args.pipeline_root else "it"
+        raise ReportError(
+            f"MLMD database {metadata!r} records no {mlmd_runs.VALIDATOR_TYPE_NAME} execution, "
+            f"so {where} has no validator run to report. Run a pipeline with "
+            "EmbeddingIndexValidator first, or pass the database it used."
+        )
+    chosen = mlmd_runs.select_run(runs, args.run, args.node)
+    if args.html:
+        check_html_output(
+            args.html, metadata, _protected_folders(store, runs, args.pipeline_root), args.force
+        )
+    reports, comparison, problem = None, None, None
+    try:
+        reports = mlmd_runs.load_reports(chosen)
+    except InputError as error:
+        # The listing still tells what is known about a failed or deleted run.
+        if args.html:
+            raise
+        problem = str(error)
+    previous = mlmd_runs.previous_run(runs, chosen)
+    if reports is not None and previous is not None:
+        try:
+            comparison = mlmd_runs.compare(reports, previous, mlmd_runs.load_reports(previous))
+        except InputError:
+            comparison = None
+    if args.html and reports is not None:
+        report_io.write_named_file("--html", args.html, html_document(chosen, reports, comparison))
+    blocked = chosen.blessed != 1
+    exit_code = EXIT_BLOCKED if args.fail_on_blocked and blocked else EXIT_SHOWN
+
+    shown = runs[: args.limit or DEFAULT_LIMIT]
+    listed = []
+    for run in shown:
+        num_errors, num_warnings = _counts(run)
+        listed.append({**run.to_json(), "num_errors": num_errors, "num_warnings": num_warnings})
+    if args.json:
+        document = {
+            "metadata": metadata,
+            "runs": listed,
+            "runs_not_listed": len(runs) - len(shown),
+            "run": {
+                **chosen.to_json(),
+                "reports": None
+                if reports is None
+                else {split: report.to_json() for split, report in reports.items()},
+                "comparison": None if comparison is None else comparison.to_json(),
+                "problem": problem,
+            },
+            "html": args.html,
+        }
+        write_out(json.dumps(document, sort_keys=True, indent=2))
+        return exit_code
+
+    # Written at once, so that a failed write is one error, not a half-printed report.
+    out = io.StringIO()
+    print(f"EmbeddingIndexValidator runs in {printable(metadata)}, newest first:", file=out)
+    print(format_runs(listed, len({run.pipeline for run in runs}) > 1), file=out)
+    if len(runs) > len(shown):
+        print(f"  ... and {len(runs) - len(shown)} older run(s); see --limit", file=out)
+    verdict = "BLOCKED" if chosen.blessed == 0 else "blessed" if chosen.blessed else "-"
+    print(
+        f"\nRun {printable(chosen.label)} (execution {chosen.execution_id}, "
+        f"pipeline {printable(chosen.pipeline or '-')}, node {printable(chosen.node_id or '-')}, "
+        f"started {chosen.started} UTC): {verdict}",
+        file=out,
+    )
+    if reports is None:
+        print(printable(problem), file=out)
+    else:
+        print(f"anomalies: {printable(chosen.anomalies_uri)}", file=out)
+        print(report_table(reports), file=out)
+        if comparison is not None:
+            print("\n" + format_comparison(comparison), file=out)
+        if args.html:
+            print(f"\nHTML report written to {printable(args.html)}", file=out)
+    if exit_code == EXIT_BLOCKED:
+        reason = "is blocked" if chosen.blessed == 0 else "has no verdict (blessed is not set)"
+        print(
+            f"\n--fail-on-blocked: run {printable(chosen.label)} of node "
+            f"{printable(chosen.node_id or '-')} {reason}; exit code 1.",
+            file=out,
+        )
+    write_out(out.getvalue().rstrip("\n"))
+    return exit_code

@@ -1,0 +1,361 @@
+"""Reads the checked features of TFRecord shards of tf.Examples, on every core.
+
+Shards are framed (`framing`) and their batches parsed on a pool of threads:
+TensorFlow cuts the records out and parses only the checked features, without
+the GIL, so every core works. The first record of each split is checked to be a
+tf.Example the run can check before the split is read.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message
+
+from embedding_guard.errors import InputError
+from embedding_guard.read import framing
+from embedding_guard.read.files import ShardError
+from embedding_guard.read.framing import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_BYTES,
+    SerializedBatch,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """The checked features of a batch of examples.
+
+    Attributes:
+      num_examples: Examples in the batch.
+      columns: feature -> (flat values, values per example).
+      raw_columns: In raw mode, feature -> the raw values its indices were made
+        from, shaped like columns.
+    """
+
+    num_examples: int
+    columns: dict[str, tuple[np.ndarray, np.ndarray]]
+    raw_columns: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+
+
+def default_parallelism() -> int:
+    """The CPUs this process may run on (its affinity mask), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def check_record_format(
+    split_shards: Mapping[str, Sequence[str]], features: Sequence[str]
+) -> set[str] | None:
+    """Checks on each split's first record that the split holds tf.Examples it can check.
+
+    A tf.SequenceExample parses as a tf.Example of its context features; its
+    feature_lists would be invisible, so checked features kept there are an error
+    rather than a "feature missing" finding.
+
+    Args:
+      split_shards: Split name -> its shards.
+      features: The checked features.
+
+    Returns:
+      The feature names of the first example of the first split that has one
+      (raw_mode.detect_kind decides from them), or None if every split is empty.
+
+    Raises:
+      ShardError: A split's first record is not a tf.Example, or is a
+        tf.SequenceExample holding checked features in its feature_lists.
+    """
+    present = None
+    for shards in split_shards.values():
+        found = framing.first_record(shards)
+        if found is None:
+            continue
+        shard, record = found
+        try:
+            sequence_example = tf.train.SequenceExample.FromString(record)
+        except message.DecodeError as error:
+            raise ShardError(
+                f"The first record of shard {shard!r} is not a serialized tf.Example "
+                f"({error}). The examples must be TFRecord files of tf.Example, "
+                "gzip-compressed or not."
+            ) from error
+        feature_lists = set(sequence_example.feature_lists.feature_list)
+        in_feature_lists = sorted(feature_lists & set(features))
+        if in_feature_lists:
+            raise ShardError(
+                f"Shard {shard!r} holds tf.SequenceExample records, and the checked features "
+                f"{in_feature_lists!r} are in their feature_lists, which embedding-guard "
+                "cannot read: it checks tf.Example features (a SequenceExample's context "
+                "only). Write the indices as tf.Example features, or leave these features "
+                "out of `features`."
+            )
+        if present is None:
+            # A tf.Example's features are, on the wire, a SequenceExample's context.
+            present = set(sequence_example.context.feature)
+    return present
+
+
+@functools.lru_cache(maxsize=256)
+def _string_tensor(strings: tuple[str, ...]) -> tf.Tensor:
+    # Python lists, an empty one above all, send the op down TensorFlow's slow
+    # path, which converts every argument again on each call, holding the GIL.
+    # Made eagerly even inside a trace, so that the cache never holds a graph's tensor.
+    with tf.init_scope():
+        return tf.constant(strings, dtype=tf.string, shape=[len(strings)])
+
+
+def _parse_columns(
+    serialized: tf.Tensor, features: Sequence[str], dtype: Any
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Parses features as ragged values of dtype: feature -> (flat values, values per example).
+
+    The raw op, because tf.io.parse_example builds and validates a RaggedTensor
+    per feature in Python, a dozen small ops each, all holding the GIL.
+    """
+    no_keys = _string_tensor(())
+    parsed = tf.raw_ops.ParseExampleV2(
+        serialized=serialized,
+        names=no_keys,
+        sparse_keys=no_keys,
+        dense_keys=no_keys,
+        ragged_keys=_string_tensor(tuple(features)),
+        dense_defaults=[],
+        num_sparse=0,
+        sparse_types=[],
+        ragged_value_types=[dtype] * len(features),
+        ragged_split_types=[tf.int64] * len(features),
+        dense_shapes=[],
+    )
+    return {
+        name: (values.numpy(), np.diff(row_splits.numpy()))
+        for name, values, row_splits in zip(
+            features, parsed.ragged_values, parsed.ragged_row_splits, strict=True
+        )
+    }
+
+
+def _parse_feature_per_example(
+    serialized: Sequence[bytes], feature: str
+) -> tuple[np.ndarray, np.ndarray]:
+    # Only reached when one batch mixes int64 with other kinds in a feature.
+    values, lengths = [], []
+    for index, record in enumerate(serialized):
+        try:
+            example = tf.train.Example.FromString(record)
+        except message.DecodeError as error:
+            raise InputError(
+                f"record {index} of a batch is not a serialized tf.Example ({error}); the "
+                "shard holds other data. Pass Examples artifacts of tf.Example only."
+            ) from error
+        kind = example.features.feature.get(feature)
+        row = (
+            []
+            if kind is None
+            else list(getattr(kind, kind.WhichOneof("kind") or "int64_list").value)
+        )
+        values.extend(row)
+        lengths.append(len(row))
+    if all(isinstance(v, int) for v in values):
+        return np.asarray(values, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    return np.asarray(values, dtype=object), np.asarray(lengths, dtype=np.int64)
+
+
+# TensorFlow quotes the bad record in its error message, and fails to decode that
+# message when the record is not UTF-8.
+_PARSE_ERRORS = (tf.errors.InvalidArgumentError, UnicodeDecodeError)
+
+
+def parse_batch(serialized: Any, features: Sequence[str]) -> Batch:
+    """Parses the checked features of a batch of serialized tf.Examples.
+
+    Args:
+      serialized: A 1-D string tensor, array or list of serialized tf.Examples.
+      features: The feature names to parse.
+
+    Returns:
+      The parsed batch; a feature absent from an example has no values there.
+    """
+    if not tf.is_tensor(serialized):
+        serialized = tf.constant(serialized, dtype=tf.string, shape=[len(serialized)])
+    num_examples = int(serialized.shape[0])
+    try:
+        return Batch(num_examples, _parse_columns(serialized, features, tf.int64))
+    except _PARSE_ERRORS:
+        pass
+    columns = {}
+    for name in features:
+        for dtype in (tf.int64, tf.float32, tf.string):
+            try:
+                columns.update(_parse_columns(serialized, [name], dtype))
+            except _PARSE_ERRORS:
+                continue
+            break
+        else:
+            columns[name] = _parse_feature_per_example(serialized.numpy(), name)
+    return Batch(num_examples, columns)
+
+
+class _Parser:
+    """Parses batches on any thread; a caller's parse is warmed up on one thread first.
+
+    Raw mode's parse loads the transform graph on its first call, which must not
+    run twice at once.
+    """
+
+    def __init__(self, path_features: Sequence[str], parse: Callable | None):
+        self._features = list(path_features)
+        self._parse = parse
+        self._warm = parse is None
+        self._lock = threading.Lock()
+
+    def __call__(self, path: str, records: SerializedBatch) -> Batch:
+        try:
+            serialized = records.tensor()
+            if self._parse is None:
+                return parse_batch(serialized, self._features)
+            if self._warm:
+                return self._parse(serialized)
+            with self._lock:
+                batch = self._parse(serialized)
+                self._warm = True
+                return batch
+        except InputError as error:
+            raise ShardError(f"Shard {path!r}: {error}") from error
+
+
+def _check_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}; pass 1 or more.")
+    return int(value)
+
+
+_DONE = object()
+# Batches framed but not yet counted, per thread: enough to keep every thread busy.
+_BATCHES_IN_FLIGHT_PER_THREAD = 3
+
+
+def read_shards(
+    shards: Sequence[str],
+    features: Sequence[str],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    parallelism: int | None = None,
+    parse: Callable[[tf.Tensor], Batch] | None = None,
+) -> Iterator[tuple[str, Batch | None]]:
+    """Yields the checked features of shards, read and parsed on several threads.
+
+    Up to `parallelism` shards are framed at once, one thread each, and their
+    batches parsed on `parallelism` threads, so one large shard is parsed in
+    parallel too. Each shard's batches come in file order; shards interleave in
+    whatever order their batches are parsed. At most 4 x parallelism batches are
+    in memory at once besides the one the caller holds: 3 per thread framed and
+    waiting to be parsed or taken, and one per frame thread waiting for room.
+
+    Args:
+      shards: TFRecord files of tf.Examples, each once.
+      features: The feature names to parse.
+      batch_size: Most examples per batch.
+      max_batch_bytes: Most serialized bytes per batch (a larger single record
+        makes a batch of its own).
+      parallelism: Threads to use; default: the CPUs this process may use, read
+        at call time.
+      parse: Turns a batch of serialized examples into a Batch; default:
+        parse_batch of the features. Raw mode passes the transform graph here.
+
+    Yields:
+      (shard, batch) for every batch, and (shard, None) once a shard is done.
+
+    Raises:
+      ShardError: A shard is truncated, corrupt or not TFRecords of tf.Example.
+      InputError: batch_size, max_batch_bytes or parallelism is not positive.
+      ValueError: A shard is listed twice.
+    """
+    batch_size = _check_positive("batch_size", batch_size)
+    max_batch_bytes = _check_positive("max_batch_bytes", max_batch_bytes)
+    parallelism = _check_positive(
+        "parallelism", default_parallelism() if parallelism is None else parallelism
+    )
+    if len(set(shards)) != len(shards):
+        raise ValueError(f"read_shards: a shard is listed twice in {list(shards)!r}")
+    parser = _Parser(features, parse)
+    if parallelism == 1 or not shards:
+        for shard in shards:
+            for records in framing.serialized_batches(shard, batch_size, max_batch_bytes):
+                yield shard, parser(shard, records)
+            yield shard, None
+        return
+    yield from _read_in_parallel(list(shards), parser, batch_size, max_batch_bytes, parallelism)
+
+
+def _read_in_parallel(
+    shards: list[str], parser: _Parser, batch_size: int, max_batch_bytes: int, parallelism: int
+) -> Iterator[tuple[str, Batch | None]]:
+    # Batches are handed on as soon as they are parsed, in file order within a
+    # shard but in any order across shards: taking the shards in turn left a core
+    # idle whenever the shard whose turn it was lagged behind.
+    in_flight = threading.BoundedSemaphore(_BATCHES_IN_FLIGHT_PER_THREAD * parallelism)
+    stop = threading.Event()
+    # (shard, batch number, future | _DONE | exception)
+    results: queue.Queue = queue.Queue()
+    parse_pool = concurrent.futures.ThreadPoolExecutor(parallelism, "embedding_guard_parse")
+    frame_pool = concurrent.futures.ThreadPoolExecutor(
+        min(parallelism, len(shards)), "embedding_guard_frame"
+    )
+
+    def frame(shard: str) -> None:
+        number = 0
+        try:
+            for records in framing.serialized_batches(shard, batch_size, max_batch_bytes):
+                while not in_flight.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                future = parse_pool.submit(parser, shard, records)
+                future.add_done_callback(functools.partial(_put, results, (shard, number)))
+                number += 1
+            results.put((shard, number, _DONE))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            results.put((shard, number, error))
+
+    for shard in shards:
+        frame_pool.submit(frame, shard)
+    # Per shard still being read: the batches that came before their turn.
+    arrived: dict[str, dict[int, Any]] = {shard: {} for shard in shards}
+    next_number = dict.fromkeys(shards, 0)
+    try:
+        while arrived:
+            shard, number, item = results.get()
+            if isinstance(item, BaseException):
+                raise item
+            ready = arrived[shard]
+            ready[number] = item
+            while next_number[shard] in ready:
+                item = ready.pop(next_number[shard])
+                if item is _DONE:
+                    del arrived[shard]
+                    yield shard, None
+                    break
+                next_number[shard] += 1
+                in_flight.release()
+                yield shard, item.result()
+    finally:
+        stop.set()
+        frame_pool.shutdown(wait=True, cancel_futures=True)
+        parse_pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _put(results: queue.Queue, key: tuple[str, int], future: concurrent.futures.Future) -> None:
+    results.put((*key, future))
