@@ -75,6 +75,16 @@ class CheckResult:
         """The ERROR findings, one line each."""
         return self.validation.summary()
 
+    @property
+    def gate(self) -> str:
+        """The stage the verdict gates: "Trainer", or "Pusher" when a model was checked."""
+        return self.validation.gate
+
+    @property
+    def coverage(self) -> str:
+        """How many integer features were checked, e.g. '3 of 5 ... checked, 2 not checked'."""
+        return self.validation.coverage
+
     def to_dataframe(self) -> Any:
         """One row per split and checked feature: bounds, counts and the worst finding.
 
@@ -143,7 +153,8 @@ def check(
         process on every core, without Beam.
       **options: Any ValidatorOptions field, as for EmbeddingIndexValidator
         (features, embedding_input_dims, feature_vocabularies, examples_kind,
-        max_oov_rate, max_oov_rate_increase, baseline_split, parallelism, ...).
+        max_oov_rate, max_oov_rate_increase, baseline_split, parallelism,
+        unchecked_severity, ...).
 
     Returns:
       The reports and verdict.

@@ -27,6 +27,7 @@ MAX_OOV_RATE_INCREASE_KEY = "max_oov_rate_increase"
 MAX_OOV_RATE_INCREASE_SEVERITY_KEY = "max_oov_rate_increase_severity"
 BASELINE_SPLIT_KEY = "baseline_split"
 PARALLELISM_KEY = "parallelism"
+UNCHECKED_SEVERITY_KEY = "unchecked_severity"
 
 # TFX's custom property of Examples artifacts naming their payload format
 # (example_gen utils' PAYLOAD_FORMAT_PROPERTY_NAME; importing that module costs a
@@ -57,6 +58,7 @@ class EmbeddingIndexValidatorSpec(ComponentSpec):
         MAX_OOV_RATE_INCREASE_SEVERITY_KEY: ExecutionParameter(type=str, optional=True),
         BASELINE_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
         PARALLELISM_KEY: ExecutionParameter(type=int, optional=True),
+        UNCHECKED_SEVERITY_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),

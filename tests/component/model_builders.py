@@ -20,6 +20,10 @@ city_xf needs 25 rows plus the -1 of unseen cities; age_xf 5; month_xf 12):
     demo               the demo Trainer's own `_ServingModule` (Transform layer + Keras model),
                        with Embedding(40) for product_xf; serves serialized tf.Examples
     parsed_examples    tf.Module parsing transformed tf.Examples, tf.one_hot(age_xf, depth=4)
+
+Apart from those, `build_keras_lookup` and `build_raw_gather` export one-lookup models
+(one int64 input, one table) in tf_keras or Keras 3, for the facts of what each
+lookup really does with a bad index (test_model_facts).
 """
 
 from __future__ import annotations
@@ -290,3 +294,77 @@ def _restored(saved_model_dir: str):
     import tensorflow as tf
 
     return tf.saved_model.load(saved_model_dir)
+
+
+# -- one-lookup models, tf_keras and Keras 3 -------------------------------------------
+
+KERAS_FLAVORS = ("tf_keras", "keras3")
+KERAS_LAYERS = ("embedding", "one_hot", "multi_hot")
+
+
+def _keras(flavor: str):
+    """The Keras package of a flavor: tf_keras (2.16, legacy) or keras (3.x)."""
+    if flavor == "tf_keras":
+        import tf_keras
+
+        return tf_keras
+    if flavor == "keras3":
+        import keras
+
+        assert keras.__version__.startswith("3"), keras.__version__
+        return keras
+    raise ValueError(f"flavor must be one of {KERAS_FLAVORS!r}, got {flavor!r}")
+
+
+def build_keras_lookup(
+    base_dir: str, flavor: str, layer: str, *, feature: str = "x", num_tokens: int = 12
+) -> str:
+    """Exports a one-layer Keras model on int64 input `feature` [None, 1].
+
+    Args:
+      base_dir: Where to write; the model goes to `<base_dir>/<flavor>_<layer>_<feature>`.
+      flavor: "tf_keras" (saved with model.save(save_format="tf") and an explicit
+        serving_default, as TFX's taxi Trainer does) or "keras3" (model.export()).
+      layer: "embedding" (Embedding(num_tokens, 4)), "one_hot" or "multi_hot"
+        (CategoryEncoding(num_tokens, output_mode=layer)).
+      feature: The input's name (the signature input).
+      num_tokens: The table's rows.
+
+    Returns:
+      The SavedModel directory.
+    """
+    import tensorflow as tf
+
+    k = _keras(flavor)
+    inputs = k.Input(shape=(1,), dtype="int64", name=feature)
+    if layer == "embedding":
+        out = k.layers.Embedding(num_tokens, 4, name="emb")(inputs)
+    elif layer in ("one_hot", "multi_hot"):
+        out = k.layers.CategoryEncoding(num_tokens=num_tokens, output_mode=layer, name="cat")(
+            inputs
+        )
+    else:
+        raise ValueError(f"layer must be one of {KERAS_LAYERS!r}, got {layer!r}")
+    model = k.Model(inputs, out)
+    path = os.path.join(base_dir, f"{flavor}_{layer}_{feature}")
+    if flavor == "tf_keras":
+        spec = tf.TensorSpec([None, 1], tf.int64, name=feature)
+        serve_fn = tf.function(lambda x: {"out": model(x)}, input_signature=[spec])
+        model.save(path, save_format="tf", signatures={"serving_default": serve_fn})
+    else:
+        model.export(path, verbose=False)
+    return path
+
+
+def build_raw_gather(base_dir: str, *, num_tokens: int = 12) -> str:
+    """Exports a tf.Module whose serving_default is tf.gather(variable [n, 4], x), x int64 [None, 1]."""
+    import tensorflow as tf
+
+    class GatherModule(_tables_module()):
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.int64, name="x")])
+        def serve(self, x):
+            return {"out": tf.gather(self.table, x)}
+
+    path = os.path.join(base_dir, "raw_gather")
+    _save_module(GatherModule(table=([num_tokens, 4], 5)), path)
+    return path

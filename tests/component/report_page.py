@@ -40,6 +40,9 @@ class _Reader(html.parser.HTMLParser):
         self.page.tags.add(tag)
         classes = (attrs.get("class") or "").split()
         self._in_style = tag == "style"
+        if tag == "br":
+            # A line break reads as a space, as in the browser's innerText.
+            self.handle_data(" ")
         if tag not in ("br", "meta"):
             self._depth += 1
         if "eg-verdict" in classes:

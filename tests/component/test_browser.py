@@ -144,7 +144,12 @@ def test_executor_split_pages_render(chromium, runs, tmp_path):
 
     assert eval_page.verdict.startswith("BLOCKED: 3 errors in split eval.")
     assert eval_page.counts == {"eval": EVAL_COUNTS}
-    assert train_page.verdict == "OK: no index would fail an embedding lookup in split train."
+    # Checked: age_xf city_xf product_xf, and month_xf given input_dim 12; clicked is not.
+    assert train_page.verdict == (
+        "OK: no index would fail an embedding lookup in split train. Coverage: 4 of 5 "
+        "categorical integer feature(s) checked, 1 not checked (listed below)."
+    )
+    assert "Not checked: 1 integer feature" in train_page.text
     assert _valid(train_page.counts["train"]) == TRAIN_VALID
 
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
-from model_builders import DEMO_EMBEDDING_DIMS, built_models
+from model_builders import DEMO_EMBEDDING_DIMS, build_keras_lookup, built_models
 from tfx.types import standard_artifacts
 
 from embedding_guard.cli import main as cli
@@ -118,3 +118,49 @@ def test_inspect_model_on_a_folder_that_is_no_model_exits_2(capsys, tmp_path):
     assert code == cli.EXIT_USAGE
     assert error.startswith("embedding-guard: error: ") and error.count("\n") == 1
     assert repr(str(tmp_path)) in error
+
+
+@pytest.fixture(scope="module")
+def short_category_encodings(tmp_path_factory) -> dict[str, str]:
+    # age_xf has 5 buckets (0..4) in the checked-in data; a 4-token CategoryEncoding
+    # puts bucket 4 past the table, as a 12-token month table does for month 12.
+    base = str(tmp_path_factory.mktemp("short_category_encodings"))
+    return {
+        flavor: build_keras_lookup(base, flavor, "one_hot", feature="age_xf", num_tokens=4)
+        for flavor in ("tf_keras", "keras3")
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("flavor", "words", "silent"),
+    [
+        # tf_keras guards its DenseBincount with an Assert: loud on CPU and GPU.
+        ("tf_keras", "raises InvalidArgumentError on CPU and GPU", False),
+        # Keras 3 one_hot is a bare OneHot: a zero row, no error anywhere.
+        ("keras3", "silently returns an all-zero row on CPU and GPU", True),
+    ],
+)
+def test_one_error_per_split_saying_what_the_models_category_encoding_does(
+    capsys, short_category_encodings, flavor, words, silent
+):
+    capsys.readouterr()
+    code = cli.main([*CHECK, "--model", short_category_encodings[flavor], "--json"])
+    reports = json.loads(capsys.readouterr().out)
+
+    assert code == cli.EXIT_BLOCKED
+    splits = sorted(name for name in reports if not name.startswith("_"))
+    assert splits == ["eval", "test", "train"]
+    for split in splits:
+        age = _feature(reports[split], "age_xf")
+        errors = [f for f in age["findings"] if f["severity"] == "ERROR"]
+        assert [f["reason"] for f in errors] == ["EMBEDDING_TABLE_TOO_SMALL"], (split, errors)
+        (error,) = errors
+        assert (
+            f"The model's {'DenseBincount' if flavor == 'tf_keras' else 'OneHot'} 'cat' "
+            in (error["description"])
+        )
+        assert words in error["description"]
+        assert error["lookup"]["silent"] is silent
+        assert ("assertion failed" in error["lookup"]["evidence"]) is (flavor == "tf_keras")
+        assert "SILENT_WRONG_LOOKUP" not in {f["reason"] for f in age["findings"]}

@@ -5,6 +5,7 @@ Without --embedding-dim, month_xf (no int_domain) is not checked.
 """
 
 import contextlib
+import dataclasses
 import gc
 import io
 import json
@@ -41,22 +42,25 @@ def every_split(tmp_path_factory):
     }
 
 
+@pytest.fixture(scope="module")
+def plain_run():
+    """One run over every split, printing only the terminal report (no --output)."""
+    code, stdout, _ = _main(CHECK)
+    return code, stdout
+
+
 # The table columns the tests look at, in a fixed order.
 COLUMNS = (
-    "range",
-    "emb_dim",
     "values",
     "missing",
     "negative",
-    "in_range",
-    "in_vocab",
-    "oov_bkt",
-    "out_rng",
-    "over_dim",
+    ">=range",
+    ">=dim",
     "non_int",
-    "min",
-    "max",
-    "verdict",
+    "min..max",
+    "oov%",
+    "drift",
+    "status",
 )
 
 
@@ -88,19 +92,23 @@ def test_table_shows_the_counts(every_split):
     assert "INDEX_OVER_EMBEDDING_DIM" not in stdout
     assert "split test: 6 examples, 1 error(s), 0 warning(s) -> BLOCKED" in stdout
     assert "split train: 20 examples, 0 error(s), 0 warning(s) -> ok" in stdout
-    # Columns: range emb_dim values missing negative in_range in_vocab oov_bkt out_rng
-    # over_dim non_int min max verdict. age_xf is bucketized: no vocabulary, so no
-    # in_vocab or OOV count, only "in range".
+    # The ranges and input_dims once, before the splits: the same in every split.
+    assert "  age_xf [0, 5), input_dim 5: bucketize into 5 buckets" in stdout
+    assert "  city_xf [0, 25), input_dim 25: vocabulary 'city' (25 entries)" in stdout
+    assert "  product_xf [0, 42), input_dim 42: vocabulary 'product' (40 entries)" in stdout
+    # Columns: values missing negative >=range >=dim non_int min..max oov% drift status.
+    # age_xf is bucketized: no vocabulary, so no OOV rate. city_xf's OOV is its three
+    # -1s (default_value, 3 of 19); product_xf's its 3 OOV-bucket hits of 24.
     assert _table_rows(stdout, "eval") == {
-        "age_xf": "[0,5) 5 20 0 0 20 - - 0 0 0 0 4 ok",
-        "city_xf": "[0,25) 25 19 1 3 16 16 0 0 0 0 -1 24 ERROR",
-        "product_xf": "[0,42) 42 24 0 0 21 18 3 3 3 0 0 57 ERROR",
+        "age_xf": "20 0 0 0 0 0 0..4 - - ok",
+        "city_xf": "19 1 3 0 0 0 -1..24 15.8% +15.8% ERROR",
+        "product_xf": "24 0 0 3 3 0 0..57 12.5% +12.5% ERROR",
     }
-    assert _table_rows(stdout, "test")["product_xf"] == "[0,42) 42 6 0 0 0 0 0 0 0 6 - - ERROR"
+    assert _table_rows(stdout, "test")["product_xf"] == "6 0 0 0 0 6 - 0.0% +0.0% ERROR"
     assert _table_rows(stdout, "train") == {
-        "age_xf": "[0,5) 5 20 0 0 20 - - 0 0 0 0 4 ok",
-        "city_xf": "[0,25) 25 20 0 0 20 20 0 0 0 0 0 24 ok",
-        "product_xf": "[0,42) 42 21 0 0 21 21 0 0 0 0 0 39 ok",
+        "age_xf": "20 0 0 0 0 0 0..4 - - ok",
+        "city_xf": "20 0 0 0 0 0 0..24 0.0% - ok",
+        "product_xf": "21 0 0 0 0 0 0..39 0.0% - ok",
     }
 
 
@@ -109,6 +117,42 @@ def test_table_lists_the_blocking_findings(every_split):
     assert "ERROR NEGATIVE_INDEX: 3 of 19 values of 'city_xf' in split 'eval'" in stdout
     assert "ERROR INDEX_OUT_OF_RANGE: 3 of 24 values of 'product_xf' in split 'eval'" in stdout
     assert "ERROR NON_INTEGER_VALUES: 6 of 6 values of 'product_xf' in split 'test'" in stdout
+
+
+def test_terminal_report_is_at_most_100_columns_wide(every_split, plain_run):
+    _, stdout = plain_run
+
+    for line in every_split["stdout"].splitlines() + stdout.splitlines():
+        assert len(line) <= 100, line
+
+
+def test_verdict_comes_last_with_the_coverage(plain_run):
+    code, stdout = plain_run
+
+    # The last paragraph: the verdict, wrapped at 100 with an indent. By hand:
+    # errors: eval city_xf NEGATIVE_INDEX, product_xf INDEX_OUT_OF_RANGE, test
+    # product_xf NON_INTEGER_VALUES; warnings: the two OOV_RATE_INCREASEs of eval.
+    # Checked: age_xf city_xf product_xf; not checked: clicked, month_xf.
+    assert code == cli.EXIT_BLOCKED
+    assert _verdict(stdout) == (
+        "BLOCKED: 3 errors in 2 of 3 splits (eval, test); 2 warnings; 3 of 5 categorical "
+        "integer feature(s) checked, 2 not checked (listed above); the Trainer must not run."
+    )
+
+
+def test_unchecked_features_are_one_table_after_the_splits(plain_run):
+    _, stdout = plain_run
+    lines = stdout.splitlines()
+
+    start = lines.index("Not checked (2 integer feature(s)):")
+    assert start > max(i for i, line in enumerate(lines) if line.startswith("split "))
+    assert lines[start + 1].split() == ["feature", "role", "what", "would", "check", "it"]
+    verdict = next(i for i in range(start, len(lines)) if lines[i].startswith("BLOCKED: "))
+    # Each row: feature, role, then what would check it, wrapped under its column.
+    rows = [line.split()[:3] for line in lines[start + 2 : verdict] if line[2] != " "]
+    assert rows == [["clicked", "not", "checked"], ["month_xf", "not", "checked"]]
+    assert "--embedding-dim month_xf=N" in " ".join(lines[start:verdict])
+    assert "not checked:" not in stdout
 
 
 def test_output_dir_holds_every_split_report(every_split):
@@ -133,6 +177,38 @@ def test_clean_split_exits_0(capsys):
     assert "split train: 20 examples, 0 error(s), 0 warning(s) -> ok" in stdout
     assert "split eval" not in stdout
     assert "split test" not in stdout
+    # The green verdict says how much was looked at: clicked and month_xf were not.
+    assert _verdict(stdout) == (
+        "OK: no index would fail an embedding lookup in split train; 3 of 5 categorical "
+        "integer feature(s) checked, 2 not checked (listed above)."
+    )
+
+
+def _verdict(stdout: str) -> str:
+    """The last paragraph of the terminal report, its wrapped lines joined."""
+    lines = stdout.rstrip("\n").splitlines()
+    start = max(i for i, line in enumerate(lines) if not line.startswith(" "))
+    return " ".join(line.strip() for line in lines[start:])
+
+
+def test_long_names_and_large_counts_still_fit_100_columns():
+    import numpy as np
+
+    from embedding_guard.reports import text
+    from embedding_guard.verdict import core, findings, report_model
+
+    name = "f" * 150 + "_xf"
+    bounds = core.FeatureBounds(name, upper_bound=3, embedding_input_dim=3, bound_source="x" * 300)
+    values = np.asarray([-1] * 1_000 + [7] * 10**6, dtype=np.int64)
+    report = findings.check_arrays("eval", [bounds], {name: (values, np.ones(values.size))})
+    unchecked = report_model.UncheckedFeature(name + "2", "why", "y " * 100)
+    report = dataclasses.replace(report, unchecked_features=(unchecked,))
+
+    lines = text.report_table({"eval": report}).splitlines()
+
+    assert max(len(line) for line in lines) <= 100
+    # The counts stay whole: a name too long for its column gets a line of its own.
+    assert any(line.split()[:3] == ["1001000", "0", "1000"] for line in lines)
 
 
 def test_json_output_parses_and_has_the_counts(capsys):
@@ -140,7 +216,9 @@ def test_json_output_parses_and_has_the_counts(capsys):
 
     reports = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert list(reports) == ["eval"]
+    # The run's verdict sits beside the split reports, under a key no split can have.
+    assert list(reports) == ["_verdict", "eval"]
+    assert reports["_verdict"]["verdict"] == "BLOCKED"
     counts = {f["feature"]: f["counts"] for f in reports["eval"]["features"]}
     assert list(counts) == ["age_xf", "city_xf", "month_xf", "product_xf"]
     assert (counts["month_xf"]["num_values"], counts["month_xf"]["over_embedding_dim"]) == (20, 2)

@@ -63,6 +63,12 @@ def _validator(**kwargs) -> EmbeddingIndexValidator:
         # fail_on_block
         ({"fail_on_block": 1}, TypeError, ["fail_on_block", "1"]),
         ({"fail_on_block": "yes"}, TypeError, ["fail_on_block", "'yes'"]),
+        # unchecked_severity
+        (
+            {"unchecked_severity": "error"},
+            ValueError,
+            ["unchecked_severity", "['ERROR', 'INFO', 'WARNING']", "'error'"],
+        ),
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs, error, expected_in_message):
@@ -100,6 +106,7 @@ def test_valid_arguments_are_serialised_as_json():
         feature_vocabularies={"city_xf": "city"},
         features=["month_xf", "city_xf", "age_xf"],
         fail_on_block=True,
+        unchecked_severity="ERROR",
     )
 
     properties = validator.exec_properties
@@ -110,6 +117,7 @@ def test_valid_arguments_are_serialised_as_json():
     assert json.loads(properties["feature_vocabularies"]) == {"city_xf": "city"}
     assert json.loads(properties["features"]) == ["month_xf", "city_xf", "age_xf"]
     assert properties["fail_on_block"] == 1
+    assert properties["unchecked_severity"] == "ERROR"
 
 
 def test_defaults_are_serialised_as_json():
@@ -121,6 +129,8 @@ def test_defaults_are_serialised_as_json():
     # null, not []: every categorical feature is checked.
     assert properties["features"] == "null"
     assert properties["fail_on_block"] == 0
+    # Unchecked features are listed, not findings, unless the pipeline asks.
+    assert properties["unchecked_severity"] == "INFO"
 
 
 def test_dict_parameters_serialise_the_same_in_any_key_order():

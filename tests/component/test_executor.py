@@ -503,18 +503,20 @@ def test_input_dim_below_the_vocabulary_range_reports_values_over_it(tmp_path):
         {"value": 41, "count": 1},
         {"value": 57, "count": 1},
     ]
+    # One finding per problem: 42 and 57 are INDEX_OUT_OF_RANGE's; the too-small
+    # input_dim is the 40 x2 and 41 x1 inside the range.
     assert _findings(run, "eval", "product_xf") == [
         ("INDEX_OUT_OF_RANGE", "ERROR", 3),
-        ("INDEX_OVER_EMBEDDING_DIM", "ERROR", 6),
+        ("INDEX_OVER_EMBEDDING_DIM", "ERROR", 3),
         ("OOV_BUCKET_HITS", "INFO", 3),
     ]
     samples = _samples(run, "eval", "product_xf")
     assert samples["INDEX_OUT_OF_RANGE"] == [(42, 2), (57, 1)]
-    assert samples["INDEX_OVER_EMBEDDING_DIM"] == [(40, 2), (42, 2), (41, 1), (57, 1)]
+    assert samples["INDEX_OVER_EMBEDDING_DIM"] == [(40, 2), (41, 1)]
     (over_dim,) = [f for f in product["findings"] if f["reason"] == "INDEX_OVER_EMBEDDING_DIM"]
     assert over_dim["description"].startswith(
-        "6 of 24 values of 'product_xf' in split 'eval' are >= the embedding input_dim 40 "
-        "(embedding_input_dims parameter). Size the Embedding as 42 "
+        "3 of 24 values of 'product_xf' in split 'eval' are >= the embedding input_dim 40 "
+        "(embedding_input_dims parameter) but inside the feature's range [0, 42)."
     )
     report = run.report("eval")
     assert (report["blessed"], report["num_errors"], report["num_warnings"]) == (False, 2, 0)

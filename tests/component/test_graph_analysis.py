@@ -323,7 +323,8 @@ def test_taxi_raw_mode_equals_transformed_mode(taxi_zero_config):
     )
     assert code == 0, err
     raw = json.loads(out)
-    assert sorted(raw) == ["eval", "train"]
+    # "_verdict" is the run's verdict beside the splits.
+    assert sorted(raw) == ["_verdict", "eval", "train"]
     raw_only = {"raw_values_checked", "raw_empty_or_missing", "top_raw_oov_values"}
     for split in ("train", "eval"):
         raw_features, transformed_features = _features(raw[split]), _features(transformed[split])

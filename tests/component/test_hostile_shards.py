@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 import google_crc32c
+import numpy as np
 import pytest
 import tensorflow as tf
 from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
@@ -424,3 +425,105 @@ def test_on_a_remote_filesystem_the_split_entries_are_checked_at_once(tmp_path, 
 
     with pytest.raises(files.ShardError, match=r"'beam-temp' \(a folder\)"):
         files.list_shards(str(split))
+
+
+# --- a tf.SequenceExample anywhere in a split ----------------------------------------------
+
+
+def _sequence_example_with_age_in_feature_lists() -> bytes:
+    """A SequenceExample holding the checked age_xf in its feature_lists, context aside."""
+    sequence = tf.train.SequenceExample()
+    for name, value in _eval_example().features.feature.items():
+        if name != "age_xf":
+            sequence.context.feature[name].CopyFrom(value)
+    steps = sequence.feature_lists.feature_list["age_xf"].feature
+    for age in (1, 2, 99):
+        steps.add().int64_list.value.append(age)
+    return sequence.SerializeToString()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_sequence_example_after_the_first_record_stops_the_check(tmp_path, capsys, compressed):
+    # Only the first record was checked: the later SequenceExamples parsed as
+    # tf.Examples of their context, and every age_xf value counted as missing.
+    examples = _copy_examples(tmp_path)
+    records = [_example_with_age(1)] * 3 + [_sequence_example_with_age_in_feature_lists()] * 2
+    name = "part-00001.gz" if compressed else "part-00001"
+    shard = _write(examples / "Split-eval" / name, records, compressed=compressed)
+
+    code, out, err = _check(capsys, examples, tmp_path / "out")
+
+    assert code == cli.EXIT_USAGE, (code, err)
+    assert err.startswith(f"embedding-guard: error: In split 'eval', shard {str(shard)!r}, ")
+    assert "record 4 (counting from 1) is a tf.SequenceExample whose feature_lists hold " in err
+    assert "the checked features ['age_xf']" in err and "Write the indices as tf.Example" in err
+    assert err.count("\n") == 1 and "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_the_sequence_example_is_numbered_in_its_shard_across_batches(tmp_path, parallelism):
+    records = [_example_with_age(1)] * 7 + [_sequence_example_with_age_in_feature_lists()]
+    plain = _write(tmp_path / "part-0", [_example_with_age(1)] * 9, compressed=True)
+    shard = _write(tmp_path / "part-1.gz", records, compressed=True)
+
+    with pytest.raises(files.ShardError) as raised:
+        list(
+            reader.read_shards(
+                [str(plain), str(shard)], ["age_xf"], batch_size=3, parallelism=parallelism
+            )
+        )
+
+    # Outside a Split-<name> folder no split is named.
+    assert str(raised.value).startswith(f"In shard {str(shard)!r}, record 8 (counting from 1)")
+
+
+def _records(data: list[bytes]) -> framing.SerializedBatch:
+    buffer = b"".join(data)
+    lengths = np.array([len(record) for record in data], dtype=np.int64)
+    return framing.SerializedBatch(buffer, np.cumsum(lengths) - lengths, lengths)
+
+
+def test_every_record_tensorflow_writes_as_an_example_skips_the_python_check(monkeypatch):
+    # The per-record check costs a few numpy operations per batch: Python
+    # examines none of the checked-in Transform records, nor an empty example.
+    def no_python(record):
+        raise AssertionError(f"examined in Python: {record[:20]!r}")
+
+    monkeypatch.setattr(reader, "_feature_lists_bytes", no_python)
+    shards = sorted(str(path) for path in EXAMPLES_DIR.glob("Split-*/*"))
+    assert shards
+    records = 0
+    for shard in shards:
+        for batch in framing.serialized_batches(shard):
+            records += len(batch)
+            assert reader.sequence_example_error(shard, batch, 1, ["age_xf"]) is None
+    assert records >= 40
+    # Field lengths of 1 to 4 varint bytes, and the empty example.
+    sized = [_example_with_age(3, size) for size in (150, 20_000, 2_100_000)]
+    empty = tf.train.Example().SerializeToString()
+    assert empty == b""
+    batch = _records([empty, _example_with_age(3), *sized])
+    assert reader.sequence_example_error("s", batch, 1, ["age_xf"]) is None
+
+
+def test_records_tensorflow_parses_as_examples_are_not_refused():
+    age = _example_with_age(3)
+    # A valid tf.Example in two pieces (protobuf merges repeated message fields),
+    # and a SequenceExample whose feature_lists hold only unchecked features.
+    split_features = tf.train.Example.FromString(age)
+    first, second = tf.train.Example(), tf.train.Example()
+    for index, (name, value) in enumerate(sorted(split_features.features.feature.items())):
+        (first if index % 2 else second).features.feature[name].CopyFrom(value)
+    two_pieces = first.SerializeToString() + second.SerializeToString()
+    assert tf.train.Example.FromString(two_pieces) == split_features
+    unchecked = tf.train.SequenceExample()
+    unchecked.context.feature["age_xf"].int64_list.value.append(3)
+    unchecked.feature_lists.feature_list["history_xf"].feature.add().int64_list.value.append(1)
+    # The checked name inside another feature's values is no feature_lists key.
+    unchecked.feature_lists.feature_list["notes"].feature.add().bytes_list.value.append(b"age_xf")
+    batch = _records([age, two_pieces, unchecked.SerializeToString(), b"\x0a\x80"])
+
+    assert reader.sequence_example_error("s", batch, 1, ["age_xf"]) is None
+    sequence = _sequence_example_with_age_in_feature_lists()
+    error = reader.sequence_example_error("s", _records([age, sequence]), 10, ["age_xf"])
+    assert error is not None and "record 11 (counting from 1)" in str(error)

@@ -12,10 +12,10 @@ import pytest
 import report_page
 
 from embedding_guard.errors import InputError
-from embedding_guard.reports import html_report, mlmd_runs, report_io
+from embedding_guard.reports import html_report, mlmd_runs, report_io, text
 from embedding_guard.verdict import core, findings
 from embedding_guard.verdict.reasons import REASONS, Reason, Severity, fix_text
-from embedding_guard.verdict.report_model import Finding, SplitReport
+from embedding_guard.verdict.report_model import Finding, SplitReport, UncheckedFeature
 
 
 def _item_bounds() -> core.FeatureBounds:
@@ -88,7 +88,10 @@ def test_clean_report_is_blessed():
         html_report.render_document({"train": _report([0, 1, 2, 7], "train")}, "t")
     )
 
-    assert page.verdict == "OK: no index would fail an embedding lookup in split train."
+    assert page.verdict == (
+        "OK: no index would fail an embedding lookup in split train. "
+        "Coverage: 1 of 1 categorical integer feature(s) checked."
+    )
     assert page.counts["train"]["item_xf"]["in_vocab"] == "4"
     assert "Offending values" not in page.text
 
@@ -228,27 +231,104 @@ def test_feature_without_vocabulary_is_in_range_not_in_vocabulary():
     assert "OOV rate- (no vocabulary, so no value is out of vocabulary)" in page.text
 
 
-def test_unchecked_features_are_listed():
-    from embedding_guard.verdict.report_model import UncheckedFeature
-
-    report = dataclasses.replace(
-        _month_report(),
+def _with_unchecked(report: SplitReport) -> SplitReport:
+    return dataclasses.replace(
+        report,
         unchecked_features=(
             UncheckedFeature(
                 "trip_start_hour_xf",
                 "a pass-through <integer>",
                 "feature_vocabularies or an int_domain",
             ),
+            UncheckedFeature(
+                "tips_xf", "the model never looks it up", "", role=UncheckedFeature.NOT_LOOKED_UP
+            ),
         ),
     )
 
+
+def test_unchecked_features_are_listed_once_with_their_role():
+    reports = {"eval": _with_unchecked(_month_report()), "train": _with_unchecked(_month_report())}
+
+    page = report_page.read(html_report.render_document(reports, "t"))
+
+    # Once for the run, not once per split: the same features in every split.
+    assert page.text.count("trip_start_hour_xf") == 1
+    assert (
+        "Not checked: 2 integer featuresNone of their values were checked."
+        "featurerolewhywhat would check it"
+        "trip_start_hour_xfnot checkeda pass-through <integer>feature_vocabularies or an int_domain"
+        "tips_xfnot looked up by the modelthe model never looks it up-"
+    ) in page.text
+
+
+def test_the_banner_states_the_coverage_counted_as_the_terminal_does():
+    reports = {"eval": _with_unchecked(_month_report())}
+
+    page = report_page.read(html_report.render_document(reports, "t"))
+
+    # 1 checked (month_xf), 1 not checked; tips_xf is a label, not a categorical feature.
+    coverage = (
+        "Coverage: 1 of 2 categorical integer feature(s) checked, 1 not checked; "
+        "1 the model never looks up (labels, weights) (listed below)."
+    )
+    assert coverage in page.verdict
+    assert text.verdict_line(reports).startswith("BLOCKED: 1 error in split eval; ")
+
+
+def test_a_model_gate_banner_names_the_pusher():
+    report = dataclasses.replace(_month_report(), gate="Pusher")
+
     page = report_page.read(html_report.render_document({"eval": report}, "t"))
 
-    assert (
-        "Not checked: these features look categorical but have no bound, so none of their "
-        "values were checked.featurewhywhat would check ittrip_start_hour_xfa pass-through "
-        "<integer>feature_vocabularies or an int_domain"
-    ) in page.text
+    assert page.verdict.startswith(
+        "BLOCKED: 1 error in split eval. These indices would fail an embedding lookup, "
+        "so the Pusher must not push."
+    )
+    assert "Trainer" not in page.verdict
+    assert text.verdict_line({"eval": report}).endswith("; the Pusher must not push.")
+
+
+def test_each_problem_shows_its_values_past_the_table_and_the_lookup():
+    page = report_page.read(html_report.render_document({"eval": _report(BLOCKED_VALUES)}, "t"))
+
+    # By hand (BLOCKED_VALUES): -1 x2 negative; 13 10 13 past the range [0, 10),
+    # so past the 9-row table too; 9 inside the range but past the table. Three problems.
+    problems = page.verdict.split("ERROR split eval, feature item_xf: ")[1:]
+    assert [p.split(",")[0] for p in problems] == [
+        "NEGATIVE_INDEX",
+        "INDEX_OUT_OF_RANGE",
+        "INDEX_OVER_EMBEDDING_DIM",
+    ]
+    for problem, past in zip(problems, (2, 3, 1), strict=True):
+        assert f"Values past the table: {past} " in problem
+        assert "Lookup: an embedding lookup (no model checked: lookups in general)" in problem
+        assert "On GPU: tf.gather returns an all-zero row" in problem
+    assert "On CPU: tf.nn.embedding_lookup and a tf_keras Embedding raise" in problems[0]
+
+
+def test_a_bound_from_the_models_table_is_named_once():
+    # month_xf: a pass-through integer only the model's 12-row table bounds.
+    table = "model layer 'month_emb' (Embedding, table 12 x 4), by graph tracing"
+    bounds = core.FeatureBounds(
+        "month_xf",
+        upper_bound=12,
+        embedding_input_dim=12,
+        bound_kind="model",
+        bound_source=f"the model's table only: {table}",
+        embedding_dim_kind="model",
+        embedding_dim_source=table,
+    )
+    values = np.asarray([0, 11], dtype=np.int64)
+    report = findings.check_arrays("eval", [bounds], {"month_xf": (values, np.ones(2))})
+
+    page = report_page.read(html_report.render_document({"eval": report}, "t"))
+    terminal = text.report_table({"eval": report})
+
+    assert page.text.count(table) == 1
+    assert "input_dim fromthe same table" in page.text
+    assert terminal.count("by graph") == 1
+    assert "(the same table gives input_dim)" in terminal
 
 
 def test_every_reason_in_the_verdict_has_the_registry_fix():

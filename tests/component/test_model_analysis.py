@@ -26,6 +26,7 @@ from embedding_guard.bounds.model_analysis import (
     render_lookups,
 )
 from embedding_guard.errors import InputError
+from embedding_guard.verdict.lookup import Outcome
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +81,13 @@ def test_keras3_embedding_sizes_found_by_tracing_and_probing(analyses):
         "model layer 'product_xf_embedding' (Embedding, table 40 x 4), "
         "by graph tracing, confirmed by black-box probing"
     )
-    assert "-1 -> no error, 40 -> InvalidArgumentError" in product.bad_index_behaviour
+    assert (product.on_negative, product.on_too_large, product.guarded) == (
+        Outcome.WRAPS,
+        Outcome.RAISES,
+        False,
+    )
+    assert "measured on CPU: -1 -> no error, 40 -> InvalidArgumentError" in product.evidence
+    assert "SelectV2(x < 0, x + n, x)" in product.evidence
     assert _only(analysis, "city_xf").table_size == 25
     assert _model_dims(analysis) == {"product_xf": 40, "city_xf": 25}
     assert analysis.governing_lookups()["product_xf"] is product
@@ -102,7 +109,9 @@ def test_category_encoding_sizes_and_kinds(analyses):
         24,
         "hour_encoding",
     )
-    assert month.silent and hour.silent
+    assert (month.on_negative, month.on_too_large) == (Outcome.ZERO_ROW, Outcome.ZERO_ROW)
+    assert (hour.on_negative, hour.on_too_large) == (Outcome.RAISES, Outcome.ZERO_ROW)
+    assert not month.guarded and not hour.guarded
     assert month.method == hour.method == METHOD_GRAPH_AND_PROBE
     assert (month.probed_table_size, hour.probed_table_size) == (11, 24)
 
@@ -118,7 +127,10 @@ def test_tf_module_embedding_lookup_is_not_silent(analyses):
     assert product.variable_name == "product_table"
     assert product.method == METHOD_GRAPH_AND_PROBE
     assert not product.silent
-    assert "-1 -> InvalidArgumentError, 40 -> InvalidArgumentError" in product.bad_index_behaviour
+    assert (product.on_negative, product.on_too_large) == (Outcome.RAISES, Outcome.RAISES)
+    assert "-1 -> InvalidArgumentError, 40 -> InvalidArgumentError" in product.evidence
+    # Unguarded, the gather raises on CPU only: on GPU tf.gather returns zeros.
+    assert product.on_gpu(negative=False) is Outcome.ZERO_ROW
 
 
 def test_tf_one_hot_depth(analyses):
@@ -155,7 +167,8 @@ def test_table_size_missing_from_the_graph_is_found_by_probing(analyses):
 
     assert (age.table_size, age.probed_table_size) == (4, 4)
     assert age.method == model_analysis.METHOD_PROBE
-    assert "-1 -> InvalidArgumentError, 4 -> InvalidArgumentError" in age.bad_index_behaviour
+    assert (age.on_negative, age.on_too_large) == (Outcome.RAISES, Outcome.RAISES)
+    assert "-1 -> InvalidArgumentError, 4 -> InvalidArgumentError" in age.evidence
 
 
 def test_feature_columns_in_a_tf1_graph(analyses):
@@ -169,9 +182,10 @@ def test_feature_columns_in_a_tf1_graph(analyses):
     assert age.method == city.method == METHOD_GRAPH_AND_PROBE
     assert [lookup.feature for lookup in analysis.lookups] == ["age_xf", "city_xf", "hour_xf"]
     # The embedding column drops -1 (and every negative id) before its lookup.
-    assert age.silent and city.silent
-    assert "-1 -> no error, 4 -> InvalidArgumentError" in age.bad_index_behaviour
-    assert "tf.feature_column drops -1" in age.bad_index_behaviour
+    assert (age.on_negative, age.on_too_large) == (Outcome.FILTERED, Outcome.RAISES)
+    assert (city.on_negative, city.on_too_large) == (Outcome.FILTERED, Outcome.ZERO_ROW)
+    assert "-1 -> no error, 4 -> InvalidArgumentError" in age.evidence
+    assert "tf.feature_column drops -1" in age.evidence
 
 
 def test_identity_column_default_value_is_silent_and_unprobeable(analyses):
@@ -182,8 +196,8 @@ def test_identity_column_default_value_is_silent_and_unprobeable(analyses):
         24,
         METHOD_GRAPH,
     )
-    assert hour.silent
-    assert "silently become its default_value 0" in hour.bad_index_behaviour
+    assert hour.on_too_large is Outcome.DEFAULT_ROW
+    assert "silently become its default_value 0" in hour.evidence
     assert "no bad value found" in hour.note
 
 
@@ -215,7 +229,8 @@ def test_tfx_shipped_taxi_estimator_feature_columns_by_scope():
         # column's scope is the only name left.
         assert lookup.feature_source == model_analysis.FEATURE_SOURCE_COLUMN_SCOPE
         assert not lookup.traced
-        assert lookup.silent and "default_value 0" in lookup.bad_index_behaviour
+        assert lookup.on_too_large is Outcome.DEFAULT_ROW
+        assert "default_value 0" in lookup.evidence
     assert analysis.probe_note.startswith("not probed")
 
 
@@ -263,7 +278,12 @@ def test_render_lookups_lists_feature_kind_size_and_method(analyses):
 
     assert "product_xf -> Embedding -> table 40, valid values [0, 40) -> graph tracing" in text
     assert "layer product_xf_embedding, op functional" in text
-    assert "SILENT" in text
+    assert (
+        "bad index: negative -> silently reads row value + table size (a wrong row) "
+        "(on GPU too); >= 40 -> raises InvalidArgumentError (on GPU it silently returns "
+        "an all-zero row)"
+    ) in text
+    assert "decided by: a SelectV2(x < 0, x + n, x) before its GatherV2" in text
     offset_text = render_lookups(analyses("offset"))
     assert "month_xf -> ResourceGather -> table 12 (index = value + 1), valid values [-1, 11)" in (
         offset_text

@@ -54,7 +54,11 @@ def test_display_of_a_uri_shows_every_split_folder(runs, shell):
 
     (shown,) = _html_outputs(captured)
     page = report_page.read(shown)
-    assert page.verdict == "OK: no index would fail an embedding lookup in split train."
+    # Checked: age_xf city_xf product_xf, and month_xf given input_dim 12; clicked is not.
+    assert page.verdict == (
+        "OK: no index would fail an embedding lookup in split train. Coverage: 4 of 5 "
+        "categorical integer feature(s) checked, 1 not checked (listed below)."
+    )
     assert sorted(page.counts) == ["train"]
 
 

@@ -19,6 +19,7 @@ import validator_runs
 
 from embedding_guard.cli import main as cli
 from embedding_guard.reports import mlmd_runs
+from embedding_guard.verdict.report_model import READABLE_FORMAT_VERSIONS, REPORT_FORMAT_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +83,14 @@ def test_shows_why_the_newest_run_was_blocked(runs, capsys):
         details
     )
     assert "ERROR INDEX_OUT_OF_RANGE: 3 of 24 values of 'product_xf' in split 'eval'" in details
-    # Table rows are indented; the bounds lines above the tables are not.
+    # The table's row, not the bounds line above it nor a finding.
     city_row = next(
-        line.split() for line in details.splitlines() if line.startswith(" ") and "city_xf" in line
+        row
+        for row in map(str.split, details.splitlines())
+        if row[:1] == ["city_xf"] and row[1].isdigit()
     )
-    # feature range emb_dim values missing negative in_range in_vocab ...
-    assert city_row[:8] == ["city_xf", "[0,25)", "25", "19", "1", "3", "16", "16"]
+    # feature values missing negative >=range >=dim non_int min..max ...
+    assert city_row[:8] == ["city_xf", "19", "1", "3", "0", "0", "0", "-1..24"]
 
 
 def test_says_how_the_blocked_run_compares_with_the_one_before(runs, capsys):
@@ -189,6 +192,33 @@ def test_finds_metadata_inside_the_root_too(runs, capsys, tmp_path):
     assert [row[0] for row in _listed_rows(out)] == list(reversed(runs.run_ids))
 
 
+def test_finds_metadata_in_the_layout_of_tfxs_own_examples(runs, capsys, tmp_path):
+    # taxi_pipeline_native_keras.py: _pipeline_root = <tfx_root>/pipelines/<name>,
+    # _metadata_path = <tfx_root>/metadata/<name>/metadata.db, beside the root.
+    tfx_root = tmp_path / "tfx"
+    root = tfx_root / "pipelines" / "chicago_taxi_native_keras"
+    root.mkdir(parents=True)
+    metadata = tfx_root / "metadata" / "chicago_taxi_native_keras" / "metadata.db"
+    metadata.parent.mkdir(parents=True)
+    shutil.copy(runs.metadata, metadata)
+    # Another pipeline's database beside it is not this root's.
+    (tfx_root / "metadata" / "other").mkdir()
+    shutil.copy(runs.metadata, tfx_root / "metadata" / "other" / "metadata.db")
+
+    exit_code, out, err = _report(capsys, str(root) + os.sep)
+    other_code, _, other_err = _report(capsys, str(tfx_root / "pipelines" / "unknown"))
+
+    assert exit_code == 0, err
+    assert f" in {metadata}, newest first:\n" in out.splitlines(keepends=True)[0]
+    assert [row[0] for row in _listed_rows(out)] == list(reversed(runs.run_ids))
+    assert other_code == 2
+    assert "does not exist" in other_err
+    (tfx_root / "pipelines" / "unknown").mkdir()
+    other_code, _, other_err = _report(capsys, str(tfx_root / "pipelines" / "unknown"))
+    assert other_code == 2
+    assert str(tfx_root / "metadata" / "unknown" / "metadata.db") in other_err
+
+
 def test_root_without_validator_runs_exits_2(capsys, tmp_path):
     from tfx import v1 as tfx
 
@@ -224,7 +254,10 @@ def test_root_without_database_exits_2(capsys, tmp_path):
     assert err.startswith(
         f"embedding-guard: error: No MLMD database found for PIPELINE_ROOT {str(root)!r}; "
         f"looked for [{str(root / 'metadata.sqlite')!r}, {str(root / 'metadata.db')!r}, "
-        f"{str(root.parent / 'metadata.sqlite')!r}, {str(root.parent / 'metadata.db')!r}]."
+        f"{str(root.parent / 'metadata.sqlite')!r}, {str(root.parent / 'metadata.db')!r}, "
+        # TFX's examples' layout, since the root is <tfx_root>/pipelines/<name>.
+        f"{str(tmp_path / 'metadata' / 'root' / 'metadata.sqlite')!r}, "
+        f"{str(tmp_path / 'metadata' / 'root' / 'metadata.db')!r}]."
     )
     assert "--metadata PATH" in err
 
@@ -372,39 +405,101 @@ def _digest(path) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def test_run_shared_by_two_nodes_is_not_picked_silently(two_validators, capsys):
+def _section(out: str, node: str) -> str:
+    """The part of a report shown under a node's heading."""
+    start = out.index(f"\n== {node} ==\n")
+    end = out.find("\n== ", start + 1)
+    return out[start : None if end < 0 else end]
+
+
+def test_a_run_with_two_validator_nodes_shows_each_under_its_name(two_validators, capsys):
+    # The README's two validators: every report call needed --node.
     root = str(two_validators.pipeline_root)
 
     default_code, default_out, default_err = _report(capsys, root)
-    run_code, run_out, run_err = _report(capsys, root, "--run", two_validators.run_id)
+    run_code, run_out, _ = _report(capsys, root, "--run", two_validators.run_id)
 
-    assert default_code == run_code == 2
-    assert default_out == run_out == ""
-    expected = (
-        f"({two_validators.run_id}) has 2 EmbeddingIndexValidator nodes, 'EvalValidator', "
-        "'TrainValidator'; pass --node NODE to choose one, e.g. --node EvalValidator.\n"
+    assert default_code == run_code == 0, default_err
+    assert default_out == run_out
+    assert default_out.startswith("EmbeddingIndexValidator and ModelIndexValidator runs in ")
+    sections = {node: _section(default_out, node) for node in ("EmbeddingIndexValidator",
+                                                                "ModelIndexValidator")}  # fmt: skip
+    embedding, model = sections["EmbeddingIndexValidator"], sections["ModelIndexValidator"]
+    assert default_out.index(embedding) < default_out.index(model)
+    assert "node EmbeddingIndexValidator, started " in embedding
+    assert embedding.splitlines()[2].endswith("): blessed")
+    assert "split train: 20 examples, 0 error(s)" in embedding and "split eval" not in embedding
+    assert "node ModelIndexValidator, started " in model
+    assert model.splitlines()[2].endswith("): BLOCKED")
+    assert "split eval: 20 examples, 3 error(s)" in model and "split train" not in model
+    assert default_out.endswith(
+        f"\n\nRun {two_validators.run_id}: EmbeddingIndexValidator blessed, "
+        "ModelIndexValidator BLOCKED\n"
     )
-    assert default_err.startswith("embedding-guard: error: the newest run (")
-    assert default_err.endswith(expected)
-    assert run_err == (f"embedding-guard: error: --run {two_validators.run_id!r} {expected}")
 
 
-def test_node_option_chooses_the_node_and_the_listing_names_it(two_validators, capsys):
+def test_node_option_shows_that_node_and_the_header_names_it(two_validators, capsys):
     root = str(two_validators.pipeline_root)
 
-    eval_code, eval_out, _ = _report(capsys, root, "--node", "EvalValidator")
-    train_code, train_out, _ = _report(
-        capsys, root, "--run", two_validators.run_id, "--node", "TrainValidator"
+    model_code, model_out, _ = _report(capsys, root, "--node", "ModelIndexValidator")
+    embedding_code, embedding_out, _ = _report(
+        capsys, root, "--run", two_validators.run_id, "--node", "EmbeddingIndexValidator"
     )
 
-    assert eval_code == train_code == 0
-    nodes = sorted(row[4] for row in _listed_rows(eval_out))
-    assert nodes == ["EvalValidator", "TrainValidator"]
-    assert "node EvalValidator, started " in eval_out
-    assert "split eval: 20 examples, 3 error(s)" in eval_out
-    assert "): BLOCKED\n" in eval_out
-    assert "node TrainValidator, started " in train_out
-    assert "): blessed\n" in train_out
+    assert model_code == embedding_code == 0
+    assert model_out.startswith("ModelIndexValidator runs in ")
+    assert [row[4] for row in _listed_rows(model_out)] == ["ModelIndexValidator"]
+    assert "node ModelIndexValidator, started " in model_out
+    assert "split eval: 20 examples, 3 error(s)" in model_out
+    assert "): BLOCKED\n" in model_out and "==" not in model_out
+    assert embedding_out.startswith("EmbeddingIndexValidator runs in ")
+    assert [row[4] for row in _listed_rows(embedding_out)] == ["EmbeddingIndexValidator"]
+    assert "node EmbeddingIndexValidator, started " in embedding_out
+    assert "): blessed\n" in embedding_out and "ModelIndexValidator" not in embedding_out
+
+
+def test_fail_on_blocked_fails_if_any_node_blocks_or_the_node_given(two_validators, capsys):
+    root = str(two_validators.pipeline_root)
+
+    any_code, any_out, _ = _report(capsys, root, "--fail-on-blocked")
+    json_code, json_out, _ = _report(capsys, root, "--fail-on-blocked", "--json")
+    model_code, _, _ = _report(capsys, root, "--fail-on-blocked", "--node", "ModelIndexValidator")
+    embedding_code, _, _ = _report(
+        capsys, root, "--fail-on-blocked", "--node", "EmbeddingIndexValidator"
+    )
+
+    assert (any_code, json_code, model_code, embedding_code) == (1, 1, 1, 0)
+    assert any_out.endswith(
+        f"\n\n--fail-on-blocked: run {two_validators.run_id} of node ModelIndexValidator is "
+        "blocked; exit code 1.\n"
+    )
+    document = json.loads(json_out)
+    assert document["run"] is None
+    assert [(shown["node_id"], shown["blessed"]) for shown in document["shown"]] == [
+        ("EmbeddingIndexValidator", 1),
+        ("ModelIndexValidator", 0),
+    ]
+    assert document["blocked_nodes"] == ["ModelIndexValidator"]
+
+
+def test_html_with_two_nodes_asks_for_one(two_validators, capsys, tmp_path):
+    page = tmp_path / "r.html"
+    root = str(two_validators.pipeline_root)
+
+    exit_code, out, err = _report(capsys, root, "--html", str(page))
+    node_code, _, node_err = _report(
+        capsys, root, "--html", str(page), "--node", "ModelIndexValidator"
+    )
+
+    assert (exit_code, out) == (2, "")
+    assert err == (
+        f"embedding-guard: error: --html writes one node's page, and run "
+        f"{two_validators.run_id!r} has 2 validator nodes, 'EmbeddingIndexValidator', "
+        "'ModelIndexValidator'; pass --node NODE to choose one, e.g. --node "
+        "EmbeddingIndexValidator.\n"
+    )
+    assert node_code == 0, node_err
+    assert "ModelIndexValidator run" in page.read_text(encoding="utf-8")
 
 
 def test_unknown_node_exits_2_and_lists_the_nodes(two_validators, capsys):
@@ -413,8 +508,43 @@ def test_unknown_node_exits_2_and_lists_the_nodes(two_validators, capsys):
     assert (exit_code, out) == (2, "")
     assert err == (
         "embedding-guard: error: --node 'Nope' names no EmbeddingIndexValidator node in this "
-        "database; its validator nodes are ['EvalValidator', 'TrainValidator'].\n"
+        "database; its validator nodes are ['EmbeddingIndexValidator', 'ModelIndexValidator'].\n"
     )
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory) -> validator_runs.CachedRuns:
+    return validator_runs.shared_cached_runs(tmp_path_factory)
+
+
+def test_a_cached_run_says_it_is_cached_and_is_not_compared(cached, capsys):
+    exit_code, out, err = _report(capsys, str(cached.pipeline_root))
+    json_code, json_out, _ = _report(capsys, str(cached.pipeline_root), "--json")
+    older_code, older_out, _ = _report(
+        capsys, str(cached.pipeline_root), "--run", cached.run_ids[0]
+    )
+
+    assert exit_code == json_code == older_code == 0, err
+    newest, first = _listed_rows(out)
+    assert (newest[0], newest[5], first[0], first[5]) == (
+        cached.run_ids[1],
+        "CACHED",
+        cached.run_ids[0],
+        "COMPLETE",
+    )
+    details = out[out.index("\nRun ") :]
+    assert details.splitlines()[1].endswith("): BLOCKED")
+    assert details.splitlines()[2] == (
+        f"CACHED: TFX reused the anomalies artifact of run {cached.run_ids[0]} (execution "
+        f"{first[3]}, started {first[1]} {first[2]} UTC) for the same inputs and parameters; "
+        "nothing was checked again."
+    )
+    # Before, it was "compared" with the run whose artifact it republished.
+    assert "Compared with the previous run" not in out
+    shown = json.loads(json_out)["run"]
+    assert shown["state"] == "CACHED" and shown["comparison"] is None
+    assert shown["cached_from"] == {"run_id": cached.run_ids[0], "execution_id": int(first[3])}
+    assert "CACHED:" not in older_out and "Compared with" not in older_out
 
 
 def test_fail_on_blocked_exits_1_when_the_newest_run_is_blocked(runs, capsys):
@@ -546,7 +676,11 @@ def test_truncated_report_exits_2_naming_the_file(runs, capsys, tmp_path):
 
 def test_unknown_format_version_exits_2_naming_the_file(runs, capsys, tmp_path):
     copied, path = _damaged_copy(
-        runs, tmp_path, lambda text: text.replace('"format_version": 2', '"format_version": 99')
+        runs,
+        tmp_path,
+        lambda text: text.replace(
+            f'"format_version": {REPORT_FORMAT_VERSION}', '"format_version": 99'
+        ),
     )
 
     exit_code, _, err = _report(capsys, str(copied.pipeline_root), "--json", "--html",
@@ -555,7 +689,7 @@ def test_unknown_format_version_exits_2_naming_the_file(runs, capsys, tmp_path):
     assert exit_code == 2
     assert err.startswith(
         f"embedding-guard: error: {path!r} has format_version 99, which this embedding-guard "
-        "cannot read (it reads [1, 2])"
+        f"cannot read (it reads {list(READABLE_FORMAT_VERSIONS)!r})"
     )
 
 
@@ -571,3 +705,34 @@ def test_control_characters_in_a_report_never_reach_the_terminal(runs, capsys, t
     assert exit_code == 0
     assert "\x1b" not in out + err and "\x07" not in out + err
     assert "'\\x1b]0;pwned\\x07'" in out
+
+
+@pytest.mark.parametrize("split_names", ["train,eval", '{"train": 1}', "[1, 2]"])
+def test_split_names_that_are_no_json_list_exit_2_naming_the_artifact(
+    runs, capsys, tmp_path, split_names
+):
+    import sqlite3
+
+    copied = validator_runs.copy_runs(runs, tmp_path / "copy")
+    with sqlite3.connect(copied.metadata) as connection:
+        (artifact_id,) = connection.execute(
+            "SELECT id FROM Artifact WHERE uri = ?", (copied.blocked_anomalies,)
+        ).fetchone()
+        updated = connection.execute(
+            "UPDATE ArtifactProperty SET string_value = ? "
+            "WHERE artifact_id = ? AND name = 'split_names'",
+            (split_names, artifact_id),
+        ).rowcount
+    connection.close()
+    assert updated == 1
+
+    exit_code, out, err = _report(capsys, str(copied.pipeline_root))
+
+    assert (exit_code, out) == (2, "")
+    assert err == (
+        f"embedding-guard: error: The anomalies artifact {artifact_id} at "
+        f"{copied.blocked_anomalies!r} has the property split_names {split_names!r}, not a JSON "
+        'list of split names such as \'["train", "eval"]\'. The MLMD database was altered or '
+        "written by another tool; re-run the validator, or set the property to the "
+        "Split-<name> folders it holds.\n"
+    )

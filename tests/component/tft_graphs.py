@@ -245,3 +245,178 @@ def _example(row: dict, spec: dict) -> tf.train.Example:
         else:
             feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
     return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+# --- Every lookup shape of TFT (issue #26) -------------------------------------------------
+#
+# One output per shape, all over one string feature "x". Training rows: a x6, b x5, c x4,
+# d x3 and "e f" x2, so every vocabulary file holds a, b, c, d, "e f" in that order
+# (store_frequency writes "6 a" ... "2 e__SPACE__f"). The eval rows add unseen tokens,
+# among them the empty one, so their OOV rate rises.
+LOOKUP_TRAIN_TOKENS: tuple[str, ...] = (
+    ("a",) * 6 + ("b",) * 5 + ("c",) * 4 + ("d",) * 3 + ("e f",) * 2
+)
+LOOKUP_EVAL_TOKENS: tuple[str, ...] = ("a", "a", "b", "e f", "c", "zzz", "zzz", "", "yyy", "d")
+LOOKUP_VOCABULARY: tuple[str, ...] = ("a", "b", "c", "d", "e f")
+# The output passing the raw token through, beside one int64 output per shape.
+LOOKUP_TOKEN = "token"  # noqa: S105 - a feature name.
+
+
+# shape -> (table entries, num_oov_buckets, default_value for unseen keys or None with
+# buckets): what TensorFlow's table holds, from how each shape is built below.
+LOOKUP_SHAPES: dict[str, tuple[int, int, int | None]] = {
+    # lookup_fn: StaticHashTable(TextFileInitializer(vocab_size=1)): the first line only.
+    "lookup_fn_vs1": (1, 0, -1),
+    # The same table behind 2 OOV buckets: [0, 3), where counting the file's lines
+    # would give [0, 7) and call every OOV bucket value a vocabulary entry.
+    "lookup_fn_vs1_oov2": (1, 2, None),
+    "lookup_fn_full": (5, 0, -1),
+    # lookup_fn with its own default; the transformed schema still says min -1.
+    "lookup_fn_dm7": (5, 0, -7),
+    # lookup_fn: StaticVocabularyTable(num_oov_buckets=3), which TFT's schema ignores.
+    "lookup_fn_vocab_oov3": (5, 3, None),
+    # store_frequency: "freq token" lines, key column 1 split on " ".
+    "store_frequency": (5, 0, -1),
+    "store_frequency_oov2": (5, 2, None),
+    "store_frequency_tfrecord": (5, 0, -1),
+    "default_m3": (5, 0, -3),
+    # default_value past the table: the model needs 10 rows.
+    "default_9": (5, 0, 9),
+    "oov2": (5, 2, None),
+    "plain": (5, 0, -1),
+}
+
+
+def _lookup_fn(vocab_size=None, default_value=-1, num_oov_buckets=0):
+    """A tft.apply_vocabulary lookup_fn building its own table from the asset file."""
+
+    def lookup_fn(keys, asset_filepath):
+        kwargs = {} if vocab_size is None else {"vocab_size": vocab_size}
+        initializer = tf.lookup.TextFileInitializer(
+            asset_filepath,
+            key_dtype=tf.string,
+            key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            value_dtype=tf.int64,
+            value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+            **kwargs,
+        )
+        if num_oov_buckets:
+            table = tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets=num_oov_buckets)
+        else:
+            table = tf.lookup.StaticHashTable(initializer, default_value=default_value)
+        return table.lookup(keys), table.size()
+
+    return lookup_fn
+
+
+def lookup_shapes_preprocessing_fn(inputs):
+    """One int64 output per LOOKUP_SHAPES entry, named after it."""
+    import tensorflow_transform as tft
+
+    x = inputs["x"]
+    # The raw token rides along, so each of TFT's outputs can be checked against it.
+    outputs = {LOOKUP_TOKEN: tf.identity(x)}
+    lookup_fns = {
+        "lookup_fn_vs1": _lookup_fn(vocab_size=1),
+        "lookup_fn_vs1_oov2": _lookup_fn(vocab_size=1, num_oov_buckets=2),
+        "lookup_fn_full": _lookup_fn(),
+        "lookup_fn_dm7": _lookup_fn(default_value=-7),
+        "lookup_fn_vocab_oov3": _lookup_fn(num_oov_buckets=3),
+    }
+    for name, lookup_fn in lookup_fns.items():
+        deferred = tft.vocabulary(x, vocab_filename=f"vocab_{name}")
+        outputs[name] = tft.apply_vocabulary(x, deferred, lookup_fn=lookup_fn)
+    vocabularies = {
+        "store_frequency": {"store_frequency": True},
+        "store_frequency_oov2": {"store_frequency": True, "num_oov_buckets": 2},
+        "store_frequency_tfrecord": {"store_frequency": True, "file_format": "tfrecord_gzip"},
+        "default_m3": {"default_value": -3},
+        "default_9": {"default_value": 9},
+        "oov2": {"num_oov_buckets": 2},
+        "plain": {},
+    }
+    for name, kwargs in vocabularies.items():
+        outputs[name] = tft.compute_and_apply_vocabulary(
+            x, vocab_filename=f"vocab_{name}", **kwargs
+        )
+    return outputs
+
+
+def _build_lookup_shapes(output_dir: str, *, tf1: bool) -> dict[str, str]:
+    """One Beam run: analyze + transform the train rows, transform the eval rows."""
+    import json
+
+    import apache_beam as beam
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    spec = {"x": tf.io.FixedLenFeature([], tf.string)}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    graph = os.path.join(output_dir, "transform_graph")
+    json_dir = os.path.join(output_dir, "json")
+    splits = {"train": LOOKUP_TRAIN_TOKENS, "eval": LOOKUP_EVAL_TOKENS}
+
+    def to_json(row):
+        return json.dumps(
+            {k: v.decode() if isinstance(v, bytes) else int(v) for k, v in sorted(row.items())}
+        )
+
+    with (
+        beam.Pipeline(runner="DirectRunner") as pipeline,
+        tft_beam.Context(temp_dir=os.path.join(output_dir, "tmp"), force_tf_compat_v1=tf1),
+    ):
+        data = {
+            split: pipeline | f"Create{split}" >> beam.Create([{"x": t} for t in tokens])
+            for split, tokens in splits.items()
+        }
+        transform_fn = (data["train"], metadata) | tft_beam.AnalyzeDataset(
+            lookup_shapes_preprocessing_fn
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(graph)
+        for split in splits:
+            transformed, _ = ((data[split], metadata), transform_fn) | (
+                f"Transform{split}" >> tft_beam.TransformDataset()
+            )
+            _ = (
+                transformed
+                | f"Json{split}" >> beam.Map(to_json)
+                | f"Write{split}"
+                >> beam.io.WriteToText(os.path.join(json_dir, split), shard_name_template="")
+            )
+    metadata_io.write_metadata(metadata, os.path.join(graph, "metadata"))
+    # TFT's own transformed values, as Split-<name> gzip tf.Examples for `check`. The
+    # Beam text sink keeps no order, so rows are written in the order it gives.
+    examples = os.path.join(output_dir, "transformed_examples")
+    for split in splits:
+        with open(os.path.join(json_dir, split)) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        os.makedirs(os.path.join(examples, f"Split-{split}"))
+        path = os.path.join(examples, f"Split-{split}", "transformed_examples-00000-of-00001.gz")
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for row in rows:
+                feature = {
+                    name: tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+                    for name, value in row.items()
+                    if name != LOOKUP_TOKEN
+                }
+                token = row[LOOKUP_TOKEN].encode()
+                feature[LOOKUP_TOKEN] = tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[token])
+                )
+                example = tf.train.Example(features=tf.train.Features(feature=feature))
+                writer.write(example.SerializeToString())
+    return {"graph": graph, "examples": examples}
+
+
+def built_lookup_shapes(root: str) -> dict[str, dict[str, str]]:
+    """ "tf1"/"tf2" -> {"graph", "examples"} of lookup_shapes_preprocessing_fn; one TFT run each.
+
+    "examples" holds TFT's own transformed values of LOOKUP_TRAIN_TOKENS (Split-train)
+    and LOOKUP_EVAL_TOKENS (Split-eval); "graph" is the transform_graph folder.
+    """
+    if "lookup_shapes" not in _BUILT:
+        _BUILT["lookup_shapes"] = {
+            name: _build_lookup_shapes(os.path.join(root, name), tf1=tf1)
+            for name, tf1 in (("tf1", True), ("tf2", False))
+        }
+    return _BUILT["lookup_shapes"]

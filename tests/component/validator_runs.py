@@ -135,8 +135,9 @@ def shared_runs(tmp_path_factory) -> ValidatorRuns:
 
 
 TWO_VALIDATORS_PIPELINE = "eg-two-validators"
-TRAIN_VALIDATOR_ID = "TrainValidator"
-EVAL_VALIDATOR_ID = "EvalValidator"
+# The README's two node ids; no model input here, only the names and verdicts matter.
+TRAIN_VALIDATOR_ID = "EmbeddingIndexValidator"
+EVAL_VALIDATOR_ID = "ModelIndexValidator"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +157,11 @@ class TwoValidatorRun:
 
 @functools.cache
 def run_two_validators(directory: pathlib.Path) -> TwoValidatorRun:
-    """Runs one pipeline whose two validators check train (blessed) and eval (blocked)."""
+    """Runs one pipeline whose two validators check train (blessed) and eval (blocked).
+
+    EmbeddingIndexValidator checks train and is blessed; ModelIndexValidator
+    checks eval and is blocked.
+    """
     from tfx import v1 as tfx
 
     from embedding_guard import EmbeddingIndexValidator
@@ -196,6 +201,66 @@ def shared_two_validator_run(tmp_path_factory) -> TwoValidatorRun:
     return run_two_validators(
         pathlib.Path(os.fspath(tmp_path_factory.getbasetemp())) / "two_validators"
     )
+
+
+CACHED_PIPELINE = "eg-cached"
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedRuns:
+    """Two runs of one pipeline with the cache on: the second execution is CACHED.
+
+    Attributes:
+      pipeline_root: The runs' pipeline root.
+      metadata: Their sqlite MLMD database, next to the root.
+      run_ids: The two pipeline_run context names, in run order.
+    """
+
+    pipeline_root: pathlib.Path
+    metadata: pathlib.Path
+    run_ids: tuple[str, str]
+
+
+@functools.cache
+def run_cached(directory: pathlib.Path) -> CachedRuns:
+    """Runs the blocked validator (train and eval) twice with enable_cache=True."""
+    from tfx import v1 as tfx
+
+    from embedding_guard import EmbeddingIndexValidator
+    from embedding_guard.reports import mlmd_runs
+
+    directory.mkdir(parents=True, exist_ok=True)
+    root, metadata = directory / "root", directory / "metadata.sqlite"
+    for _ in range(2):
+        examples, transform_graph = importers()
+        validator = EmbeddingIndexValidator(
+            examples=examples.outputs["result"],
+            transform_graph=transform_graph.outputs["result"],
+            exclude_splits=["test"],
+            embedding_input_dims=EMBEDDING_INPUT_DIMS,
+        ).with_id(VALIDATOR_ID)
+        tfx.orchestration.LocalDagRunner().run(
+            sqlite_pipeline(
+                CACHED_PIPELINE,
+                root,
+                metadata,
+                [examples, transform_graph, validator],
+                enable_cache=True,
+            )
+        )
+    store = mlmd_runs.open_store(str(metadata))
+    run_ids = tuple(
+        c.name for c in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+    )
+    states = [run.state for run in mlmd_runs.validator_runs(store)]
+    if len(run_ids) != 2 or states != ["CACHED", "COMPLETE"]:
+        raise AssertionError(f"expected a COMPLETE then a CACHED run, got {run_ids!r} {states!r}")
+    return CachedRuns(root, metadata, run_ids)
+
+
+def shared_cached_runs(tmp_path_factory) -> CachedRuns:
+    """The session's cached runs, under pytest's base temp dir."""
+    return run_cached(pathlib.Path(os.fspath(tmp_path_factory.getbasetemp())) / "cached_runs")
 
 
 def copy_runs(runs: ValidatorRuns, directory: pathlib.Path) -> ValidatorRuns:

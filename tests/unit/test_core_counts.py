@@ -125,14 +125,18 @@ def test_findings_of_single_valued_feature():
     assert [(f.reason, f.severity, f.count) for f in findings] == [
         (Reason.NEGATIVE_INDEX, Severity.ERROR, 3),
         (Reason.INDEX_OUT_OF_RANGE, Severity.ERROR, 6),
-        (Reason.INDEX_OVER_EMBEDDING_DIM, Severity.ERROR, 8),
+        # One problem per cause: of the 8 values >= input_dim 9, the 6 that are
+        # also >= 10 are INDEX_OUT_OF_RANGE's; the input_dim's own are 9 x2.
+        (Reason.INDEX_OVER_EMBEDDING_DIM, Severity.ERROR, 2),
         (Reason.OOV_BUCKET_HITS, Severity.INFO, 3),
     ]
     by_reason = _by_reason(findings)
-    # Rates over the 16 values: 3/16, 6/16, 8/16, 3/16.
+    # Rates over the 16 values: 3/16, 6/16, 2/16, 3/16.
     assert by_reason[Reason.NEGATIVE_INDEX].rate == 0.1875
     assert by_reason[Reason.INDEX_OUT_OF_RANGE].rate == 0.375
-    assert by_reason[Reason.INDEX_OVER_EMBEDDING_DIM].rate == 0.5
+    assert by_reason[Reason.INDEX_OVER_EMBEDDING_DIM].rate == 0.125
+    # Every such value is past the lookup's table (input_dim 9).
+    assert [f.values_past_table for f in findings] == [3, 6, 2, None]
     assert by_reason[Reason.OOV_BUCKET_HITS].rate == 0.1875
     assert by_reason[Reason.NEGATIVE_INDEX].sample_values == ((-1, 2), (-3, 1))
     assert by_reason[Reason.INDEX_OUT_OF_RANGE].sample_values == (
@@ -141,13 +145,7 @@ def test_findings_of_single_valued_feature():
         (11, 1),
         (25, 1),
     )
-    assert by_reason[Reason.INDEX_OVER_EMBEDDING_DIM].sample_values == (
-        (12, 3),
-        (9, 2),
-        (10, 1),
-        (11, 1),
-        (25, 1),
-    )
+    assert by_reason[Reason.INDEX_OVER_EMBEDDING_DIM].sample_values == ((9, 2),)
     assert by_reason[Reason.OOV_BUCKET_HITS].sample_values == ()
     for finding in findings:
         assert (finding.split, finding.feature) == ("train", "item_id")
@@ -255,12 +253,13 @@ def test_multivalent_findings_use_values_as_denominator():
 
     findings = findings_lib.feature_findings("train", bounds, stats)
 
-    # 1 of 8 values out of range, 3 of 8 over the dim; some rows missing is no finding.
+    # 1 of 8 values out of range (13); 12 x2 are inside the range but past the
+    # input_dim, the dim's own problem; some rows missing is no finding.
     assert [(f.reason, f.count, f.rate) for f in findings] == [
         (Reason.INDEX_OUT_OF_RANGE, 1, 0.125),
-        (Reason.INDEX_OVER_EMBEDDING_DIM, 3, 0.375),
+        (Reason.INDEX_OVER_EMBEDDING_DIM, 2, 0.25),
     ]
-    assert findings[1].sample_values == ((12, 2), (13, 1))
+    assert findings[1].sample_values == ((12, 2),)
 
 
 def test_multivalent_batches_add_up():
@@ -789,3 +788,41 @@ def test_feature_bounds_accept_vocabulary_filling_the_range():
 
     assert bounds.in_vocab_bound == 10
     assert core.FeatureBounds("user_id", upper_bound=1, embedding_input_dim=1).in_vocab_bound == 1
+
+
+def _default_value_bounds(default_value: int, upper_bound: int) -> core.FeatureBounds:
+    # A 5-entry vocabulary, no OOV bucket: unseen tokens get default_value.
+    return core.FeatureBounds(
+        feature="color_xf",
+        upper_bound=upper_bound,
+        embedding_input_dim=upper_bound,
+        vocab_size=5,
+        vocabulary="color",
+        default_value=default_value,
+    )
+
+
+def test_a_default_value_after_the_vocabulary_is_oov_worded_as_the_default():
+    # default_value=9: the table needs rows 0..9; 9 x2 are unseen tokens, not bucket hits.
+    bounds = _default_value_bounds(9, upper_bound=10)
+    stats = _stats(bounds, *_single_valued([0, 9, 9, 4]))
+
+    assert (stats.in_vocab, stats.oov_bucket, stats.at_default, stats.oov) == (2, 0, 2, 2)
+    assert (stats.in_range, stats.out_of_range, stats.oov_rate) == (4, 0, 0.5)
+    (finding,) = findings_lib.feature_findings("eval", bounds, stats)
+    assert (finding.reason, finding.count) == (Reason.OOV_BUCKET_HITS, 2)
+    assert "2 were mapped to default_value 9" in finding.description
+    assert "OOV bucket(s)" not in finding.description
+
+
+def test_a_negative_default_value_other_than_minus_one_counts_as_oov():
+    # default_value=-3: -3 is an unseen token; -1 is just a negative value.
+    bounds = _default_value_bounds(-3, upper_bound=5)
+    stats = _stats(bounds, *_single_valued([-3, -3, 1, -1, 2]))
+
+    assert (stats.negative, stats.at_default, stats.oov, stats.oov_rate) == (3, 2, 2, 0.4)
+    (finding,) = findings_lib.feature_findings("eval", bounds, stats)
+    assert (finding.reason, finding.count) == (Reason.NEGATIVE_INDEX, 3)
+    assert "2 of them are values missing from vocabulary 'color', mapped to default_value -3" in (
+        finding.description
+    )

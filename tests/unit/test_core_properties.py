@@ -39,9 +39,15 @@ def feature_bounds(draw):
         )
         upper_bound = max(vocab_size + num_oov_buckets, 1)
         num_oov_buckets = upper_bound - vocab_size
+        # The lookup's default_value for unseen tokens: TFT's -1 (None), another
+        # negative, a row inside the vocabulary, or one after it that widens the
+        # range (default_value=9 after a 5-entry vocabulary).
+        default_value = draw(st.one_of(st.none(), st.integers(-5, 45)))
+        if num_oov_buckets == 0 and default_value is not None:
+            upper_bound = max(upper_bound, default_value + 1)
     else:
         upper_bound = draw(st.one_of(st.integers(1, 40), st.integers(1, int(INT64.max))))
-        vocab_size, num_oov_buckets = None, 0
+        vocab_size, num_oov_buckets, default_value = None, 0, None
     embedding_input_dim = draw(
         st.one_of(st.integers(1, 45), st.just(upper_bound), st.integers(1, int(INT64.max)))
     )
@@ -51,7 +57,17 @@ def feature_bounds(draw):
         embedding_input_dim=embedding_input_dim,
         vocab_size=vocab_size,
         num_oov_buckets=num_oov_buckets,
+        default_value=default_value,
     )
+
+
+def reference_default(bounds):
+    """The value that means "not in the vocabulary", counted as OOV, or None."""
+    if bounds.vocab_size is None or bounds.num_oov_buckets:
+        return None
+    default = -1 if bounds.default_value is None else bounds.default_value
+    # A default on a vocabulary row cannot be told from that row's token.
+    return None if 0 <= default < bounds.vocab_size else default
 
 
 # A batch is a list of rows (a row is the example's values, possibly none), or an
@@ -64,6 +80,7 @@ def batches_of(values):
 def reference_stats(bounds, batches):
     """Counts value by value, with Python ints, straight from the FeatureBounds docstring."""
     in_vocab_end = bounds.upper_bound if bounds.vocab_size is None else bounds.vocab_size
+    default = reference_default(bounds)
     counts = collections.Counter()
     offending = collections.Counter()
     seen = []
@@ -83,7 +100,7 @@ def reference_stats(bounds, batches):
                 elif value < in_vocab_end:
                     counts["in_vocab"] += 1
                 elif value < bounds.upper_bound:
-                    counts["oov_bucket"] += 1
+                    counts["default_in_range" if value == default else "oov_bucket"] += 1
                 else:
                     counts["out_of_range"] += 1
                 if value >= bounds.embedding_input_dim:
@@ -97,8 +114,7 @@ def reference_stats(bounds, batches):
     if not has_vocabulary:
         at_default, vocab_entries_unseen = None, None
     else:
-        # -1 is compute_and_apply_vocabulary's default value only without OOV buckets.
-        at_default = seen.count(-1) if bounds.num_oov_buckets == 0 else 0
+        at_default = 0 if default is None else seen.count(default)
         vocab_entries_unseen = bounds.vocab_size - len(
             {value for value in seen if 0 <= value < bounds.vocab_size}
         )
@@ -107,7 +123,7 @@ def reference_stats(bounds, batches):
         num_values=counts["num_values"],
         missing=counts["missing"],
         negative=counts["negative"],
-        in_range=counts["in_vocab"] + counts["oov_bucket"],
+        in_range=counts["in_vocab"] + counts["oov_bucket"] + counts["default_in_range"],
         # Without vocabulary no value is in or out of one.
         in_vocab=counts["in_vocab"] if has_vocabulary else None,
         oov_bucket=counts["oov_bucket"] if has_vocabulary else None,

@@ -44,6 +44,7 @@ def test_exec_properties_round_trip_every_setting():
         max_oov_rate_increase_severity="ERROR",
         baseline_split="eval",
         parallelism=3,
+        unchecked_severity="ERROR",
     ).validate()
 
     properties = options.to_exec_properties()
@@ -51,6 +52,7 @@ def test_exec_properties_round_trip_every_setting():
     assert ValidatorOptions.from_exec_properties(properties) == options
     assert properties["max_oov_rate_increase"] == "null"
     assert properties["max_oov_rate"] == '{"city_xf": 0.25}'
+    assert properties["unchecked_severity"] == "ERROR"
 
 
 def test_exec_properties_without_keys_take_the_defaults():
@@ -88,6 +90,11 @@ def test_numpy_scalars_are_accepted_as_python_numbers():
         ({"fail_on_block": 1}, OptionsTypeError, "fail_on_block must be True or False"),
         ({"baseline_split": "-x"}, OptionsError, "Split names are expected to be alphanumeric"),
         ({"examples_kind": "csv"}, OptionsError, "['auto', 'raw', 'transformed']"),
+        (
+            {"unchecked_severity": "warning"},
+            OptionsError,
+            "unchecked_severity must be one of ['ERROR', 'INFO', 'WARNING'], got 'warning'",
+        ),
     ],
 )
 def test_bad_settings_name_the_setting_and_show_the_value(settings, error, message):
@@ -122,6 +129,25 @@ def test_cli_expresses_per_feature_thresholds_and_switches_drift_off():
 
 def test_cli_defaults_equal_the_component_defaults():
     assert _cli_options() == ValidatorOptions().validate()
+
+
+def test_unchecked_severity_defaults_to_only_listing_and_takes_the_cli_flag():
+    assert ValidatorOptions().validate().unchecked_severity == "INFO"
+    assert ValidatorOptions.from_exec_properties({}).unchecked_severity == "INFO"
+    assert _cli_options("--unchecked-severity", "ERROR").unchecked_severity == "ERROR"
+
+
+def test_a_bad_unchecked_severity_names_the_flag_in_the_cli():
+    with pytest.raises(OptionsError, match=r"^--unchecked-severity must be one of"):
+        ValidatorOptions(unchecked_severity="FATAL").validate(CLI_FLAGS)
+
+
+def test_the_cli_refuses_an_unknown_unchecked_severity(capsys):
+    with pytest.raises(SystemExit) as exited:
+        _cli_options("--unchecked-severity", "FATAL")
+
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "--unchecked-severity: invalid choice: 'FATAL'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

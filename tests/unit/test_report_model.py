@@ -85,16 +85,16 @@ def test_read_back_keeps_findings_drift_and_unchecked_features():
 
 def test_format_version_is_written_and_checked():
     document = _document()
-    assert document["format_version"] == report_model.REPORT_FORMAT_VERSION == 2
+    assert document["format_version"] == report_model.REPORT_FORMAT_VERSION == 3
 
-    for version in (3, 0, "2", None):
+    for version in (4, 0, "2", None):
         document["format_version"] = version
         with pytest.raises(InputError) as raised:
             SplitReport.from_json(document, "'/a/Split-eval/index_report.json'")
         message = str(raised.value)
         assert message.startswith(
             f"'/a/Split-eval/index_report.json' has format_version {version!r}, which this "
-            "embedding-guard cannot read (it reads [1, 2])"
+            "embedding-guard cannot read (it reads [1, 2, 3])"
         )
         assert "\n" not in message
 
@@ -202,19 +202,22 @@ def test_text_table_shows_no_vocabulary_counts_as_dashes():
     start = next(i for i, line in enumerate(lines) if line.startswith("split eval:"))
     header, item, month = (line.split() for line in lines[start + 1 : start + 4])
     columns = dict(zip(header, month, strict=True))
-    assert (columns["in_range"], columns["in_vocab"], columns["oov_bkt"]) == ("3", "-", "-")
-    assert columns["oov%"] == "-"
-    assert dict(zip(header, item, strict=True))["oov%"] == "50.00%"
+    # month has no vocabulary: no OOV rate and no drift.
+    assert (columns["oov%"], columns["drift"]) == ("-", "-")
+    assert dict(zip(header, item, strict=True))["oov%"] == "50.0%"
 
 
 def test_text_lists_unchecked_features():
     table = text.report_table({"eval": _reports()["eval"]})
 
-    # Once for the run, before the split tables: it is the same in every split.
-    assert (
-        "not checked: trip_start_hour_xf: a pass-through integer in the transform graph, "
-        "with no int_domain; feature_vocabularies or an int_domain in the schema would check it"
-    ) in table.splitlines()
+    # One table for the run, after the splits and before the verdict.
+    lines = table.splitlines()
+    start = lines.index("Not checked (1 integer feature(s)):")
+    assert lines[start + 2].split() == [
+        "trip_start_hour_xf", "not", "checked", "feature_vocabularies", "or", "an", "int_domain",
+        "in", "the", "schema",
+    ]  # fmt: skip
+    assert lines[start + 3].startswith("BLOCKED: 4 errors in split eval;")
 
 
 def test_huge_sample_values_are_truncated_and_marked():
@@ -262,6 +265,7 @@ def test_blocked_summary_lists_every_error_with_its_top_values():
     assert summary.splitlines() == [
         "  split 'eval' feature 'item': NEGATIVE_INDEX 1 of 4 values (top: -1 x1)",
         "  split 'eval' feature 'item': INDEX_OUT_OF_RANGE 1 of 4 values (top: 12 x1)",
-        "  split 'eval' feature 'item': INDEX_OVER_EMBEDDING_DIM 2 of 4 values (top: 9 x1, 12 x1)",
+        # 12 is past the range and the input_dim alike: INDEX_OUT_OF_RANGE's alone.
+        "  split 'eval' feature 'item': INDEX_OVER_EMBEDDING_DIM 1 of 4 values (top: 9 x1)",
         "  split 'eval' feature 'month': INDEX_OUT_OF_RANGE 1 of 4 values (top: 12 x1)",
     ]

@@ -39,6 +39,7 @@ from embedding_guard.bounds.vocabulary_files import (
     TEXT,
     TFRECORD_GZIP,
     TFRECORD_GZIP_SUFFIX,
+    WHOLE_LINE,
     count_vocabulary,
     first_duplicate,
     read_asset_map,
@@ -268,7 +269,13 @@ def _derivation(
                 asset = asset_map[name]
                 file_format = TFRECORD_GZIP if asset.endswith(TFRECORD_GZIP_SUFFIX) else TEXT
             path = os.path.join(assets_dir, asset)
-            if asset not in sizes:
+            # One file can back tables that read it differently (whole lines or a
+            # column; all lines or the first vocab_size), so sizes are per layout.
+            layout = (table.key_index, table.delimiter, table.declared_size)
+            plain = layout == (WHOLE_LINE, "\t", None)
+            size_key = asset if plain else f"{asset}\0{layout!r}"
+            file_entries = None
+            if size_key not in sizes:
                 if not fileio.exists(path):
                     raise GraphAnalysisError(
                         f"Vocabulary {name!r} of the transform graph has no file in "
@@ -276,7 +283,16 @@ def _derivation(
                         "Transform, or restore the transform_fn/assets folder."
                     )
                 # A Table that names an asset always names its format too.
-                sizes[asset] = count_vocabulary(path, cast(str, file_format), name)
+                sizes[size_key] = count_vocabulary(
+                    path,
+                    cast(str, file_format),
+                    name,
+                    key_index=table.key_index,
+                    delimiter=table.delimiter,
+                    declared_size=table.declared_size,
+                )
+            if table.declared_size is not None:
+                file_entries = len(vocabulary_entries(path, cast(str, file_format)))
             return FeatureDerivation(
                 feature=feature,
                 raw_features=raw,
@@ -285,7 +301,10 @@ def _derivation(
                 vocabulary=name,
                 vocabulary_file=path,
                 file_format=file_format,
-                vocab_size=sizes[asset],
+                vocab_size=sizes[size_key],
+                file_entries=file_entries,
+                key_index=table.key_index,
+                delimiter=table.delimiter,
                 num_oov_buckets=value.num_oov_buckets,
                 default_value=value.default_value,
                 offset=value.offset,

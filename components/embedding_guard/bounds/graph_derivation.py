@@ -45,6 +45,11 @@ class FeatureDerivation:
       default_value: The value for unknown keys when num_oov_buckets is 0.
       num_buckets: Hash or bucketize bucket count.
       offset: A constant added after the lookup, hash or bucketize.
+      file_entries: Lines of the vocabulary file when the table reads only its
+        first `vocab_size` (TextFileInitializer(vocab_size=N)); None otherwise.
+      key_index: The file column keys come from: -2 the whole line, 1 for
+        store_frequency's "freq token" lines.
+      delimiter: The column separator of the file when key_index >= 0.
       missing_key: For a lookup whose keys are a sparse raw feature made dense,
         the key a row without values is looked up as (b"" in TFX's taxi
         example); None otherwise.
@@ -65,6 +70,9 @@ class FeatureDerivation:
     offset: int = 0
     missing_key: bytes | int | None = None
     detail: str = ""
+    file_entries: int | None = None
+    key_index: int = -2
+    delimiter: str = "\t"
 
     @property
     def value_range(self) -> tuple[int, int] | None:
@@ -94,8 +102,20 @@ class FeatureDerivation:
                 unknown = f" + {self.num_oov_buckets} OOV bucket(s)"
             else:
                 unknown = f", default_value {self.default_value} for unknown values"
+                if (
+                    self.default_value is not None
+                    and self.vocab_size is not None
+                    and self.default_value >= self.vocab_size
+                ):
+                    # Rows vocab_size..default-1 never occur, but a lookup of the
+                    # default needs its row: the table must hold default + 1 rows.
+                    unknown += (
+                        f" (past the {self.vocab_size} entries, so the valid range "
+                        f"is [0, {self.default_value + 1}): an embedding needs "
+                        f"{self.default_value + 1} rows)"
+                    )
             return (
-                f"vocabulary {self.vocabulary!r} ({self.vocab_size} entries){unknown}{offset}, "
+                f"vocabulary {self.vocabulary!r} ({self._entries()}){unknown}{offset}, "
                 f"from the lookup table that produces {self.feature} {where}"
             )
         if self.kind is DerivationKind.HASH:
@@ -113,6 +133,22 @@ class FeatureDerivation:
                 "the transform graph gives it no bound"
             )
         return f"{self.feature} is not traced in the transform graph: {self.detail}"
+
+    def _entries(self) -> str:
+        """How many entries the table holds, and how it reads them from its file."""
+        unit = "entry" if self.vocab_size == 1 else "entries"
+        text = f"{self.vocab_size} {unit}"
+        if self.file_entries is not None and self.file_entries != self.vocab_size:
+            text += (
+                f": the table reads the first {self.vocab_size} of the file's "
+                f"{self.file_entries} lines, vocab_size={self.vocab_size}"
+            )
+        if self.key_index >= 0:
+            text += (
+                f"; keys are column {self.key_index} of its lines split on "
+                f"{self.delimiter!r}, as store_frequency writes them"
+            )
+        return text
 
 
 def _names(names: Sequence[str]) -> str:

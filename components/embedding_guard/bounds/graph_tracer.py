@@ -58,11 +58,26 @@ _LINE_NUMBER = -1
 
 @dataclasses.dataclass(frozen=True)
 class Table:
-    """The asset file a lookup table is built from, or the problem that hides it."""
+    """The asset file a lookup table is built from, or the problem that hides it.
+
+    Attributes:
+      asset: The asset file name, or None when the table's file is unknown.
+      file_format: "text" or "tfrecord_gzip".
+      problem: Why the asset is unknown.
+      key_index: The text column keys come from: -2 (TextFileIndex.WHOLE_LINE)
+        or a column of `delimiter`-split lines (store_frequency's "freq token"
+        lines use column 1 split on " ").
+      delimiter: The column separator of a text file with key_index >= 0.
+      declared_size: The initializer's `vocab_size` attribute when set: the
+        table then holds that many first lines only; None when unset.
+    """
 
     asset: str | None
     file_format: str | None
     problem: str = ""
+    key_index: int = _WHOLE_LINE
+    delimiter: str = "\t"
+    declared_size: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,18 +164,32 @@ class TransformTracer(GraphIndex):
             if len(assets) != 1:
                 return Table(None, None, f"its dataset initializer reads {len(assets)} asset files")
             return Table(assets[0], TFRECORD_GZIP if assets[0].endswith(".gz") else TEXT)
-        if node.attr["key_index"].i != _WHOLE_LINE or node.attr["value_index"].i != _LINE_NUMBER:
+        key_index, value_index = node.attr["key_index"].i, node.attr["value_index"].i
+        if value_index != _LINE_NUMBER or not (key_index == _WHOLE_LINE or key_index >= 0):
             return Table(
-                None, None, "its text file initializer does not map whole lines to line numbers"
+                None,
+                None,
+                f"its text file initializer reads keys from column {key_index} and values "
+                f"from column {value_index}, not line numbers",
             )
-        if node.attr["offset"].i:
-            return Table(
-                None, None, f"its text file initializer has offset {node.attr['offset'].i}"
-            )
+        # TF2 function bodies omit attributes left at their default (vocab_size -1,
+        # delimiter "\t", offset 0), and a missing attr reads as the proto's 0 or "",
+        # so presence is tested first; TF1 graphs always carry them.
+        offset = node.attr["offset"].i if "offset" in node.attr else 0
+        if offset:
+            return Table(None, None, f"its text file initializer has offset {offset}")
+        declared = node.attr["vocab_size"].i if "vocab_size" in node.attr else -1
+        delimiter = node.attr["delimiter"].s.decode("utf-8") if "delimiter" in node.attr else "\t"
         assets = self._assets_behind(file_input)
         if len(assets) != 1:
             return Table(None, None, "its vocabulary file is not an asset of the SavedModel")
-        return Table(assets[0], TEXT)
+        return Table(
+            assets[0],
+            TEXT,
+            key_index=key_index,
+            delimiter=delimiter,
+            declared_size=declared if declared >= 0 else None,
+        )
 
     def _assets_behind(self, ref: GraphRef) -> list[str]:
         # The file name tensor: a TF1 asset Const, a TF2 captured asset, or, for

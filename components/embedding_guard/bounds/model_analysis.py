@@ -17,13 +17,23 @@ through the function library:
   dict), or a `ParseExampleV2` dense key. A TF1 export keeps no names for the
   transform layer's outputs; there a feature column's scope names the lookup;
 * the table size is the variable's first dimension, `OneHot`'s depth or
-  `DenseBincount`'s size.
+  `DenseBincount`'s size;
+* what the lookup does with a negative and with a too large value (an `Outcome`)
+  comes from the op and its index path: a ResourceGather or bare GatherV2 raises
+  on CPU, Keras 3's SelectV2 wrap reads row value + n for a negative, a bare
+  OneHot gives a zero row, a bare DenseBincount a zero row for a too large value
+  and an error for a negative; an `Assert` that compares the indices with the
+  table and reaches the lookup through control inputs (tf_keras CategoryEncoding)
+  makes the values it rejects raise, on every device; tf.feature_column's Where
+  mask drops negatives, and its identity column's default_value remaps both sides.
 
 When the signature takes integer features directly, each traced lookup is then
 cross-checked by black-box probing on CPU: the restored serving function is called
 with one feature varied, at the graph's boundary (last good and first bad value) and
-just below the valid range. "Bad" means the call raises an out-of-range error or
-returns the same result as a value far out of range (the all-zero row of a one-hot).
+just below the valid range. "Bad" means the call raises an out-of-range error or a
+guarding Assert's "assertion failed", or returns the same result as a value far out
+of range (the all-zero row of a one-hot). What those two calls did replaces the
+graph's outcomes, and the evidence says "measured".
 Where the graph holds no size, or the boundary check fails, an exponential then
 binary search finds the first bad value instead. A signature that takes serialized
 tf.Examples cannot be probed this way (the transform, not the caller, decides the
@@ -43,6 +53,7 @@ from typing import Any
 
 from absl import logging
 
+from embedding_guard.bounds.model_guards import IndexGuard, index_guards
 from embedding_guard.bounds.model_lookups import (
     FEATURE_SOURCE_CALL_OUTPUT,
     FEATURE_SOURCE_COLUMN_SCOPE,
@@ -62,7 +73,14 @@ from embedding_guard.bounds.model_lookups import (
     ModelLookup,
 )
 from embedding_guard.bounds.model_probe import probe_lookups
-from embedding_guard.bounds.model_tracer import SAVED_MODEL_FILE, ModelGraph, TensorRef, text_of
+from embedding_guard.bounds.model_tracer import (
+    SAVED_MODEL_FILE,
+    IndexTrace,
+    ModelGraph,
+    TensorRef,
+    text_of,
+)
+from embedding_guard.verdict.lookup import Outcome
 
 # Callers import the analysis's results from here, the module they call.
 __all__ = [
@@ -87,31 +105,90 @@ __all__ = [
     "serving_model_dir",
 ]
 
-_BEHAVIOUR = {
+# What each kind of lookup does on CPU with a negative and a too large index when
+# nothing on its index path checks or changes the values, and the ops that say so.
+_UNGUARDED: dict[str, tuple[Outcome, Outcome, str]] = {
     KIND_KERAS_EMBEDDING: (
-        True,
-        "a value in [-n, 0) silently reads row value+n (Keras 3 wraps negatives); "
-        "a value >= n raises InvalidArgumentError on CPU (on GPU, tf.gather documents a "
-        "zero row instead)",
+        Outcome.WRAPS,
+        Outcome.RAISES,
+        "a SelectV2(x < 0, x + n, x) before its GatherV2 {op!r} wraps a value in [-n, 0) "
+        "to row value + n (Keras 3 Embedding); a value < -n or >= n reaches the GatherV2, "
+        "whose CPU kernel raises",
     ),
     KIND_RESOURCE_GATHER: (
-        False,
-        "raises InvalidArgumentError on CPU (on GPU, tf.gather documents a zero row instead)",
+        Outcome.RAISES,
+        Outcome.RAISES,
+        "ResourceGather {op!r} takes the indices unchecked; its CPU kernel raises for an "
+        "index outside [0, n)",
     ),
     KIND_GATHER: (
-        False,
-        "raises InvalidArgumentError on CPU (on GPU, tf.gather documents a zero row instead)",
+        Outcome.RAISES,
+        Outcome.RAISES,
+        "GatherV2 {op!r} takes the indices unchecked; its CPU kernel raises for an index "
+        "outside [0, n)",
     ),
     KIND_ONE_HOT: (
-        True,
-        "a negative value or a value >= depth silently gives an all-zero row, no error",
+        Outcome.ZERO_ROW,
+        Outcome.ZERO_ROW,
+        "OneHot {op!r} gives an all-zero row for an index outside [0, depth)",
     ),
     KIND_BINCOUNT: (
-        True,
-        "a value >= size is silently dropped (all-zero row for one value); "
-        "a negative value raises InvalidArgumentError",
+        Outcome.RAISES,
+        Outcome.ZERO_ROW,
+        "DenseBincount {op!r} drops a value >= size (an all-zero row for one value) and "
+        "its kernel rejects a negative value",
     ),
 }
+
+
+def _graph_outcomes(
+    kind: str, op_name: str, trace: IndexTrace, guards: Sequence[IndexGuard]
+) -> tuple[Outcome, Outcome, bool, bool, str]:
+    """What the lookup does on CPU with bad values, decided from the graph.
+
+    Returns:
+      (on_negative, on_too_large, guarded_below, guarded_above, evidence).
+    """
+    on_negative, on_too_large, evidence = _UNGUARDED[kind]
+    reasons = [evidence.format(op=op_name)]
+    below = any(guard.below for guard in guards)
+    above = any(guard.above for guard in guards)
+    if guards:
+        names = ", ".join(repr(guard.assert_name) for guard in guards)
+        checks = " and ".join(
+            check for check, on in (("value >= 0", below), ("value < n", above)) if on
+        )
+        # The Assert runs before the lookup (a control input), so whatever the op
+        # would do, a value it rejects raises first, on every device.
+        reasons = [
+            f"an Assert ({names}) checks {checks} before the lookup runs (a control "
+            f"input), so a value it rejects raises on every device; without it, {reasons[0]}"
+        ]
+        on_negative = Outcome.RAISES if below else on_negative
+        on_too_large = Outcome.RAISES if above else on_too_large
+    if trace.default_value is not None:
+        # categorical_column_with_identity(default_value=d) remaps ids outside the
+        # column's range before any Assert or lookup sees them.
+        on_negative = on_too_large = Outcome.DEFAULT_ROW
+        below = above = False
+        reasons.insert(
+            0,
+            "ids outside the column's range silently become its default_value "
+            f"{trace.default_value} before the lookup (a SelectV2 on the index path: "
+            "categorical_column_with_identity)",
+        )
+    if trace.filtered:
+        # tf.feature_column drops the missing-value -1 and (for embeddings) every
+        # negative id before the lookup, so those give a zero vector, not an error.
+        on_negative = Outcome.FILTERED
+        below = False
+        reasons.insert(
+            0,
+            "negative values are filtered before the lookup (a Where mask on the index "
+            "path: tf.feature_column drops -1 and negative ids, giving a zero vector)",
+        )
+    return on_negative, on_too_large, below, above, "; ".join(reasons)
+
 
 _FIX_PATH = "pass the directory that holds saved_model.pb (a Model artifact's Format-Serving)"
 
@@ -219,22 +296,10 @@ def _describe(model: ModelGraph, ref: TensorRef) -> ModelLookup:
             "OneHot": KIND_ONE_HOT,
             "DenseBincount": KIND_BINCOUNT,
         }[node.op]
-    silent, behaviour = _BEHAVIOUR[kind]
-    if trace.default_value is not None:
-        silent = True
-        behaviour = (
-            "ids outside the column's range silently become its default_value "
-            f"{trace.default_value} before the lookup (categorical_column_with_identity); "
-            f"{behaviour}"
-        )
-    if trace.filtered:
-        # tf.feature_column drops the missing-value -1 and (for embeddings) every
-        # negative id before the lookup, so those give a zero vector, not an error.
-        silent = True
-        behaviour = (
-            "values are filtered before the lookup (a Where mask on the index path; "
-            f"tf.feature_column drops -1 and negative ids, giving a zero vector); {behaviour}"
-        )
+    guards = index_guards(model, ref, indices, table_size)
+    on_negative, on_too_large, guarded_below, guarded_above, evidence = _graph_outcomes(
+        kind, node.name, trace, guards
+    )
     notes = [note for note in (axis_note, trace.note) if note]
     if table_size is None:
         notes.append("table size is not a constant in the graph")
@@ -250,8 +315,11 @@ def _describe(model: ModelGraph, ref: TensorRef) -> ModelLookup:
         op_name=node.name,
         function_name=ref.body.name,
         variable_name=variable_name,
-        silent=silent,
-        bad_index_behaviour=behaviour,
+        on_negative=on_negative,
+        on_too_large=on_too_large,
+        guarded_below=guarded_below,
+        guarded_above=guarded_above,
+        evidence=evidence,
         traced=trace.feature is not None and trace.feature_source != FEATURE_SOURCE_COLUMN_SCOPE,
         probed_table_size=None,
         note="; ".join(notes),
@@ -350,9 +418,8 @@ def render_lookups(analysis: ModelAnalysis) -> str:
         source = f"; feature from the {lookup.feature_source}" if lookup.traced else ""
         variable = f", variable {lookup.variable_name}" if lookup.variable_name else ""
         lines.append(f"      layer {where}, op {lookup.op_name}{variable}{source}")
-        lines.append(
-            f"      bad index: {'SILENT, ' if lookup.silent else ''}{lookup.bad_index_behaviour}"
-        )
+        lines.append(f"      bad index: {lookup.behaviour_text()}")
+        lines.append(f"      decided by: {lookup.evidence}")
         if lookup.note:
             lines.append(f"      note: {lookup.note}")
     lines.append(f"  {analysis.probe_note}; {analysis.seconds:.2f} s")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from embedding_guard.errors import InputError
+from embedding_guard.verdict.lookup import Outcome, describe, on_gpu
 
 METHOD_GRAPH = "graph tracing"
 METHOD_GRAPH_AND_PROBE = "graph tracing, confirmed by black-box probing"
@@ -58,10 +59,15 @@ class ModelLookup:
       op_name: The lookup op's name inside its function.
       function_name: The library function holding the op ("" for the outer graph).
       variable_name: The table variable's shared name ("" when there is none).
-      silent: Whether a bad index can give a wrong result instead of an error on CPU;
-        measured when probed, else from the op kind and the index path.
-      bad_index_behaviour: What the op does with a bad index; measured values when
-        probed.
+      on_negative: What the lookup does on CPU with a negative feature value (below
+        min_valid_value): measured when probed, else decided from the graph.
+      on_too_large: The same for a value at or past feature_input_dim.
+      guarded_below: Whether an Assert on the index path checks `value >= 0` before
+        the lookup (tf_keras CategoryEncoding), so a negative value raises on every
+        device.
+      guarded_above: Whether an Assert checks `value < size` before the lookup.
+      evidence: How on_negative and on_too_large were decided: the ops seen in the
+        graph, and what a probe measured on CPU.
       traced: Whether the indices were followed back to a named feature (False when
         the name is only the tf.feature_column scope's).
       probed_table_size: The first feature value the probe found bad, plus offset;
@@ -80,11 +86,56 @@ class ModelLookup:
     op_name: str
     function_name: str
     variable_name: str
-    silent: bool
-    bad_index_behaviour: str
+    on_negative: Outcome
+    on_too_large: Outcome
+    guarded_below: bool
+    guarded_above: bool
+    evidence: str
     traced: bool
     probed_table_size: int | None
     note: str
+
+    @property
+    def guarded(self) -> bool:
+        """Whether an Assert guards the lookup against some bad value (on every device)."""
+        return self.guarded_below or self.guarded_above
+
+    @property
+    def silent(self) -> bool:
+        """Whether some bad value gives a wrong result instead of an error on CPU."""
+        return self.on_negative.silent or self.on_too_large.silent
+
+    def on_gpu(self, *, negative: bool) -> Outcome:
+        """What the lookup does on GPU with a negative (or a too large) value.
+
+        An Assert raises on every device; an unguarded gather that raises on CPU
+        returns zeros on GPU (tf.gather's documented GPU behaviour).
+        """
+        on_cpu = self.on_negative if negative else self.on_too_large
+        guarded = self.guarded_below if negative else self.guarded_above
+        return on_gpu(self.lookup_kind, on_cpu, guarded and on_cpu is Outcome.RAISES)
+
+    def behaviour_text(self) -> str:
+        """Per kind of bad value, what happens on CPU and on GPU, in words.
+
+        For example "negative -> raises InvalidArgumentError; >= 12 -> raises
+        InvalidArgumentError (an Assert guards it; on GPU too)".
+        """
+        too_large = (
+            "too large" if self.feature_input_dim is None else f">= {self.feature_input_dim}"
+        )
+        below = "negative" if not self.offset else f"< {self.min_valid_value}"
+        parts = []
+        for name, negative in ((below, True), (too_large, False)):
+            on_cpu = self.on_negative if negative else self.on_too_large
+            gpu = self.on_gpu(negative=negative)
+            guarded = (self.guarded_below if negative else self.guarded_above) and (
+                on_cpu is Outcome.RAISES
+            )
+            notes = ["an Assert guards it"] if guarded else []
+            notes.append("on GPU too" if gpu is on_cpu else f"on GPU it {describe(gpu)}")
+            parts.append(f"{name} -> {describe(on_cpu)} ({'; '.join(notes)})")
+        return "; ".join(parts)
 
     @property
     def feature_input_dim(self) -> int | None:

@@ -3,8 +3,10 @@
 Only lookups whose feature is an integer signature input can be probed: the
 function is called with that feature varied, at the graph's boundary (last good
 and first bad value) and just below the valid range. "Bad" means the call raises
-an out-of-range error or returns the same result as a value far out of range (the
-all-zero row of a one-hot). Where the graph holds no size, or the boundary check
+an out-of-range error or an Assert's "assertion failed" (tf_keras CategoryEncoding),
+or returns the same result as a value far out of range (the all-zero row of a
+one-hot). The outcomes measured just below the range and at the first bad value
+replace the graph's. Where the graph holds no size, or the boundary check
 fails, an exponential then binary search finds the first bad value instead.
 """
 
@@ -25,6 +27,7 @@ from embedding_guard.bounds.model_lookups import (
     ModelLookup,
 )
 from embedding_guard.bounds.model_tracer import ModelGraph
+from embedding_guard.verdict.lookup import Outcome
 
 _ZEROING_KINDS = frozenset({KIND_ONE_HOT, KIND_BINCOUNT})
 # Exactly representable in float32, since Keras casts some index inputs to float.
@@ -32,6 +35,9 @@ _PROBE_LIMIT = 2**24
 # GatherV2/ResourceGather say "indices[0] = 7 is not in [0, 7)"; the sparse segment
 # ops behind tf.feature_column say "indices[0] == 7 out of range [0, 7)".
 _BAD_INDEX_RE = re.compile(r"indices\[[^\]]*\] ==? (-?\d+) (?:is not in|out of range) \[0, (\d+)\)")
+# An Assert guarding a lookup (tf_keras CategoryEncoding) fails with this; every
+# other input is a valid zero, so the varied feature is what it rejected.
+_ASSERTION_RE = re.compile(r"assertion failed")
 
 
 class _Prober:
@@ -101,6 +107,15 @@ def _outputs_equal(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
     )
 
 
+def _rejects_index(lookup: ModelLookup, error: str) -> bool:
+    """Whether an error of a call is the lookup rejecting the varied feature's value."""
+    return (
+        lookup.op_name in error
+        or _BAD_INDEX_RE.search(error) is not None
+        or _ASSERTION_RE.search(error) is not None
+    )
+
+
 def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, str]:
     """The smallest feature value >= -offset that the lookup rejects or zeroes.
 
@@ -119,7 +134,7 @@ def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, 
     def bad(value: int) -> bool:
         status, result = prober.call(lookup.feature, value)
         if status == "error":
-            return lookup.op_name in result or _BAD_INDEX_RE.search(result) is not None
+            return _rejects_index(lookup, result)
         return far is not None and result is not None and _outputs_equal(result, far)
 
     if bad(low):
@@ -144,20 +159,48 @@ def _first_bad_value(prober: _Prober, lookup: ModelLookup) -> tuple[int | None, 
     return first_bad, ""
 
 
-def _measured_behaviour(prober: _Prober, lookup: ModelLookup, first_bad: int) -> tuple[bool, str]:
-    """Whether a bad value passed without error (below or at the end), and what happened."""
+def _measured_outcome(
+    prober: _Prober, lookup: ModelLookup, value: int, graph: Outcome, far: Any
+) -> tuple[Outcome, str]:
+    """What one bad value did on CPU: the outcome, and the measurement in words."""
+    status, result = prober.call(lookup.feature, value)
+    if status == "error":
+        kind = result.split(":", 1)[0]
+        why = " (assertion failed)" if _ASSERTION_RE.search(result) else ""
+        return Outcome.RAISES, f"{value} -> {kind}{why}"
+    if graph.silent:
+        # The graph named the silent result (wrap, zero row, default, filter); the
+        # call confirms that no error comes.
+        return graph, f"{value} -> no error"
+    table_size = lookup.table_size
+    if value < 0 and table_size is not None and lookup.offset is not None:
+        wrapped = prober.call(lookup.feature, value + table_size)
+        if wrapped[0] == "ok" and _outputs_equal(result, wrapped[1]):
+            return Outcome.WRAPS, f"{value} -> no error (the row of {value + table_size})"
+    if far is not None and _outputs_equal(result, far):
+        return Outcome.ZERO_ROW, f"{value} -> no error (the result of a value far out of range)"
+    return Outcome.UNKNOWN, f"{value} -> no error (an unknown result)"
+
+
+def _measured(prober: _Prober, lookup: ModelLookup, first_bad: int) -> ModelLookup:
+    """The lookup with its outcomes as measured below its range and at its first bad value."""
     # Only traced lookups are probed, and tracing sets their offset.
     below = cast(int, lookup.min_valid_value) - 1
-    parts = []
-    silent = False
-    for value in (below, first_bad):
-        status, result = prober.call(lookup.feature, value)
-        if status == "error":
-            parts.append(f"{value} -> {result.split(':', 1)[0]}")
-        else:
-            parts.append(f"{value} -> no error")
-            silent = True
-    return silent, f"measured on CPU: {', '.join(parts)}; {lookup.bad_index_behaviour}"
+    far_status, far_result = prober.call(lookup.feature, _PROBE_LIMIT)
+    far = far_result if far_status == "ok" else None
+    on_negative, negative_text = _measured_outcome(prober, lookup, below, lookup.on_negative, far)
+    on_too_large, too_large_text = _measured_outcome(
+        prober, lookup, first_bad, lookup.on_too_large, far
+    )
+    return dataclasses.replace(
+        lookup,
+        on_negative=on_negative,
+        on_too_large=on_too_large,
+        # A guard the graph saw stands only where the measurement raised too.
+        guarded_below=lookup.guarded_below and on_negative is Outcome.RAISES,
+        guarded_above=lookup.guarded_above and on_too_large is Outcome.RAISES,
+        evidence=(f"measured on CPU: {negative_text}, {too_large_text}; graph: {lookup.evidence}"),
+    )
 
 
 def probe_lookups(
@@ -232,7 +275,6 @@ def probe_lookups(
             probed.append(dataclasses.replace(lookup, note=_join(lookup.note, f"probe: {why}")))
             continue
         probed_size = first_bad + cast(int, lookup.offset)
-        silent, behaviour = _measured_behaviour(prober, lookup, first_bad)
         if lookup.table_size is None:
             found = dataclasses.replace(lookup, table_size=probed_size, method=METHOD_PROBE)
         elif probed_size == lookup.table_size:
@@ -248,12 +290,7 @@ def probe_lookups(
                 ),
             )
         probed.append(
-            dataclasses.replace(
-                found,
-                probed_table_size=probed_size,
-                bad_index_behaviour=behaviour,
-                silent=silent,
-            )
+            _measured(prober, dataclasses.replace(found, probed_table_size=probed_size), first_bad)
         )
     return probed, f"probed with {prober.calls} calls of the serving function on CPU", True
 

@@ -28,7 +28,7 @@ SAVED_MODEL_FILE = "saved_model.pb"
 
 _CALL_OPS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
 # Ops whose output holds the same index values as their first input.
-_VALUE_PRESERVING_OPS = frozenset(
+VALUE_PRESERVING_OPS = frozenset(
     {
         "Identity",
         "IdentityN",
@@ -305,7 +305,7 @@ class ModelGraph:
                 column = _feature_column_key(node.name)
                 if column is not None:
                     column_fallback = (column, offset)
-            if node.op in _VALUE_PRESERVING_OPS:
+            if node.op in VALUE_PRESERVING_OPS:
                 ref = self.data_input(ref, node, 0)
                 continue
             values_position = self._values_position(ref, node)
@@ -389,7 +389,7 @@ class ModelGraph:
             selector_node = self.node(selector)
             if selector_node.op == "Where":
                 return True
-            if selector_node.op not in _VALUE_PRESERVING_OPS:
+            if selector_node.op not in VALUE_PRESERVING_OPS:
                 return False
             selector = self.resolve(self.data_input(selector, selector_node, 0))
         return False
@@ -487,6 +487,11 @@ def _feature_column_key(op_name: str) -> str | None:
         if column.endswith(suffix):
             return column[: -len(suffix)]
     return column
+
+
+def producer(text: str) -> str:
+    """The node (or function argument) an input string names: `^a`, `a:out:0` -> `a`."""
+    return text.lstrip("^").split(":")[0]
 
 
 def text_of(value: object) -> str:

@@ -109,6 +109,19 @@ def _graph_bounds(
         fields["default_dim_source"] = (
             "default: vocab_size + num_oov_buckets read from the transform graph"
         )
+        default = derivation.default_value
+        if (
+            derivation.offset == 0
+            and derivation.num_oov_buckets == 0
+            and default is not None
+            and derivation.vocab_size is not None
+            and default >= derivation.vocab_size
+        ):
+            # default_value=9 after 5 entries: the default's row sets the size.
+            fields["default_dim_source"] = (
+                f"default: default_value {default} + 1 read from the transform graph "
+                "(unknown values are looked up at that row)"
+            )
     if domain is not None and (domain.HasField("max") or domain.HasField("min")):
         schema_low = domain.min if domain.HasField("min") else None
         schema_high = domain.max + 1 if domain.HasField("max") else None
@@ -136,6 +149,7 @@ def feature_bounds(
     embedding_input_dim: int | None = None,
     vocabulary: str | None = None,
     derivation: FeatureDerivation | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> FeatureBounds:
     """Works out one feature's bounds.
 
@@ -153,6 +167,8 @@ def feature_bounds(
         graph and the name link.
       derivation: The feature's `graph_analysis.FeatureDerivation`, if the
         transform graph was analysed.
+      names: Setting -> how the caller spells it (CLI flags in the CLI), for
+        the fix an error names.
 
     Returns:
       The feature's bounds with the origin of each.
@@ -175,9 +191,15 @@ def feature_bounds(
     raw_features = tuple(derivation.raw_features) if derivation is not None else ()
     raw_feature = raw_features[0] if len(raw_features) == 1 else None
     if vocabulary is not None and vocabulary not in vocabulary_sizes:
+        flag = (names or {}).get("feature_vocabularies", "")
+        given = (
+            setting_hint("feature_vocabularies", feature, vocabulary, names)
+            if flag.startswith("--")
+            else f"feature_vocabularies[{feature!r}] = {vocabulary!r}"
+        )
         raise BoundsError(
-            f"feature_vocabularies[{feature!r}] = {vocabulary!r} is not a vocabulary of "
-            f"this transform graph; valid names: {_valid_names(vocabulary_sizes)}."
+            f"{given} is not a vocabulary of this transform graph; valid names: "
+            f"{_valid_names(vocabulary_sizes)}."
         )
     graph = None
     if vocabulary is None and derivation is not None:
@@ -252,9 +274,10 @@ def feature_bounds(
     else:
         raise BoundsError(
             f"Feature {feature!r} has no vocabulary and no int_domain.max in the schema"
-            f"{graph_note}, so its valid range is unknown. Pass embedding_input_dims="
-            f"{{{feature!r}: N}}, name its vocabulary in feature_vocabularies, or give a "
-            "schema with an int_domain for it."
+            f"{graph_note}, so its valid range is unknown. Pass "
+            f"{setting_hint('embedding_input_dims', feature, 'N', names)}, name its "
+            f"vocabulary with {setting_hint('feature_vocabularies', feature, 'VOCAB', names)}, "
+            "or give a schema with an int_domain for it."
         )
     bound_source += graph_note
 
@@ -315,6 +338,7 @@ def resolve_bounds(
     embedding_input_dims: Mapping[str, int] | None = None,
     feature_vocabularies: Mapping[str, str] | None = None,
     derivations: Mapping | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> list[FeatureBounds]:
     """Works out the bounds of every checked feature.
 
@@ -328,6 +352,7 @@ def resolve_bounds(
       feature_vocabularies: Feature -> vocabulary name; overrides the graph.
       derivations: Transformed feature -> `graph_analysis.FeatureDerivation`, read
         from the transform graph; used before the name link and the int_domain.
+      names: Setting -> how the caller spells it, for the fixes errors name.
 
     Returns:
       Bounds of the checked features, sorted by feature name.
@@ -376,39 +401,111 @@ def resolve_bounds(
             embedding_input_dim=embedding_input_dims.get(name),
             vocabulary=feature_vocabularies.get(name),
             derivation=derivations.get(name),
+            names=names,
         )
         for name in sorted(checked)
     ]
+
+
+def setting_hint(
+    setting: str, feature: str, value: str | None = None, names: Mapping[str, str] | None = None
+) -> str:
+    """How the caller would write `setting` for one feature, in its own syntax.
+
+    Args:
+      setting: The setting's Python name (embedding_input_dims, features, ...).
+      feature: The feature it is about.
+      value: The value for a per-feature mapping setting; None for a list.
+      names: Setting -> how the caller spells it (run.options.CLI_FLAGS in the
+        CLI); default the Python keyword.
+
+    Returns:
+      '--embedding-dim city_xf=N' or '--feature city_xf' for a flag,
+      "embedding_input_dims={'city_xf': N}" or "features=[..., 'city_xf']" for a
+      keyword.
+    """
+    spelled = (names or {}).get(setting, setting)
+    if spelled.startswith("--"):
+        return f"{spelled} {feature}" + ("" if value is None else f"={value}")
+    if value is None:
+        return f"{spelled}=[..., {feature!r}]"
+    return f"{spelled}={{{feature!r}: {value}}}"
 
 
 def unchecked_features(
     schema: schema_pb2.Schema,
     checked: Iterable[FeatureBounds] | Iterable[str],
     derivations: Mapping | None = None,
+    *,
+    features: Iterable[str] | None = None,
+    looked_up: Iterable[str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> list[UncheckedFeature]:
     """Lists the integer features that were not checked, with why and how to check them.
 
     Nothing is skipped silently: a pass-through integer (TFX taxi's
     `trip_start_hour_xf`) or an integer the graph computes with arithmetic has no
     vocabulary, no bucket count and often no int_domain, yet a Trainer may feed it
-    to an Embedding or CategoryEncoding.
+    to an Embedding or CategoryEncoding. Each gets a role: EXCLUDED when the
+    `features` parameter leaves it out (whatever bound it has), NOT_LOOKED_UP when
+    the given model never looks it up (a label, a weight), else NOT_CHECKED.
 
     Args:
       schema: The transformed schema.
       checked: The checked features' bounds (or names).
       derivations: Transformed feature -> FeatureDerivation, if known.
+      features: The `features` parameter, when the caller gave one.
+      looked_up: The features the model looks up, when a model was given.
+      names: Setting -> how the caller spells it, so that the hints read as
+        flags in the CLI and as keywords in Python.
 
     Returns:
       The unchecked integer features, sorted by name.
     """
     checked_names = {b if isinstance(b, str) else b.feature for b in checked}
     derivations = dict(derivations or {})
+    selected = None if features is None else set(features)
+    model_features = None if looked_up is None else set(looked_up)
+    names = dict(names or {})
+    model = f"a model that looks it up ({names.get('model', 'the `model` input')})"
     unchecked = []
     for proto in schema.feature:
         if proto.name in checked_names or proto.type != schema_pb2.INT:
             continue
         derivation = derivations.get(proto.name)
         raw = tuple(derivation.raw_features) if derivation is not None else ()
+        table_hint = (
+            f"{setting_hint('embedding_input_dims', proto.name, 'N', names)} "
+            "(the Trainer's table size)"
+        )
+        if selected is not None and proto.name not in selected:
+            # Left out on purpose: whatever bound it has is not why it went unchecked.
+            unchecked.append(
+                UncheckedFeature(
+                    name=proto.name,
+                    why=f"excluded by {names.get('features', 'features')}",
+                    parameter_that_would_check_it=setting_hint("features", proto.name, None, names),
+                    raw_features=raw,
+                    role=UncheckedFeature.EXCLUDED,
+                )
+            )
+            continue
+        if model_features is not None and proto.name not in model_features:
+            unchecked.append(
+                UncheckedFeature(
+                    name=proto.name,
+                    why=(
+                        "the model never looks it up (a label, a weight or a dense input), so "
+                        "no embedding lookup of this model can fail on it"
+                    ),
+                    parameter_that_would_check_it=(
+                        f"none needed; if another model looks it up, {table_hint}"
+                    ),
+                    raw_features=raw,
+                    role=UncheckedFeature.NOT_LOOKED_UP,
+                )
+            )
+            continue
         if derivation is not None:
             reason = derivation.describe()
         else:
@@ -421,9 +518,9 @@ def unchecked_features(
                 name=proto.name,
                 why=reason,
                 parameter_that_would_check_it=(
-                    f"embedding_input_dims={{{proto.name!r}: N}} (the Trainer's table size), "
-                    f"a model input, or features=[{proto.name!r}] with an int_domain in the "
-                    "schema"
+                    f"{table_hint}, {model}, or "
+                    f"{setting_hint('features', proto.name, None, names)} with an int_domain "
+                    "in the schema"
                 ),
                 raw_features=raw,
             )

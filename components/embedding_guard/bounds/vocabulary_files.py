@@ -20,6 +20,8 @@ ASSETS_DIR = "assets"
 TFRECORD_GZIP_SUFFIX = ".tfrecord.gz"
 TEXT = "text"
 TFRECORD_GZIP = "tfrecord_gzip"
+# TextFileIndex.WHOLE_LINE: the key is the whole line.
+WHOLE_LINE = -2
 
 
 def read_asset_map(transformed_metadata_dir: str | None) -> dict[str, str] | None:
@@ -132,12 +134,81 @@ def first_duplicate(entries: list[bytes]) -> tuple[bytes, int, int] | None:
     return None
 
 
-def count_vocabulary(path: str, file_format: str, name: str) -> int:
-    """Entries of a vocabulary file as its lookup table would hold them.
+def table_keys(
+    entries: list[bytes],
+    path: str,
+    *,
+    key_index: int = WHOLE_LINE,
+    delimiter: str = "\t",
+    declared_size: int | None = None,
+) -> list[bytes]:
+    """The keys a text-file table holds, as InitializeTableFromTextFileV2 reads them.
+
+    With `vocab_size` set (declared_size) TensorFlow reads that many first lines
+    and no more, and fails when the file has fewer. With key_index >= 0 a key is
+    that column of the line split on `delimiter` (store_frequency's "freq token"
+    lines: column 1 split on " "), and a line with too few columns fails.
+
+    Args:
+      entries: The file's lines (vocabulary_entries).
+      path: The file, for messages.
+      key_index: -2 (the whole line) or the key's column.
+      delimiter: The column separator when key_index >= 0.
+      declared_size: The initializer's vocab_size attribute, None when unset.
 
     Raises:
-      GraphAnalysisError: The file is empty or holds a key twice (TensorFlow fails
-        with 'HashTable has different value for same key').
+      GraphAnalysisError: TensorFlow would fail to build the table.
+    """
+    if declared_size is not None:
+        if declared_size > len(entries):
+            raise GraphAnalysisError(
+                f"Vocabulary file {path!r} has {len(entries)} lines but its lookup table "
+                f"is built with vocab_size={declared_size!r}, so TensorFlow cannot "
+                f"initialize it ('Invalid vocab_size ... expected {declared_size} but got "
+                f"{len(entries)}'). Pass vocab_size <= {len(entries)} to the "
+                "TextFileInitializer, or re-run Transform."
+            )
+        entries = entries[:declared_size]
+    if key_index == WHOLE_LINE:
+        return entries
+    separator = delimiter.encode("utf-8")
+    keys = []
+    for number, line in enumerate(entries, 1):
+        columns = line.split(separator)
+        if len(columns) <= key_index:
+            raise GraphAnalysisError(
+                f"Vocabulary file {path!r} line {number} ({line[:80]!r}) has "
+                f"{len(columns)} column(s) split on {delimiter!r}, but its lookup table reads "
+                f"keys from column {key_index}, so TensorFlow cannot initialize it ('Invalid "
+                "number of columns'). The file was edited or damaged: re-run Transform."
+            )
+        keys.append(columns[key_index])
+    return keys
+
+
+def count_vocabulary(
+    path: str,
+    file_format: str,
+    name: str,
+    *,
+    key_index: int = WHOLE_LINE,
+    delimiter: str = "\t",
+    declared_size: int | None = None,
+) -> int:
+    """Entries of a vocabulary file as its lookup table would hold them.
+
+    Args:
+      path: The asset file.
+      file_format: "text" or "tfrecord_gzip".
+      name: The vocabulary's name, for messages.
+      key_index: For text files, -2 (whole line) or the key's column.
+      delimiter: For text files with key_index >= 0, the column separator.
+      declared_size: For text files, the initializer's vocab_size when set.
+
+    Raises:
+      GraphAnalysisError: The file is empty, TensorFlow could not build a table
+        from it, or it holds a key twice (TensorFlow fails with 'HashTable has
+        different value for same key').
     """
     entries = vocabulary_entries(path, file_format)
     unit = "record" if file_format == TFRECORD_GZIP else "line"
@@ -146,6 +217,10 @@ def count_vocabulary(path: str, file_format: str, name: str) -> int:
             f"Vocabulary {name!r} ({path!r}) is empty. Transform never writes an empty "
             "vocabulary (it adds a placeholder entry), so the file was truncated or "
             "replaced: re-run Transform, or restore the transform_fn/assets folder."
+        )
+    if file_format != TFRECORD_GZIP:
+        entries = table_keys(
+            entries, path, key_index=key_index, delimiter=delimiter, declared_size=declared_size
         )
     duplicate = first_duplicate(entries)
     if duplicate is not None:

@@ -32,6 +32,10 @@ from embedding_guard.run import options as validator_options
 
 _T = TypeVar("_T")
 
+# The key of the run's verdict in --json's object, beside the split names; TFX's
+# split names start with a letter or digit, so no split can take it.
+VERDICT_JSON_KEY = "_verdict"
+
 
 def _key_value(parameter: str, convert: Callable[[str], Any]) -> Callable[[str], tuple[str, Any]]:
     def parse(text: str) -> tuple[str, Any]:
@@ -220,6 +224,13 @@ def add_parser(commands: Any) -> None:
             help="WARNING reports, ERROR blocks (default WARNING)",
         )
     check.add_argument(
+        "--unchecked-severity",
+        choices=validator_options.UNCHECKED_SEVERITIES,
+        default="INFO",
+        help="what an integer feature that looks categorical but has no bound (so is not "
+        "checked) gives: INFO lists it, WARNING reports it, ERROR blocks (default INFO)",
+    )
+    check.add_argument(
         "--baseline-split",
         metavar="NAME",
         help="split that OOV drift is measured against (default: train, when there is one)",
@@ -247,7 +258,12 @@ def add_parser(commands: Any) -> None:
         help="also write one JUnit test case per split and feature (ERROR findings fail), "
         "for CI systems",
     )
-    check.add_argument("--json", action="store_true", help="print the reports as JSON")
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print the reports as JSON: split name -> report, plus {VERDICT_JSON_KEY!r}, "
+        "the run's verdict (no split name can start with '_')",
+    )
     check.set_defaults(handler=run)
 
 
@@ -410,6 +426,39 @@ def _beam_pipeline(beam_args: list[str] | None) -> Any:
         ) from None
 
 
+def verdict_json(result: Any) -> dict[str, Any]:
+    """The run's verdict for --json: what a CI step reads without walking every split.
+
+    Args:
+      result: The run's orchestration.ValidationResult.
+
+    Returns:
+      verdict ("OK" or "BLOCKED"), blessed, gate (the stage it gates), problems
+      (ERROR and WARNING findings over every split; one per problem), errors,
+      warnings, blocked_splits, coverage (the sentence) and the unchecked
+      feature names by role.
+    """
+    from embedding_guard.verdict.report_model import UncheckedFeature
+
+    reports = [report for _, report in sorted(result.reports.items())]
+    return {
+        "verdict": "OK" if result.blessed else "BLOCKED",
+        "blessed": result.blessed,
+        "gate": result.gate,
+        "problems": sum(len(report.problems()) for report in reports),
+        "errors": sum(report.num_errors for report in reports),
+        "warnings": sum(report.num_warnings for report in reports),
+        "blocked_splits": [report.split for report in reports if not report.blessed],
+        "coverage": result.coverage,
+        "checked_features": sorted({f.feature for report in reports for f in report.features}),
+        "not_checked_features": [u.name for u in result.unchecked()],
+        "excluded_features": [u.name for u in result.unchecked(UncheckedFeature.EXCLUDED)],
+        "not_looked_up_features": [
+            u.name for u in result.unchecked(UncheckedFeature.NOT_LOOKED_UP)
+        ],
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs `check`; returns the exit code (0 clean, 1 blocked)."""
     from embedding_guard.bounds import schema_io
@@ -482,10 +531,14 @@ def run(args: argparse.Namespace) -> int:
 
         junit.write_junit_xml(result.reports.values(), args.junit_xml, "--junit-xml")
     if args.json:
-        reports = {name: report.to_json() for name, report in result.reports.items()}
-        write_out(json.dumps(reports, sort_keys=True, indent=2))
+        document: dict[str, Any] = {
+            name: report.to_json() for name, report in result.reports.items()
+        }
+        document[VERDICT_JSON_KEY] = verdict_json(result)
+        write_out(json.dumps(document, sort_keys=True, indent=2))
     else:
-        write_out(report_table(result.reports))
+        # The verdict is the table's last line, so where the reports went comes first.
         if args.output:
             write_out(f"reports written under {printable(args.output)}")
+        write_out(report_table(result.reports))
     return EXIT_CLEAN if result.blessed else EXIT_BLOCKED

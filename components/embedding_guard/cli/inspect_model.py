@@ -19,7 +19,11 @@ def add_parser(commands: Any) -> None:
             "Find every lookup of a SavedModel's serving signature (Keras Embedding and "
             "CategoryEncoding, tf.nn.embedding_lookup, tf.gather, tf.one_hot, feature "
             "columns), the feature that indexes it and the size of its table, and say how "
-            "each size was found. Exit code 0: listed; 2: not a readable SavedModel."
+            "each size was found, and what the lookup does with a negative and a too large "
+            "value on CPU and on GPU (raises, wraps, zero row), decided from the saved graph "
+            "(an Assert guarding the lookup makes it raise everywhere) and measured on CPU "
+            "where the signature takes the feature. Exit code 0: listed; 2: not a readable "
+            "SavedModel."
         ),
     )
     inspect_model.add_argument(
@@ -31,7 +35,10 @@ def add_parser(commands: Any) -> None:
     inspect_model.add_argument(
         "--no-probe",
         action="store_true",
-        help="trace the graph only; do not call the model on CPU to confirm the sizes",
+        help=(
+            "trace the graph only; do not call the model on CPU to confirm the sizes and "
+            "what a bad index does"
+        ),
     )
     inspect_model.set_defaults(handler=run)
 

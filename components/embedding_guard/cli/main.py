@@ -112,12 +112,14 @@ def _add_report_parser(commands: Any) -> None:
         "report",
         help="review the validator's runs recorded in ML Metadata",
         description=(
-            "List EmbeddingIndexValidator runs from the pipeline's MLMD database, newest "
-            "first, and show one run's findings per split and feature. The database is "
-            "--metadata PATH, or else the first of metadata.sqlite and metadata.db found in "
-            "PIPELINE_ROOT and then in its parent folder. Exit code 0: shown; 1: "
-            "--fail-on-blocked and the shown run is blocked or has no verdict; 2: no "
-            "database, no validator run, an ambiguous or unreadable one, or an unsafe --html."
+            "List the validator's runs from the pipeline's MLMD database, newest first, and "
+            "show a pipeline run's findings per split and feature, one verdict per validator "
+            "node. The database is --metadata PATH, or else the first of metadata.sqlite and "
+            "metadata.db found in PIPELINE_ROOT, its parent folder, and TFX's "
+            "<tfx_root>/metadata/<pipeline>/ beside <tfx_root>/pipelines/<pipeline>. Exit "
+            "code 0: shown; 1: --fail-on-blocked and a shown node (or the --node given) is "
+            "blocked or has no verdict; 2: no database, no validator run, an unreadable one, "
+            "--html with several nodes (pass --node), or an unsafe --html."
         ),
     )
     report.add_argument(
@@ -151,7 +153,8 @@ def _add_report_parser(commands: Any) -> None:
     report.add_argument(
         "--fail-on-blocked",
         action="store_true",
-        help="exit 1 when the shown run (default: the newest) is blocked or has no verdict",
+        help="exit 1 when any shown validator node (or the --node given) is blocked or has "
+        "no verdict",
     )
     report.set_defaults(handler=_run_report)
 

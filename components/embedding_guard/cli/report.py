@@ -8,6 +8,7 @@ artifact passes through `printable` before it reaches the terminal.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -208,20 +209,125 @@ def _protected_folders(
     return folders
 
 
+@dataclasses.dataclass(frozen=True)
+class _Shown:
+    """One validator node's execution as the command shows it.
+
+    Attributes:
+      run: The execution.
+      reports: Its split reports; None when they cannot be read.
+      problem: Why there are no reports, or None.
+      comparison: Against the node's previous run; None without one.
+      cached_from: For a CACHED execution, the one whose artifact it republished.
+    """
+
+    run: ValidatorRun
+    reports: dict[str, SplitReport] | None
+    problem: str | None
+    comparison: RunComparison | None
+    cached_from: ValidatorRun | None
+
+    @property
+    def blocked(self) -> bool:
+        """Blocked, or without a verdict (blessed is not set)."""
+        return self.run.blessed != 1
+
+    def to_json(self) -> dict:
+        cached = self.cached_from
+        return {
+            **self.run.to_json(),
+            "reports": None
+            if self.reports is None
+            else {split: report.to_json() for split, report in self.reports.items()},
+            "comparison": None if self.comparison is None else self.comparison.to_json(),
+            "cached_from": None
+            if cached is None
+            else {"run_id": cached.run_id, "execution_id": cached.execution_id},
+            "problem": self.problem,
+        }
+
+
+def _shown(runs: Sequence[ValidatorRun], run: ValidatorRun, strict: bool) -> _Shown:
+    """Reads what to show of run; strict (--html) raises when its reports cannot be read."""
+    reports, problem, comparison = None, None, None
+    try:
+        reports = mlmd_runs.load_reports(run)
+    except InputError as error:
+        # The listing still tells what is known about a failed or deleted run.
+        if strict:
+            raise
+        problem = str(error)
+    cached = mlmd_runs.cached_from(runs, run)
+    previous = mlmd_runs.previous_run(runs, run)
+    # A cached execution checked nothing: comparing it with the run whose
+    # artifact it republished would call the same check a change.
+    if reports is not None and previous is not None and cached is None:
+        try:
+            comparison = mlmd_runs.compare(reports, previous, mlmd_runs.load_reports(previous))
+        except InputError:
+            comparison = None
+    return _Shown(run, reports, problem, comparison, cached)
+
+
+def _node_name(run: ValidatorRun) -> str:
+    return run.node_id or "EmbeddingIndexValidator"
+
+
+def _names(names: Sequence[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _verdict(run: ValidatorRun) -> str:
+    return "BLOCKED" if run.blessed == 0 else "blessed" if run.blessed else "-"
+
+
+def _format_shown(shown: _Shown, html: str | None) -> str:
+    run = shown.run
+    out = io.StringIO()
+    print(
+        f"Run {printable(run.label)} (execution {run.execution_id}, "
+        f"pipeline {printable(run.pipeline or '-')}, node {printable(run.node_id or '-')}, "
+        f"started {run.started} UTC): {_verdict(run)}",
+        file=out,
+    )
+    if shown.cached_from is not None:
+        origin = shown.cached_from
+        print(
+            f"CACHED: TFX reused the anomalies artifact of run {printable(origin.label)} "
+            f"(execution {origin.execution_id}, started {origin.started} UTC) for the same "
+            "inputs and parameters; nothing was checked again.",
+            file=out,
+        )
+    if shown.reports is None:
+        print(printable(shown.problem), file=out)
+    else:
+        print(f"anomalies: {printable(run.anomalies_uri)}", file=out)
+        print(report_table(shown.reports), file=out)
+        if shown.comparison is not None:
+            print("\n" + format_comparison(shown.comparison), file=out)
+        if html:
+            print(f"\nHTML report written to {printable(html)}", file=out)
+    return out.getvalue().rstrip("\n")
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Runs `embedding-guard report`; returns the exit code.
+
+    Shows the chosen pipeline run's execution of every validator node (of the
+    --node given), each under its node name with its own verdict.
 
     Args:
       args: Parsed arguments: pipeline_root, metadata, run, node, json, html,
         force, limit, fail_on_blocked.
 
     Returns:
-      0 once the runs are listed and the chosen run is shown, or why it has no
-      reports; 1 with --fail-on-blocked when the shown run is not blessed.
+      0 once the runs are listed and the chosen ones shown, or why they have no
+      reports; 1 with --fail-on-blocked when any shown node is not blessed.
 
     Raises:
-      ReportError: No database, no validator run, unknown or ambiguous run, an
-        unsafe --html path, or an unreadable report.
+      ReportError: No database, no validator run, unknown run or node, --html
+        with several nodes, an unsafe --html path, or an unreadable report.
     """
     from embedding_guard.reports import report_io
 
@@ -245,48 +351,42 @@ def run_command(args: argparse.Namespace) -> int:
             f"so {where} has no validator run to report. Run a pipeline with "
             "EmbeddingIndexValidator first, or pass the database it used."
         )
-    chosen = mlmd_runs.select_run(runs, args.run, args.node)
+    chosen = mlmd_runs.select_runs(runs, args.run, args.node)
     if args.html:
+        if len(chosen) > 1:
+            nodes = [printable(run.node_id) for run in chosen]
+            raise ReportError(
+                f"--html writes one node's page, and run {chosen[0].label!r} has "
+                f"{len(chosen)} validator nodes, {', '.join(map(repr, nodes))}; pass --node "
+                f"NODE to choose one, e.g. --node {nodes[0]}."
+            )
         check_html_output(
             args.html, metadata, _protected_folders(store, runs, args.pipeline_root), args.force
         )
-    reports, comparison, problem = None, None, None
-    try:
-        reports = mlmd_runs.load_reports(chosen)
-    except InputError as error:
-        # The listing still tells what is known about a failed or deleted run.
-        if args.html:
-            raise
-        problem = str(error)
-    previous = mlmd_runs.previous_run(runs, chosen)
-    if reports is not None and previous is not None:
-        try:
-            comparison = mlmd_runs.compare(reports, previous, mlmd_runs.load_reports(previous))
-        except InputError:
-            comparison = None
-    if args.html and reports is not None:
-        report_io.write_named_file("--html", args.html, html_document(chosen, reports, comparison))
-    blocked = chosen.blessed != 1
+    shown = [_shown(runs, run, strict=bool(args.html)) for run in chosen]
+    if args.html and shown[0].reports is not None:
+        page = html_document(shown[0].run, shown[0].reports, shown[0].comparison)
+        report_io.write_named_file("--html", args.html, page)
+    blocked = [item for item in shown if item.blocked]
     exit_code = EXIT_BLOCKED if args.fail_on_blocked and blocked else EXIT_SHOWN
 
-    shown = runs[: args.limit or DEFAULT_LIMIT]
+    # With --node, only that node's runs: the listing is about the node shown.
+    node_runs = [run for run in runs if args.node is None or run.node_id == args.node]
+    listed_runs = node_runs[: args.limit or DEFAULT_LIMIT]
     listed = []
-    for run in shown:
+    for run in listed_runs:
         num_errors, num_warnings = _counts(run)
         listed.append({**run.to_json(), "num_errors": num_errors, "num_warnings": num_warnings})
     if args.json:
         document = {
             "metadata": metadata,
             "runs": listed,
-            "runs_not_listed": len(runs) - len(shown),
-            "run": {
-                **chosen.to_json(),
-                "reports": None
-                if reports is None
-                else {split: report.to_json() for split, report in reports.items()},
-                "comparison": None if comparison is None else comparison.to_json(),
-                "problem": problem,
-            },
+            "runs_not_listed": len(node_runs) - len(listed_runs),
+            # One entry per validator node of the chosen pipeline run.
+            "shown": [item.to_json() for item in shown],
+            # The shown execution when there is one node; null with several.
+            "run": shown[0].to_json() if len(shown) == 1 else None,
+            "blocked_nodes": [item.run.node_id for item in blocked],
             "html": args.html,
         }
         write_out(json.dumps(document, sort_keys=True, indent=2))
@@ -294,32 +394,30 @@ def run_command(args: argparse.Namespace) -> int:
 
     # Written at once, so that a failed write is one error, not a half-printed report.
     out = io.StringIO()
-    print(f"EmbeddingIndexValidator runs in {printable(metadata)}, newest first:", file=out)
+    nodes = sorted({_node_name(run) for run in node_runs})
+    print(f"{printable(_names(nodes))} runs in {printable(metadata)}, newest first:", file=out)
     print(format_runs(listed, len({run.pipeline for run in runs}) > 1), file=out)
-    if len(runs) > len(shown):
-        print(f"  ... and {len(runs) - len(shown)} older run(s); see --limit", file=out)
-    verdict = "BLOCKED" if chosen.blessed == 0 else "blessed" if chosen.blessed else "-"
-    print(
-        f"\nRun {printable(chosen.label)} (execution {chosen.execution_id}, "
-        f"pipeline {printable(chosen.pipeline or '-')}, node {printable(chosen.node_id or '-')}, "
-        f"started {chosen.started} UTC): {verdict}",
-        file=out,
-    )
-    if reports is None:
-        print(printable(problem), file=out)
-    else:
-        print(f"anomalies: {printable(chosen.anomalies_uri)}", file=out)
-        print(report_table(reports), file=out)
-        if comparison is not None:
-            print("\n" + format_comparison(comparison), file=out)
-        if args.html:
-            print(f"\nHTML report written to {printable(args.html)}", file=out)
-    if exit_code == EXIT_BLOCKED:
-        reason = "is blocked" if chosen.blessed == 0 else "has no verdict (blessed is not set)"
-        print(
-            f"\n--fail-on-blocked: run {printable(chosen.label)} of node "
-            f"{printable(chosen.node_id or '-')} {reason}; exit code 1.",
-            file=out,
+    if len(node_runs) > len(listed_runs):
+        print(f"  ... and {len(node_runs) - len(listed_runs)} older run(s); see --limit", file=out)
+    for item in shown:
+        # Each node under its own name when the run has several.
+        heading = f"\n== {printable(_node_name(item.run))} ==" if len(shown) > 1 else ""
+        print(f"{heading}\n{_format_shown(item, args.html)}", file=out)
+    if len(shown) > 1:
+        verdicts = ", ".join(
+            f"{printable(_node_name(item.run))} {_verdict(item.run)}" for item in shown
         )
+        print(f"\nRun {printable(shown[0].run.label)}: {verdicts}", file=out)
+    if exit_code == EXIT_BLOCKED:
+        print(file=out)
+        for item in blocked:
+            reason = (
+                "is blocked" if item.run.blessed == 0 else "has no verdict (blessed is not set)"
+            )
+            print(
+                f"--fail-on-blocked: run {printable(item.run.label)} of node "
+                f"{printable(item.run.node_id or '-')} {reason}; exit code 1.",
+                file=out,
+            )
     write_out(out.getvalue().rstrip("\n"))
     return exit_code

@@ -15,7 +15,7 @@ from embedding_guard.run.options import DEFAULT_MAX_OOV_RATE_INCREASE, Validator
 
 
 class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
-    """Blocks the Trainer when a categorical index would fail an embedding lookup.
+    """Blocks the Trainer (or, given a `model`, the Pusher) when an index would fail a lookup.
 
     Reads every value of every checked feature in every split of `examples`
     (normally Transform's `transformed_examples`) and checks it against
@@ -54,6 +54,7 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
         max_oov_rate_increase_severity: str = "WARNING",
         baseline_split: str | None = None,
         parallelism: int | None = None,
+        unchecked_severity: str = "INFO",
     ):
         """Constructs the component; bad arguments fail here, not at run time.
 
@@ -90,6 +91,11 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
             "train" when the examples have it. A split named here must exist.
           parallelism: Threads reading one split on one worker; default the
             CPUs the worker process may use.
+          unchecked_severity: What an integer feature that looks categorical but
+            has no bound (so was not checked) gives: "INFO" lists it in the
+            reports and the log, "WARNING" adds a FEATURE_NOT_CHECKED finding,
+            "ERROR" blocks, so that a pipeline can require every such feature
+            to be checked.
 
         Raises:
           TypeError: A parameter has the wrong type.
@@ -108,6 +114,7 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
             max_oov_rate_increase_severity=max_oov_rate_increase_severity,
             baseline_split=baseline_split,
             parallelism=parallelism,
+            unchecked_severity=unchecked_severity,
         ).validate()
         super().__init__(
             spec=spec.EmbeddingIndexValidatorSpec(

@@ -15,6 +15,7 @@ from embedding_guard import spec
 from embedding_guard.errors import InputError
 from embedding_guard.run import orchestration
 from embedding_guard.run.options import ValidatorOptions
+from embedding_guard.verdict.report_model import UncheckedFeature
 
 
 class IndexValidationBlockedError(RuntimeError):
@@ -107,13 +108,46 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             spec.BLESSED_VALUE if result.blessed else spec.NOT_BLESSED_VALUE,
         )
         anomalies.set_json_value_custom_property(spec.BLESSED_BY_SPLIT_PROPERTY, blessed_by_split)
+        log_coverage(result)
         if result.blessed:
-            logging.info("No index would fail an embedding lookup in splits %s.", splits)
+            logging.info(
+                "No index would fail an embedding lookup in splits %s; the %s may run.",
+                splits,
+                result.gate,
+            )
             return
         summary = result.summary()
-        logging.warning("Embedding indices would fail; the Trainer is blocked:\n%s", summary)
+        logging.warning(
+            "Embedding indices would fail; the %s is blocked:\n%s", result.gate, summary
+        )
         if options.fail_on_block:
             raise IndexValidationBlockedError(
-                "EmbeddingIndexValidator blocked the pipeline (fail_on_block=True); "
+                f"EmbeddingIndexValidator blocked the {result.gate} (fail_on_block=True); "
                 f"these indices would fail an embedding lookup:\n{summary}"
             )
+
+
+def log_coverage(result: orchestration.ValidationResult) -> None:
+    """Logs how many integer features were checked, and how to check each one that was not.
+
+    A green verdict says nothing about a feature nobody looked at, so the TFX log
+    names each one with the parameter that would check it.
+    """
+    logging.info("Coverage: %s.", result.coverage)
+    not_checked = result.unchecked()
+    if not_checked:
+        logging.warning(
+            "%d integer feature(s) were not checked; the verdict says nothing about them:\n%s",
+            len(not_checked),
+            "\n".join(
+                f"  {u.name}: {u.why}; {u.parameter_that_would_check_it} would check it"
+                for u in not_checked
+            ),
+        )
+    for role, words in (
+        (UncheckedFeature.EXCLUDED, "excluded by `features`"),
+        (UncheckedFeature.NOT_LOOKED_UP, "never looked up by the model (labels, weights)"),
+    ):
+        listed = result.unchecked(role)
+        if listed:
+            logging.info("Integer feature(s) %s: %s.", words, ", ".join(u.name for u in listed))

@@ -141,6 +141,14 @@ def split_dirs(examples_dir: str) -> dict[str, str]:
     return splits
 
 
+def split_of(shard: str) -> str | None:
+    """The split a shard belongs to, from its Split-<name> folder, or None outside one."""
+    folder = os.path.basename(os.path.dirname(shard.rstrip("/")))
+    if folder.startswith(SPLIT_DIR_PREFIX) and len(folder) > len(SPLIT_DIR_PREFIX):
+        return folder[len(SPLIT_DIR_PREFIX) :]
+    return None
+
+
 def call_at_once(call: Callable[[str], Any], paths: Sequence[str]) -> list[Any]:
     """call(path) for every path, _REMOTE_CALLS_AT_ONCE at a time, in the order of paths.
 

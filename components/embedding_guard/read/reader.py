@@ -3,7 +3,10 @@
 Shards are framed (`framing`) and their batches parsed on a pool of threads:
 TensorFlow cuts the records out and parses only the checked features, without
 the GIL, so every core works. The first record of each split is checked to be a
-tf.Example the run can check before the split is read.
+tf.Example the run can check before the split is read, and every record is
+checked as it is read (`sequence_example_error`): a tf.SequenceExample parses
+as a tf.Example of its context, so checked features in its feature_lists would
+silently count as missing.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tensorflow as tf
 from google.protobuf import message
 
 from embedding_guard.errors import InputError
-from embedding_guard.read import framing
+from embedding_guard.read import files, framing
 from embedding_guard.read.files import ShardError
 from embedding_guard.read.framing import (
     DEFAULT_BATCH_SIZE,
@@ -104,6 +107,131 @@ def check_record_format(
             # A tf.Example's features are, on the wire, a SequenceExample's context.
             present = set(sequence_example.context.feature)
     return present
+
+
+# Every tf.Example TensorFlow serializes is, on the wire, one length-delimited
+# field 1 (its Features) and nothing else. A SequenceExample with feature_lists
+# also has field 2, which TensorFlow's Example parser skips without a word.
+_FEATURES_TAG = 0x0A
+_FEATURE_LISTS_FIELD = 2
+# A record is below 2 GiB, so its field lengths take at most 5 varint bytes.
+_MAX_LENGTH_BYTES = 5
+_VARINT, _FIXED64, _DELIMITED, _FIXED32 = 0, 1, 2, 5
+
+
+def _records_beyond_one_features_field(records: SerializedBatch) -> np.ndarray:
+    """Positions of the non-empty records that are not exactly one field 1, vectorized.
+
+    A handful of numpy operations per batch, whatever its size: every record
+    TensorFlow writes as a tf.Example passes, so Python looks at none of them.
+    """
+    data = np.frombuffer(records.buffer, dtype=np.uint8)
+    starts = records.starts.astype(np.int64)
+    lengths = records.lengths.astype(np.int64)
+    if not len(data) or not len(starts):
+        return np.flatnonzero(lengths > 0)
+    last = len(data) - 1
+    tag = data[np.minimum(starts, last)]
+    # A record of one field 1 is its tag, the varint of the field's length, and
+    # that many bytes: what is left after taking them all off must be 0.
+    remaining = lengths - 1
+    more = np.ones(len(starts), dtype=bool)
+    for k in range(_MAX_LENGTH_BYTES):
+        byte = data[np.minimum(starts + 1 + k, last)].astype(np.int64)
+        remaining -= np.where(more, ((byte & 0x7F) << (7 * k)) + 1, 0)
+        more &= byte >= 0x80
+        if not more.any():
+            break
+    one_field = (tag == _FEATURES_TAG) & ~more & (remaining == 0)
+    return np.flatnonzero((lengths > 0) & ~one_field)
+
+
+def _varint(record: bytes, pos: int) -> tuple[int, int]:
+    """The varint at pos and the position after it; IndexError if the record ends first."""
+    value = shift = 0
+    while True:
+        byte = record[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _feature_lists_bytes(record: bytes) -> bytes:
+    """The serialized feature_lists of a record read as a tf.SequenceExample, b"" if none.
+
+    Walks only the record's top-level fields; a record that is no protobuf gives
+    b"", and the Example parser reports it.
+    """
+    pieces = []
+    pos = 0
+    try:
+        while pos < len(record):
+            key, pos = _varint(record, pos)
+            field, wire_type = key >> 3, key & 7
+            if wire_type == _VARINT:
+                _, pos = _varint(record, pos)
+            elif wire_type == _FIXED64:
+                pos += 8
+            elif wire_type == _FIXED32:
+                pos += 4
+            elif wire_type == _DELIMITED:
+                size, pos = _varint(record, pos)
+                if field == _FEATURE_LISTS_FIELD:
+                    pieces.append(record[pos : pos + size])
+                pos += size
+            else:  # Groups, or no protobuf at all.
+                return b""
+    except IndexError:
+        return b""
+    # Serialized messages of one type, joined, parse as their merge.
+    return b"".join(pieces)
+
+
+def sequence_example_error(
+    shard: str, records: SerializedBatch, first_number: int, features: Sequence[str]
+) -> ShardError | None:
+    """The error for the first record of a batch that keeps checked features in feature_lists.
+
+    Only records that are more than one Features field, which no tf.Example
+    TensorFlow writes is, are examined in Python.
+
+    Args:
+      shard: The shard the records come from.
+      records: A batch of its records.
+      first_number: The number, counting from 1, of the batch's first record in the shard.
+      features: The checked features.
+
+    Returns:
+      The error naming the split, the shard, the record and the features, or
+      None when no record of the batch is such a tf.SequenceExample.
+    """
+    suspects = _records_beyond_one_features_field(records)
+    if not len(suspects):
+        return None
+    names = [(name, name.encode()) for name in features]
+    for position in suspects.tolist():
+        lists = _feature_lists_bytes(records[position])
+        # The names' bytes appear in the feature_lists of any record holding them.
+        if not lists or not any(encoded in lists for _, encoded in names):
+            continue
+        try:
+            held = set(tf.train.FeatureLists.FromString(lists).feature_list)
+        except message.DecodeError:
+            continue
+        in_lists = [name for name, _ in names if name in held]
+        if in_lists:
+            split = files.split_of(shard)
+            where = f"split {split!r}, " if split is not None else ""
+            return ShardError(
+                f"In {where}shard {shard!r}, record {first_number + position:,} (counting "
+                f"from 1) is a tf.SequenceExample whose feature_lists hold the checked "
+                f"features {in_lists!r}, which embedding-guard cannot read: it checks "
+                "tf.Example features (a SequenceExample's context only). Write the indices "
+                "as tf.Example features, or leave these features out of `features`."
+            )
+    return None
 
 
 @functools.lru_cache(maxsize=256)
@@ -219,7 +347,16 @@ class _Parser:
         self._warm = parse is None
         self._lock = threading.Lock()
 
-    def __call__(self, path: str, records: SerializedBatch) -> Batch:
+    def __call__(self, path: str, records: SerializedBatch, first_number: int = 1) -> Batch:
+        """Parses one batch of the shard at path, whose first record has first_number.
+
+        Raises:
+          ShardError: The batch cannot be parsed, or holds a tf.SequenceExample
+            with checked features in its feature_lists.
+        """
+        error = sequence_example_error(path, records, first_number, self._features)
+        if error is not None:
+            raise error
         try:
             serialized = records.tensor()
             if self._parse is None:
@@ -278,7 +415,8 @@ def read_shards(
       (shard, batch) for every batch, and (shard, None) once a shard is done.
 
     Raises:
-      ShardError: A shard is truncated, corrupt or not TFRecords of tf.Example.
+      ShardError: A shard is truncated, corrupt or not TFRecords of tf.Example,
+        or holds a tf.SequenceExample with checked features in its feature_lists.
       InputError: batch_size, max_batch_bytes or parallelism is not positive.
       ValueError: A shard is listed twice.
     """
@@ -292,8 +430,10 @@ def read_shards(
     parser = _Parser(features, parse)
     if parallelism == 1 or not shards:
         for shard in shards:
+            first_number = 1
             for records in framing.serialized_batches(shard, batch_size, max_batch_bytes):
-                yield shard, parser(shard, records)
+                yield shard, parser(shard, records, first_number)
+                first_number += len(records)
             yield shard, None
         return
     yield from _read_in_parallel(list(shards), parser, batch_size, max_batch_bytes, parallelism)
@@ -316,6 +456,7 @@ def _read_in_parallel(
 
     def frame(shard: str) -> None:
         number = 0
+        first_number = 1
         try:
             for records in framing.serialized_batches(shard, batch_size, max_batch_bytes):
                 while not in_flight.acquire(timeout=0.1):
@@ -323,9 +464,10 @@ def _read_in_parallel(
                         return
                 if stop.is_set():
                     return
-                future = parse_pool.submit(parser, shard, records)
+                future = parse_pool.submit(parser, shard, records, first_number)
                 future.add_done_callback(functools.partial(_put, results, (shard, number)))
                 number += 1
+                first_number += len(records)
             results.put((shard, number, _DONE))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
             results.put((shard, number, error))

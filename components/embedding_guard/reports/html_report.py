@@ -16,7 +16,13 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from embedding_guard.reports.text import printable
+from embedding_guard.reports.text import (
+    dim_source,
+    gate_words,
+    lookup_lines,
+    printable,
+    role_words,
+)
 from embedding_guard.verdict.core import FeatureStats
 from embedding_guard.verdict.reasons import Reason, Severity, fix_text
 from embedding_guard.verdict.report_model import (
@@ -53,6 +59,8 @@ _STYLE = """
 .eg-report .eg-blocked { background: #ffebe9; border: 1px solid #cf222e; }
 .eg-report .eg-blessed { background: #dafbe1; border: 1px solid #1a7f37; }
 .eg-report .eg-fix { color: #1d2327; }
+.eg-report .eg-detail { color: #57606a; }
+.eg-report .eg-coverage { font-weight: 600; }
 .eg-report .eg-badge { display: inline-block; padding: 0 7px; border-radius: 10px;
   font-size: 12px; font-weight: 700; color: #fff; vertical-align: middle; }
 .eg-report .eg-ERROR { background: #cf222e; }
@@ -129,16 +137,38 @@ def _finding_headline(finding: Finding, report: SplitReport) -> str:
     )
 
 
+def _problem_item(finding: Finding, report: SplitReport) -> str:
+    """One problem of the verdict box: what, the values past the table, the lookup, the fix."""
+    feature = report.feature(finding.feature)
+    fix = finding.fix or fix_text(
+        finding.reason, None if feature is None else feature.bounds.upper_bound
+    )
+    details = []
+    if finding.values_past_table is not None:
+        details.append(("Values past the table", f"{finding.values_past_table:,}"))
+    details += [(label[0].upper() + label[1:], text) for label, text in lookup_lines(finding)]
+    details.append(("Fix", fix))
+    return (
+        f"<li>{_finding_headline(finding, report)}"
+        + "".join(
+            f"<br><span class='eg-detail'>{_e(label)}: {_e(text)}</span>"
+            for label, text in details[:-1]
+        )
+        + f"<br><span class='eg-fix'>Fix: {_e(fix)}</span></li>"
+    )
+
+
 def _verdict(reports: Mapping[str, SplitReport]) -> str:
     blocked = sorted(split for split, report in reports.items() if not report.blessed)
     num_errors = sum(report.num_errors for report in reports.values())
     num_warnings = sum(report.num_warnings for report in reports.values())
     splits = ", ".join(sorted(reports))
-    if blocked:
+    first = reports[min(reports)] if reports else None
+    if blocked and first is not None:
         headline = (
             f"BLOCKED: {num_errors} error{'s' if num_errors != 1 else ''} in split"
             f"{'s' if len(blocked) != 1 else ''} {_e(', '.join(blocked))}. "
-            "These indices would fail an embedding lookup, so the Trainer must not run."
+            f"These indices would fail an embedding lookup, so {gate_words(first)}."
         )
     elif reports:
         headline = (
@@ -147,21 +177,20 @@ def _verdict(reports: Mapping[str, SplitReport]) -> str:
         )
     else:
         headline = "No split reports were found."
-    items = []
-    for split in sorted(reports):
-        report = reports[split]
-        for finding in report.problems():
-            feature = report.feature(finding.feature)
-            fix = fix_text(finding.reason, None if feature is None else feature.bounds.upper_bound)
-            items.append(
-                f"<li>{_finding_headline(finding, report)}"
-                f"<br><span class='eg-fix'>Fix: {_e(fix)}</span></li>"
-            )
+    items = [
+        _problem_item(finding, reports[split])
+        for split in sorted(reports)
+        for finding in reports[split].problems()
+    ]
     if num_warnings and not blocked:
         headline += f" {num_warnings} warning{'s' if num_warnings != 1 else ''} below."
+    coverage = ""
+    if first is not None:
+        listed = " (listed below)" if first.unchecked_features else ""
+        coverage = f"<p class='eg-coverage'>Coverage: {_e(first.coverage)}{listed}.</p>"
     css = "eg-blocked" if blocked or not reports else "eg-blessed"
     return (
-        f"<div class='eg-verdict {css}'><p class='eg-headline'>{headline}</p>"
+        f"<div class='eg-verdict {css}'><p class='eg-headline'>{headline}</p> {coverage}"
         + (f"<ol>{''.join(items)}</ol>" if items else "")
         + "</div>"
     )
@@ -245,7 +274,11 @@ def _bounds_table(feature: FeatureReport) -> str:
         ("valid range", f"[0, {bounds.upper_bound:,})"),
         ("from", bounds.bound_source or "-"),
         ("embedding input_dim", f"{bounds.embedding_input_dim:,}"),
-        ("input_dim from", bounds.embedding_dim_source or "-"),
+        # The model's table as the only bound is the input_dim's source too: said once.
+        (
+            "input_dim from",
+            dim_source(bounds) or ("the same table" if bounds.embedding_dim_source else "-"),
+        ),
     ]
     if bounds.vocabulary is not None:
         rows.append(
@@ -329,17 +362,19 @@ def _feature_section(feature: FeatureReport) -> str:
 
 
 def _unchecked_section(unchecked: Sequence[UncheckedFeature]) -> str:
+    """The features that were not checked, once for the run: the same in every split."""
     if not unchecked:
         return ""
     rows = "".join(
-        f"<tr><td><code>{_e(u.name)}</code></td><td>{_e(u.why)}</td>"
-        f"<td>{_e(u.parameter_that_would_check_it)}</td></tr>"
+        f"<tr data-unchecked='{_e(u.name)}'><td><code>{_e(u.name)}</code></td>"
+        f"<td>{_e(role_words(u))}</td><td>{_e(u.why)}</td>"
+        f"<td>{_e(u.parameter_that_would_check_it or '-')}</td></tr>"
         for u in unchecked
     )
     return (
-        "<div class='eg-feature eg-unchecked'><b>Not checked</b>: these features look "
-        "categorical but have no bound, so none of their values were checked."
-        "<table><tr><th>feature</th><th>why</th><th>what would check it</th></tr>"
+        f"<h2>Not checked: {len(unchecked)} integer feature{'s' if len(unchecked) != 1 else ''}"
+        "</h2><div class='eg-feature eg-unchecked'>None of their values were checked."
+        "<table><tr><th>feature</th><th>role</th><th>why</th><th>what would check it</th></tr>"
         f"{rows}</table></div>"
     )
 
@@ -354,7 +389,6 @@ def _split_section(report: SplitReport) -> str:
         f"<span class='eg-muted'>{_n(report.num_examples)} examples, "
         f"{report.num_errors} error(s), {report.num_warnings} warning(s)</span></h2>"
         + (f"<ul class='eg-findings'>{split_findings}</ul>" if split_findings else "")
-        + _unchecked_section(report.unchecked_features)
         + "".join(_feature_section(feature) for feature in report.features)
         + "</section>"
     )
@@ -383,6 +417,7 @@ def render_fragment(
         + (_run_info(run_info) if run_info else "")
         + _verdict(reports)
         + (_comparison(comparison) if comparison else "")
+        + (_unchecked_section(reports[min(reports)].unchecked_features) if reports else "")
         + "".join(_split_section(reports[split]) for split in sorted(reports))
         + "</div>"
     )

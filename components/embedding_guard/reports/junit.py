@@ -1,10 +1,14 @@
 """Writes split reports as JUnit XML, the test-report format CI systems show natively.
 
 Each split is a <testsuite>; each checked feature of it is a <testcase> with
-classname = split and name = feature. ERROR findings make the testcase fail (one
-<failure> whose message lists each reason with its count, the descriptions in its
-body); WARNING findings go to the testcase's <system-out>. Split-level findings
-(such as an empty split) belong to a testcase named SPLIT_TESTCASE_NAME.
+classname = split and name = feature. Each ERROR finding is one <failure> of its
+feature's testcase (one per problem, as the terminal counts them: the message
+names the reason, the count and the values past the table; the body adds what
+the lookup does and the fix), and the suite's `failures` counts them. WARNING
+findings go to the testcase's <system-out>. Split-level findings (such as an
+empty split) belong to a testcase named SPLIT_TESTCASE_NAME. A feature that was
+not checked (or that `features` excluded) is a testcase with <skipped>, counted
+in `skipped`, unless a finding of its own fails it.
 
 Feature and split names come from user data, so every string is made XML 1.0 safe:
 characters XML cannot hold, and other control characters, are written as Python
@@ -18,8 +22,9 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
 
 from embedding_guard.reports.report_io import write_named_file
+from embedding_guard.reports.text import finding_summary, lookup_lines, role_words
 from embedding_guard.verdict.reasons import Severity
-from embedding_guard.verdict.report_model import Finding, SplitReport
+from embedding_guard.verdict.report_model import Finding, SplitReport, UncheckedFeature
 
 SUITES_NAME = "embedding-guard"
 FAILURE_TYPE = "EmbeddingIndexError"
@@ -48,29 +53,65 @@ def _finding_line(finding: Finding) -> str:
     return f"{_reason_name(finding)} (count {finding.count}): {finding.description}"
 
 
-def _testcase(parent: ElementTree.Element, split: str, name: str, findings: list[Finding]) -> bool:
-    """Adds one testcase; returns whether it failed."""
+def _failure_message(finding: Finding) -> str:
+    message = f"{_reason_name(finding)}: count {finding.count}"
+    if finding.values_past_table is not None:
+        message += f", {finding.values_past_table} past the table"
+    return message
+
+
+def _failure_text(finding: Finding) -> str:
+    lines = [f"{_reason_name(finding)} (count {finding.count}): {finding_summary(finding)}"]
+    lines += [f"{label}: {text}" for label, text in lookup_lines(finding)]
+    if finding.fix:
+        lines.append(f"fix: {finding.fix}")
+    return "\n".join(lines)
+
+
+def _skipped_message(unchecked: UncheckedFeature) -> str:
+    would_check = unchecked.parameter_that_would_check_it
+    return f"{role_words(unchecked)}: {unchecked.why}" + (
+        f"; {would_check} would check it" if would_check else ""
+    )
+
+
+def _testcase(
+    parent: ElementTree.Element,
+    split: str,
+    name: str,
+    findings: list[Finding],
+    skipped: UncheckedFeature | None = None,
+) -> tuple[int, bool]:
+    """Adds one testcase; returns its number of failures and whether it is skipped."""
     testcase = ElementTree.SubElement(
         parent, "testcase", {"classname": _xml_safe(split), "name": _xml_safe(name)}
     )
     errors = [f for f in findings if f.severity is Severity.ERROR]
     warnings = [f for f in findings if f.severity is Severity.WARNING]
-    if errors:
+    # One <failure> per problem: CI tools (junitparser, Jenkins) count each one.
+    for finding in errors:
         failure = ElementTree.SubElement(
             testcase,
             "failure",
-            {
-                "message": _xml_safe(
-                    "; ".join(f"{_reason_name(f)}: count {f.count}" for f in errors)
-                ),
-                "type": FAILURE_TYPE,
-            },
+            {"message": _xml_safe(_failure_message(finding)), "type": FAILURE_TYPE},
         )
-        failure.text = _xml_safe("\n".join(_finding_line(f) for f in errors))
+        failure.text = _xml_safe(_failure_text(finding))
+    # A failed testcase ran and failed; only one with no failure is skipped.
+    is_skipped = False
+    if skipped is not None and not errors:
+        is_skipped = True
+        ElementTree.SubElement(
+            testcase, "skipped", {"message": _xml_safe(_skipped_message(skipped))}
+        )
     if warnings:
         system_out = ElementTree.SubElement(testcase, "system-out")
         system_out.text = _xml_safe("\n".join(f"WARNING {_finding_line(f)}" for f in warnings))
-    return bool(errors)
+    return len(errors), is_skipped
+
+
+# The unchecked features that are testcases: a label the model never looks up is
+# no categorical feature, so it is no test either.
+_SKIPPED_ROLES = (UncheckedFeature.NOT_CHECKED, UncheckedFeature.EXCLUDED)
 
 
 def junit_document(reports: Iterable[SplitReport]) -> bytes:
@@ -83,33 +124,40 @@ def junit_document(reports: Iterable[SplitReport]) -> bytes:
       The document, with an XML declaration.
     """
     suites = ElementTree.Element("testsuites", {"name": SUITES_NAME})
-    total_tests = total_failures = 0
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
     for report in reports:
         suite = ElementTree.SubElement(suites, "testsuite", {"name": _xml_safe(report.split)})
         by_feature: dict[str, list[Finding]] = {}
         for feature_report in report.features:
             by_feature.setdefault(feature_report.bounds.feature, []).extend(feature_report.findings)
         checked = set(by_feature)
+        skipped = {u.name: u for u in report.unchecked_features if u.role in _SKIPPED_ROLES}
+        for name in skipped:
+            if name not in checked:
+                by_feature.setdefault(name, [])
         for finding in report.findings:
             # A finding on a feature the report has no counts for still gets its testcase.
             if finding.feature and finding.feature not in checked:
                 by_feature.setdefault(finding.feature, []).append(finding)
         split_findings = [f for f in report.findings if not f.feature]
-        failures = sum(
-            _testcase(suite, report.split, feature, findings)
+        counts = {"tests": 0, "failures": 0, "skipped": 0}
+        cases = [
+            (feature, findings, None if feature in checked else skipped.get(feature))
             for feature, findings in by_feature.items()
-        )
+        ]
         if split_findings:
-            failures += _testcase(suite, report.split, SPLIT_TESTCASE_NAME, split_findings)
-        tests = len(by_feature) + bool(split_findings)
-        suite.attrib.update(
-            {"tests": str(tests), "failures": str(failures), "errors": "0", "skipped": "0"}
-        )
-        total_tests += tests
-        total_failures += failures
-    suites.attrib.update(
-        {"tests": str(total_tests), "failures": str(total_failures), "errors": "0"}
-    )
+            cases.append((SPLIT_TESTCASE_NAME, split_findings, None))
+        for name, findings, unchecked in cases:
+            failures, is_skipped = _testcase(suite, report.split, name, findings, unchecked)
+            counts["tests"] += 1
+            counts["failures"] += failures
+            counts["skipped"] += is_skipped
+        suite.attrib.update({key: str(value) for key, value in counts.items()})
+        suite.attrib["errors"] = "0"
+        for key, value in counts.items():
+            totals[key] += value
+    suites.attrib.update({key: str(value) for key, value in totals.items()})
+    suites.attrib["errors"] = "0"
     ElementTree.indent(suites)
     return ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
 

@@ -12,15 +12,19 @@ pipeline's database.
 
 Where the MLMD database is: `--metadata PATH`, or by convention from
 PIPELINE_ROOT, the first of `PIPELINE_ROOT/metadata.sqlite`,
-`PIPELINE_ROOT/metadata.db`, and the same two names in PIPELINE_ROOT's parent
+`PIPELINE_ROOT/metadata.db`, the same two names in PIPELINE_ROOT's parent
 folder (the demo keeps `pipeline/_runs/metadata.sqlite` next to
-`pipeline/_runs/root`).
+`pipeline/_runs/root`), and, for a root `<tfx_root>/pipelines/<name>`, the same
+two names in `<tfx_root>/metadata/<name>/` (the layout of TFX's own examples,
+e.g. chicago_taxi_pipeline: `~/tfx/pipelines/chicago_taxi_native_keras` and
+`~/tfx/metadata/chicago_taxi_native_keras/metadata.db`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import sqlite3
 import urllib.parse
@@ -38,6 +42,10 @@ from embedding_guard.verdict.report_model import SplitReport
 # component test checks it against EmbeddingIndexValidator.get_class_type().
 VALIDATOR_TYPE_NAME = "embedding_guard.component.EmbeddingIndexValidator"
 METADATA_FILE_NAMES = ("metadata.sqlite", "metadata.db")
+# TFX's examples' layout: <tfx_root>/pipelines/<name> is the pipeline root and
+# <tfx_root>/metadata/<name>/metadata.db its database.
+_TFX_PIPELINES_FOLDER = "pipelines"
+_TFX_METADATA_FOLDER = "metadata"
 # How long to wait for a pipeline that is writing to the database. MLMD itself
 # retries for about 45 s before it gives up on a locked database.
 LOCK_TIMEOUT_SECONDS = 3.0
@@ -48,6 +56,8 @@ DEFAULT_LIMIT = 20
 _PIPELINE_CONTEXT = "pipeline"
 _PIPELINE_RUN_CONTEXT = "pipeline_run"
 _NODE_CONTEXT = "node"
+# The state MLMD records for an execution TFX's cache answered.
+_CACHED = "CACHED"
 
 
 class ReportError(InputError):
@@ -112,7 +122,10 @@ class ValidatorRun:
 
 
 def find_metadata(pipeline_root: str) -> str:
-    """Finds the MLMD sqlite file of a pipeline root by the module's convention.
+    """Finds the MLMD sqlite file of a pipeline root by the module's conventions.
+
+    See the module docstring: in the root, in its parent folder, or in
+    `<tfx_root>/metadata/<name>/` for a root `<tfx_root>/pipelines/<name>`.
 
     Args:
       pipeline_root: The pipeline root folder.
@@ -136,11 +149,12 @@ def find_metadata(pipeline_root: str) -> str:
             "pipeline ran with, or the MLMD database with --metadata PATH."
         )
     root = os.path.abspath(pipeline_root)
-    candidates = [
-        os.path.join(folder, name)
-        for folder in (root, os.path.dirname(root))
-        for name in METADATA_FILE_NAMES
-    ]
+    folders = [root, os.path.dirname(root)]
+    tfx_root, pipelines = os.path.split(os.path.dirname(root))
+    if pipelines == _TFX_PIPELINES_FOLDER:
+        # TFX's examples keep MLMD beside the pipeline roots, not under one.
+        folders.append(os.path.join(tfx_root, _TFX_METADATA_FOLDER, os.path.basename(root)))
+    candidates = [os.path.join(folder, name) for folder in folders for name in METADATA_FILE_NAMES]
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate
@@ -298,7 +312,7 @@ def _validator_runs(store: Any) -> list[ValidatorRun]:
         if artifact is not None:
             if artifact.has_custom_property(spec.BLESSED_PROPERTY):
                 blessed = artifact.get_int_custom_property(spec.BLESSED_PROPERTY)
-            split_names = tuple(artifact_utils.decode_split_names(artifact.split_names or "[]"))
+            split_names = _split_names(artifact)
         runs.append(
             ValidatorRun(
                 execution_id=execution.id,
@@ -317,24 +331,47 @@ def _validator_runs(store: Any) -> list[ValidatorRun]:
     return runs
 
 
-def select_run(
-    runs: Sequence[ValidatorRun], run: str | None = None, node: str | None = None
-) -> ValidatorRun:
-    """Picks the run to show: by run id, else by execution id; default the newest.
+def _split_names(artifact: Any) -> tuple[str, ...]:
+    """The artifact's split_names property, a JSON list of names, as TFX writes it.
 
-    A pipeline run can hold several validator nodes; then `node` must say which,
-    rather than one being picked silently.
+    Raises:
+      ReportError: The property is not a JSON list of strings.
+    """
+    text = artifact.split_names or "[]"
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        # repr escapes control characters: the text came from the database.
+        raise ReportError(
+            f"The anomalies artifact {artifact.id} at {artifact.uri!r} has the property "
+            f"split_names {text!r}, not a JSON list of split names such as "
+            '\'["train", "eval"]\'. The MLMD database was altered or written by another '
+            "tool; re-run the validator, or set the property to the Split-<name> folders it holds."
+        )
+    return tuple(names)
+
+
+def select_runs(
+    runs: Sequence[ValidatorRun], run: str | None = None, node: str | None = None
+) -> list[ValidatorRun]:
+    """Picks the runs to show: one pipeline run's execution of every validator node.
+
+    A pipeline can hold several validator nodes (the README's
+    EmbeddingIndexValidator before the Trainer and ModelIndexValidator after
+    it): each is shown, unless `node` names one.
 
     Args:
       runs: Every validator run, newest first.
-      run: A pipeline run id or an execution id; None for the newest run.
-      node: The validator's node id; None when the run has one validator node.
+      run: A pipeline run id or an execution id; None for the newest pipeline run.
+      node: The validator's node id; None for every node of that run.
 
     Returns:
-      The chosen run.
+      The newest execution of each node in the chosen pipeline run, by node id.
 
     Raises:
-      ReportError: No run matches, or several nodes do and node is not given.
+      ReportError: No run matches, or node names no validator node.
     """
     if node is not None:
         nodes = sorted({r.node_id for r in runs})
@@ -347,12 +384,10 @@ def select_run(
     if run is None:
         newest = runs[0]
         matches = [r for r in runs if newest.run_id and r.run_id == newest.run_id] or [newest]
-        wanted = "the newest run"
     else:
         matches = [r for r in runs if r.run_id == run] or [
             r for r in runs if str(r.execution_id) == run
         ]
-        wanted = f"--run {run!r}"
     if not matches:
         known = ", ".join(repr(r.label) for r in runs[:5])
         where = "" if node is None else f" of node {node!r}"
@@ -360,15 +395,29 @@ def select_run(
             f"--run {run!r} matches no EmbeddingIndexValidator run id or execution id{where}; "
             f"the newest are {known}. Run without --run to list them."
         )
-    nodes = sorted({r.node_id for r in matches})
-    if len(nodes) > 1:
-        raise ReportError(
-            f"{wanted} ({matches[0].label}) has {len(nodes)} EmbeddingIndexValidator nodes, "
-            f"{', '.join(repr(n) for n in nodes)}; pass --node NODE to choose one, e.g. "
-            f"--node {nodes[0]}."
-        )
     # Several executions of one node in one run are retries: the newest counts.
-    return matches[0]
+    newest_per_node: dict[str, ValidatorRun] = {}
+    for match in matches:
+        newest_per_node.setdefault(match.node_id, match)
+    return [newest_per_node[name] for name in sorted(newest_per_node)]
+
+
+def cached_from(runs: Sequence[ValidatorRun], run: ValidatorRun) -> ValidatorRun | None:
+    """For a CACHED execution, the execution that wrote the artifact it republished.
+
+    TFX's cache publishes the earlier execution's artifact again rather than
+    checking anything, so the two must not be compared as two checks.
+
+    Returns:
+      The oldest other execution that published the same artifact, or None when
+      run is not CACHED or that execution is not in runs.
+    """
+    if run.state != _CACHED or run.anomalies_uri is None:
+        return None
+    for candidate in reversed(runs):
+        if candidate is not run and candidate.anomalies_uri == run.anomalies_uri:
+            return candidate
+    return None
 
 
 def load_reports(run: ValidatorRun) -> dict[str, SplitReport]:
@@ -390,13 +439,15 @@ def load_reports(run: ValidatorRun) -> dict[str, SplitReport]:
 
 
 def previous_run(runs: Sequence[ValidatorRun], run: ValidatorRun) -> ValidatorRun | None:
-    """The newest run older than run of the same pipeline and node that published reports."""
+    """The newest run older than run, of its pipeline and node, that published other reports."""
     older = runs[runs.index(run) + 1 :]
     for candidate in older:
         if (
             candidate.pipeline == run.pipeline
             and candidate.node_id == run.node_id
             and candidate.anomalies_uri is not None
+            # A cached execution's artifact is the same check, not an earlier one.
+            and candidate.anomalies_uri != run.anomalies_uri
         ):
             return candidate
     return None

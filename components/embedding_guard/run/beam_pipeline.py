@@ -187,6 +187,8 @@ def run(
                 policy,
                 plan.unchecked,
                 plan.run_findings,
+                plan.gate,
+                options.unchecked_severity,
             )
         )
     return validation.read_reports(jobs)

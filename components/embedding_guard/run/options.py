@@ -22,6 +22,8 @@ from embedding_guard.errors import InputError
 
 EXAMPLES_KINDS = ("auto", "transformed", "raw")
 SEVERITIES = ("WARNING", "ERROR")
+# unchecked_severity may also only list the unchecked features, without a finding.
+UNCHECKED_SEVERITIES = ("INFO", "WARNING", "ERROR")
 DEFAULT_BASELINE_SPLIT = "train"
 DEFAULT_MAX_OOV_RATE_INCREASE = 0.05
 
@@ -43,6 +45,10 @@ CLI_FLAGS = {
     "max_oov_rate_increase_severity": "--max-oov-rate-increase-severity",
     "baseline_split": "--baseline-split",
     "parallelism": "--parallelism",
+    "unchecked_severity": "--unchecked-severity",
+    # Not settings, but inputs that hints in messages name.
+    "model": "--model",
+    "schema": "--schema",
 }
 
 
@@ -99,6 +105,9 @@ class ValidatorOptions:
         a split named here must exist.
       parallelism: Threads reading one split on one worker; None means the
         CPUs this process may use.
+      unchecked_severity: "INFO" lists the categorical-looking integer features
+        that have no bound and so were not checked; "WARNING" or "ERROR" also
+        makes each one a FEATURE_NOT_CHECKED finding ("ERROR" blocks).
     """
 
     features: tuple[str, ...] | None = None
@@ -113,6 +122,7 @@ class ValidatorOptions:
     max_oov_rate_increase_severity: str = "WARNING"
     baseline_split: str | None = None
     parallelism: int | None = None
+    unchecked_severity: str = "INFO"
 
     def validate(self, names: Mapping[str, str] | None = None) -> ValidatorOptions:
         """Checks every setting and returns a normalised copy.
@@ -175,6 +185,7 @@ class ValidatorOptions:
         _choice(
             name("max_oov_rate_increase_severity"), self.max_oov_rate_increase_severity, SEVERITIES
         )
+        _choice(name("unchecked_severity"), self.unchecked_severity, UNCHECKED_SEVERITIES)
         baseline_split = self.baseline_split
         if baseline_split is not None:
             if not isinstance(baseline_split, str) or not baseline_split:
@@ -269,6 +280,7 @@ class ValidatorOptions:
             spec.MAX_OOV_RATE_INCREASE_SEVERITY_KEY: self.max_oov_rate_increase_severity,
             spec.BASELINE_SPLIT_KEY: self.baseline_split or "",
             spec.PARALLELISM_KEY: self.parallelism or 0,
+            spec.UNCHECKED_SEVERITY_KEY: self.unchecked_severity,
         }
 
     @classmethod
@@ -321,6 +333,9 @@ class ValidatorOptions:
             ),
             baseline_split=exec_properties.get(spec.BASELINE_SPLIT_KEY) or None,
             parallelism=int(exec_properties.get(spec.PARALLELISM_KEY) or 0) or None,
+            unchecked_severity=(
+                exec_properties.get(spec.UNCHECKED_SEVERITY_KEY) or defaults.unchecked_severity
+            ),
         )
         return options.validate()
 
@@ -351,6 +366,7 @@ class ValidatorOptions:
             max_oov_rate_increase_severity=args.max_oov_rate_increase_severity,
             baseline_split=args.baseline_split,
             parallelism=args.parallelism,
+            unchecked_severity=args.unchecked_severity,
         )
         return options.validate(CLI_FLAGS)
 

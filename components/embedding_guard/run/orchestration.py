@@ -15,9 +15,10 @@ from typing import Any
 from absl import logging
 
 from embedding_guard.errors import InputError
+from embedding_guard.reports import text
 from embedding_guard.run.options import ValidatorOptions
 from embedding_guard.verdict import core, findings
-from embedding_guard.verdict.report_model import SplitReport, blocked_summary
+from embedding_guard.verdict.report_model import SplitReport, UncheckedFeature, blocked_summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,20 @@ class ValidationResult:
     def summary(self, limit: int = 20) -> str:
         """The ERROR findings, one line each, for logs and error messages."""
         return blocked_summary(self.reports, limit)
+
+    @property
+    def gate(self) -> str:
+        """The stage the run gates: "Trainer", or "Pusher" when a model was checked."""
+        return next((r.gate for _, r in sorted(self.reports.items())), "Trainer")
+
+    @property
+    def coverage(self) -> str:
+        """How many integer features were checked; the same in every split of a run."""
+        return next((r.coverage for _, r in sorted(self.reports.items())), "")
+
+    def unchecked(self, role: str = UncheckedFeature.NOT_CHECKED) -> tuple[UncheckedFeature, ...]:
+        """The run's unchecked features of one role (by default, those not checked)."""
+        return next((r.unchecked(role) for _, r in sorted(self.reports.items())), ())
 
 
 def select_splits(
@@ -167,10 +182,19 @@ def validate(
 
         model_lookups = model_analysis.analyze_model(model).governing_lookups()
     schema_features = {proto.name for proto in schema.feature}
-    model_input_dims, unchecked_lookups = _model_input_dims(model_lookups, options, schema_features)
+    model_input_dims, unchecked_lookups = _model_input_dims(
+        model_lookups, options, schema_features, option_names
+    )
     split_shards = validation.list_split_shards(split_uris)
     plan = validation.plan(
-        split_shards, schema, options, graph=graph, model_input_dims=model_input_dims
+        split_shards,
+        schema,
+        options,
+        graph=graph,
+        model_input_dims=model_input_dims,
+        # With a model the run gates the Pusher, and what it never looks up is no gap.
+        looked_up=None if model is None else set(model_lookups),
+        option_names=option_names,
     )
     plan = dataclasses.replace(
         plan,
@@ -190,12 +214,11 @@ def validate(
     logging.info("Validating %s examples.", plan.examples_kind.value)
     for b in plan.bounds:
         logging.info(
-            "Checking %s in [0, %d), embedding input_dim %d (%s; %s).",
+            "Checking %s in [0, %d), embedding input_dim %d (%s).",
             b.feature,
             b.upper_bound,
             b.embedding_input_dim,
-            b.bound_source,
-            b.embedding_dim_source,
+            text.bound_sources(b),
         )
     jobs = validation.split_jobs(split_shards, output_dirs)
     if pipeline is None:
@@ -212,6 +235,7 @@ def _model_input_dims(
     model_lookups: Mapping[str, Any],
     options: ValidatorOptions,
     schema_features: set[str],
+    option_names: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Turns the model's tables into embedding input_dims; the parameter still wins.
 
@@ -242,7 +266,8 @@ def _model_input_dims(
             unchecked.append(
                 (
                     feature,
-                    f"The model looks up {feature!r} ({where}), which `features` leaves out.",
+                    f"The model looks up {feature!r} ({where}), which "
+                    f"{(option_names or {}).get('features', '`features`')} leaves out.",
                 )
             )
         else:
@@ -259,8 +284,13 @@ def _with_dim_source(bounds: core.FeatureBounds, lookup: Any) -> core.FeatureBou
         "embedding_dim_source": lookup.source_text(),
         "model_lookup_kind": lookup.lookup_kind,
         "model_layer": lookup.layer_name or lookup.op_name,
-        "model_lookup_silent": lookup.silent,
-        "model_bad_index_behaviour": lookup.bad_index_behaviour,
+        "model_on_negative": lookup.on_negative.value,
+        "model_on_too_large": lookup.on_too_large.value,
+        # One flag serves both sides: only an Assert on both makes every bad value
+        # raise on GPU; with one side guarded, the other may be a GPU zero row, and
+        # saying "may be silent" is the safer error.
+        "model_lookup_guarded": lookup.guarded_below and lookup.guarded_above,
+        "model_bad_index_behaviour": lookup.evidence,
     }
     if bounds.bound_kind == "embedding_input_dims":
         # Nothing else bounds the feature (a pass-through integer): the model's

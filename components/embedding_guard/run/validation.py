@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -23,6 +23,7 @@ from embedding_guard.reports import report_io
 from embedding_guard.run import raw_mode
 from embedding_guard.run.options import ValidatorOptions
 from embedding_guard.verdict import core, findings
+from embedding_guard.verdict.reasons import Severity
 from embedding_guard.verdict.report_model import Finding, SplitReport, UncheckedFeature
 
 if TYPE_CHECKING:
@@ -124,10 +125,29 @@ def write_reports(
     policy: findings.OovPolicy,
     unchecked_features: Sequence[UncheckedFeature],
     run_findings: Sequence[Finding],
+    gate: str = "Trainer",
+    unchecked_severity: str = "INFO",
 ) -> None:
-    """Builds every split's report from its combined counts and writes its files."""
+    """Builds every split's report from its combined counts and writes its files.
+
+    Args:
+      split_counts: (split, its combined counts) for every split.
+      output_dirs: Split name -> the folder its files go to.
+      baseline: The schema written into each Anomalies proto.
+      policy: The OOV thresholds.
+      unchecked_features: The integer features that were not checked, with roles.
+      run_findings: Findings about the run's configuration, by split.
+      gate: The stage the run gates: "Trainer", or "Pusher" with a model.
+      unchecked_severity: The unchecked_severity setting ("INFO", "WARNING",
+        "ERROR").
+    """
     reports = findings.build_reports(
-        dict(split_counts), policy, unchecked_features=unchecked_features, run_findings=run_findings
+        dict(split_counts),
+        policy,
+        unchecked_features=unchecked_features,
+        run_findings=run_findings,
+        gate=gate,
+        unchecked_severity=Severity(unchecked_severity),
     )
     # index_report.json, written last, marks a split's report as complete. Dropping
     # every stale one first means a crash mid-write cannot leave an earlier run's
@@ -182,6 +202,8 @@ def run_in_process(
         policy,
         plan.unchecked,
         plan.run_findings,
+        plan.gate,
+        options.unchecked_severity,
     )
     return read_reports(jobs)
 
@@ -229,6 +251,8 @@ class Plan:
         why and the parameter that would check them (for the report).
       run_findings: Findings about the configuration rather than the values (a
         model lookup no check covers), added to their split's report.
+      gate: The stage the run gates: "Trainer", or "Pusher" when a trained
+        model was given.
     """
 
     bounds: tuple[core.FeatureBounds, ...]
@@ -236,6 +260,7 @@ class Plan:
     parse: raw_mode.RawExamplesTransformer | None
     unchecked: tuple[UncheckedFeature, ...] = ()
     run_findings: tuple[Finding, ...] = ()
+    gate: str = "Trainer"
 
 
 def plan(
@@ -245,6 +270,8 @@ def plan(
     *,
     graph: TransformGraphInfo | None = None,
     model_input_dims: Mapping[str, int] | None = None,
+    looked_up: Iterable[str] | None = None,
+    option_names: Mapping[str, str] | None = None,
 ) -> Plan:
     """Resolves bounds and decides whether the examples are raw or transformed.
 
@@ -258,6 +285,11 @@ def plan(
         let raw examples be validated. None when only a schema gives bounds.
       model_input_dims: Feature -> the model's embedding table size, for the
         features whose size options.embedding_input_dims does not give.
+      looked_up: The features a given model looks up; None without a model.
+        With a model, the run gates the Pusher, and an integer feature the
+        model never looks up is listed as such, not as not checked.
+      option_names: Setting -> how the caller spells it, for the hints of the
+        unchecked features (CLI flags in the CLI).
 
     Returns:
       The plan.
@@ -279,13 +311,24 @@ def plan(
             embedding_input_dims={**(model_input_dims or {}), **options.embedding_input_dims},
             feature_vocabularies=options.feature_vocabularies,
             derivations=derivations,
+            names=option_names,
         )
     )
-    unchecked = tuple(bounds_lib.unchecked_features(schema, feature_bounds, derivations))
+    unchecked = tuple(
+        bounds_lib.unchecked_features(
+            schema,
+            feature_bounds,
+            derivations,
+            features=options.features,
+            looked_up=looked_up,
+            names=option_names,
+        )
+    )
+    gate = "Trainer" if looked_up is None else "Pusher"
     present = reader.check_record_format(split_shards, [b.feature for b in feature_bounds])
     kind = raw_mode.detect_kind(options.examples_kind, present, schema, raw_schema)
     if kind is raw_mode.ExamplesKind.TRANSFORMED:
-        return Plan(feature_bounds, kind, None, unchecked)
+        return Plan(feature_bounds, kind, None, unchecked, gate=gate)
     raw_sources = {}
     for b in feature_bounds:
         source = b.raw_feature or raw_mode.raw_source_feature(b.feature, b.vocabulary, raw_schema)
@@ -309,4 +352,4 @@ def plan(
         },
     )
     transformer.check_applicable()
-    return Plan(feature_bounds, kind, transformer, unchecked)
+    return Plan(feature_bounds, kind, transformer, unchecked, gate=gate)

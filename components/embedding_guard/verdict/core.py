@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from embedding_guard.verdict.lookup import Outcome
+
 # How many distinct offending values each accumulator tracks. Beyond this the
 # least frequent are dropped, and the report says its sample counts are partial.
 OFFENDING_VALUES_CAPACITY = 1000
@@ -58,9 +60,13 @@ class FeatureBounds:
       model_lookup_kind: The model's lookup of the feature (Embedding, OneHot,
         ResourceGather, ...), when a model was given.
       model_layer: The model's layer (or op) that looks the feature up.
-      model_lookup_silent: Whether that lookup gives a wrong row or zeros for a bad
-        index instead of an error.
-      model_bad_index_behaviour: What that lookup does with a bad index.
+      model_bad_index_behaviour: How the model analysis decided what that lookup
+        does with a bad index (the ops it saw, or what a probe measured).
+      model_on_negative: What that lookup does on CPU with a negative index, an
+        `Outcome` word ("raises", "wraps", "zero_row", ...); "" without a model.
+      model_on_too_large: The same for an index at or past its table.
+      model_lookup_guarded: Whether an Assert guards the lookup, so that it
+        raises on every device.
     """
 
     feature: str
@@ -80,8 +86,10 @@ class FeatureBounds:
     embedding_dim_kind: str = "bound"
     model_lookup_kind: str = ""
     model_layer: str = ""
-    model_lookup_silent: bool = False
     model_bad_index_behaviour: str = ""
+    model_on_negative: str = ""
+    model_on_too_large: str = ""
+    model_lookup_guarded: bool = False
 
     def __post_init__(self) -> None:
         if self.upper_bound <= 0:
@@ -104,6 +112,34 @@ class FeatureBounds:
                 f"num_oov_buckets of feature {self.feature!r} must be >= 0, "
                 f"got {self.num_oov_buckets!r}"
             )
+
+    @property
+    def model_lookup_silent(self) -> bool:
+        """Whether the model's lookup gives a wrong row or zeros for some bad index."""
+        return any(
+            outcome and Outcome(outcome).silent
+            for outcome in (self.model_on_negative, self.model_on_too_large)
+        )
+
+    @property
+    def oov_default_value(self) -> int | None:
+        """The index a vocabulary lookup gives unseen values, when it is not a valid row.
+
+        TFT's `compute_and_apply_vocabulary` gives -1 (its default_value) when it
+        has no OOV bucket; the graph may say another value. A default inside the
+        vocabulary's rows cannot be told from the token on that row, so it is not
+        counted as OOV.
+        """
+        if self.vocab_size is None or self.num_oov_buckets:
+            return None
+        default = -1 if self.default_value is None else self.default_value
+        return None if 0 <= default < self.vocab_size else default
+
+    @property
+    def default_in_range(self) -> bool:
+        """Whether oov_default_value lies in [vocab_size, upper_bound), a valid index."""
+        default = self.oov_default_value
+        return default is not None and self.in_vocab_bound <= default < self.upper_bound
 
     @property
     def in_vocab_bound(self) -> int:
@@ -157,7 +193,7 @@ class FeatureStats:
 
     @property
     def oov(self) -> int | None:
-        """Values that were not in the vocabulary: OOV-bucket hits plus default (-1) values."""
+        """Values that were not in the vocabulary: OOV-bucket hits plus default_value ones."""
         if self.oov_bucket is None:
             return None
         return self.oov_bucket + (self.at_default or 0)
@@ -387,7 +423,13 @@ class FeatureAccumulator:
         over_dim = int(np.count_nonzero(values >= bounds.embedding_input_dim))
         self.negative += below_zero
         self.in_vocab += below_vocab_end - below_zero
-        self.oov_bucket += below_upper - below_vocab_end
+        default = bounds.oov_default_value
+        at_default = 0 if default is None else int(np.count_nonzero(values == default))
+        self.at_default += at_default
+        # A default inside the range (default_value=9 after a 5-entry vocabulary)
+        # is no OOV bucket: its values count once, as at_default.
+        in_range_default = at_default if bounds.default_in_range else 0
+        self.oov_bucket += below_upper - below_vocab_end - in_range_default
         out_of_range = int(values.size) - below_upper
         self.out_of_range += out_of_range
         self.over_embedding_dim += over_dim
@@ -395,9 +437,6 @@ class FeatureAccumulator:
         self.min = batch_min if self.min is None else min(self.min, batch_min)
         self.max = batch_max if self.max is None else max(self.max, batch_max)
         if bounds.vocab_size is not None:
-            if bounds.num_oov_buckets == 0 and below_zero:
-                # compute_and_apply_vocabulary's default_value for unseen values.
-                self.at_default += int(np.count_nonzero(values == -1))
             in_vocab_values = values[(values >= 0) & (values < bounds.vocab_size)]
             if self.seen is not None:
                 self.seen[in_vocab_values] = True
@@ -446,8 +485,8 @@ class FeatureAccumulator:
         ):
             return
         is_oov = (values >= bounds.vocab_size) & (values < bounds.upper_bound)
-        if bounds.num_oov_buckets == 0:
-            is_oov |= values == -1
+        if bounds.oov_default_value is not None:
+            is_oov |= values == bounds.oov_default_value
         if is_oov.any():
             _add_counts(self.raw_oov_values, raw_values[is_oov], _raw_keys)
             self.raw_oov_values, complete = _bounded(self.raw_oov_values)
@@ -480,7 +519,9 @@ class FeatureAccumulator:
             num_values=self.num_values,
             missing=self.missing,
             negative=self.negative,
-            in_range=self.in_vocab + self.oov_bucket,
+            in_range=self.in_vocab
+            + self.oov_bucket
+            + (self.at_default if self.bounds.default_in_range else 0),
             in_vocab=self.in_vocab if has_vocabulary else None,
             oov_bucket=self.oov_bucket if has_vocabulary else None,
             out_of_range=self.out_of_range,

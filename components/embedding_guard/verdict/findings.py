@@ -14,6 +14,12 @@ from typing import Any
 import numpy as np
 
 from embedding_guard.verdict.core import FeatureBounds, FeatureStats, SplitAccumulator
+from embedding_guard.verdict.lookup import (
+    LookupConsequence,
+    Outcome,
+    general_consequence,
+    model_consequence,
+)
 from embedding_guard.verdict.reasons import REASONS, Reason, Severity, fix_text
 from embedding_guard.verdict.report_model import (
     FeatureReport,
@@ -35,7 +41,18 @@ def _describe_raw(bounds: FeatureBounds, stats: FeatureStats) -> str:
     if bounds.num_oov_buckets or not stats.top_raw_oov_values:
         return ""
     shown = ", ".join(f"{value!r} x{count}" for value, count in stats.top_raw_oov_values)
-    return f" Raw values that mapped to -1: {shown}."
+    return f" Raw values that mapped to {bounds.oov_default_value}: {shown}."
+
+
+def _describe_default(bounds: FeatureBounds, stats: FeatureStats) -> str:
+    """Says how many values are the lookup's default_value for unseen tokens."""
+    default = bounds.oov_default_value
+    if default is None or not stats.at_default:
+        return ""
+    return (
+        f" {stats.at_default} of them are values missing from vocabulary "
+        f"{bounds.vocabulary!r}, mapped to default_value {default}."
+    )
 
 
 def _rate(count: int, total: int) -> float:
@@ -48,10 +65,19 @@ def _finding(
     reason: Reason,
     count: int,
     rate: float,
-    description: str,
+    text: str,
     samples: Iterable[tuple[Any, int]] = (),
     severity: Severity | None = None,
+    *,
+    upper_bound: int | None = None,
+    values_past_table: int | None = None,
+    lookup: LookupConsequence | None = None,
+    detail: str = "",
 ) -> Finding:
+    """One finding: text, then what the lookup does, the fix, then detail."""
+    samples = tuple(samples)
+    fix = fix_text(reason, upper_bound)
+    consequence = f" {lookup.sentence()}" if lookup is not None else ""
     return Finding(
         split,
         feature,
@@ -59,13 +85,43 @@ def _finding(
         REASONS[reason].severity if severity is None else severity,
         count,
         rate,
-        description,
-        tuple(samples),
+        f"{text}{consequence} {fix}{detail}{_describe_samples(samples)}",
+        samples,
+        fix=fix,
+        values_past_table=values_past_table,
+        lookup=lookup,
     )
 
 
+def _outcome(word: str) -> Outcome:
+    try:
+        return Outcome(word)
+    except ValueError:
+        return Outcome.UNKNOWN
+
+
+def lookup_consequence(bounds: FeatureBounds, negative: bool) -> LookupConsequence:
+    """What the lookup the feature meets does with its negative or too-large values."""
+    if bounds.embedding_dim_kind == "model" and bounds.model_lookup_kind:
+        word = bounds.model_on_negative if negative else bounds.model_on_too_large
+        return model_consequence(
+            bounds.model_lookup_kind,
+            bounds.model_layer,
+            _outcome(word),
+            bounds.model_lookup_guarded,
+            bounds.model_bad_index_behaviour,
+        )
+    return general_consequence(negative)
+
+
 def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> tuple[Finding, ...]:
-    """Turns one feature's counts into findings.
+    """Turns one feature's counts into findings, one per problem.
+
+    One root cause gives one finding: a table smaller than the feature's range
+    is EMBEDDING_TABLE_TOO_SMALL (the model's) or INDEX_OVER_EMBEDDING_DIM (the
+    Trainer's input_dim), values past the range are INDEX_OUT_OF_RANGE, and what
+    the lookup then does (raise, wrap, zero row; on CPU and GPU) is the finding's
+    `lookup`, never a finding of its own.
 
     Args:
       split: Split name, for the findings.
@@ -73,10 +129,11 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
       stats: The feature's counts over the split.
 
     Returns:
-      Findings in a fixed order: ERRORs first, then INFO.
+      Findings in a fixed order: ERRORs first, then WARNING and INFO.
     """
     feature = bounds.feature
     where = f"{feature!r} in split {split!r}"
+    total = stats.num_values
     findings = []
     if stats.num_examples and stats.missing == stats.num_examples:
         findings.append(
@@ -87,10 +144,9 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 stats.missing,
                 1.0,
                 f"Feature {feature!r} has no value in any of the {stats.num_examples} "
-                f"examples of split {split!r}. {fix_text(Reason.FEATURE_MISSING_FROM_SPLIT)}",
+                f"examples of split {split!r}.",
             )
         )
-    total = stats.num_values
     if stats.negative:
         findings.append(
             _finding(
@@ -99,15 +155,16 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 Reason.NEGATIVE_INDEX,
                 stats.negative,
                 _rate(stats.negative, total),
-                f"{stats.negative} of {total} values of {where} are negative; an embedding "
-                "lookup fails on CPU, returns zeros on GPU and Keras 3 wraps -1 to the last "
-                f"row. {fix_text(Reason.NEGATIVE_INDEX)}"
-                + _describe_samples(stats.top_negative_values)
-                + _describe_raw(bounds, stats),
+                f"{stats.negative} of {total} values of {where} are negative."
+                + _describe_default(bounds, stats),
                 stats.top_negative_values,
+                values_past_table=stats.negative,
+                lookup=lookup_consequence(bounds, negative=True),
+                detail=_describe_raw(bounds, stats),
             )
         )
     if stats.out_of_range:
+        past_table = min(stats.out_of_range, stats.over_embedding_dim)
         findings.append(
             _finding(
                 split,
@@ -116,30 +173,14 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 stats.out_of_range,
                 _rate(stats.out_of_range, total),
                 f"{stats.out_of_range} of {total} values of {where} are >= "
-                f"{bounds.upper_bound} ({bounds.bound_source}), so no embedding of that size "
-                f"can look them up. {fix_text(Reason.INDEX_OUT_OF_RANGE)}"
-                + _describe_samples(stats.top_out_of_range_values),
+                f"{bounds.upper_bound} ({bounds.bound_source})." + _describe_default(bounds, stats),
                 stats.top_out_of_range_values,
+                values_past_table=past_table,
+                lookup=lookup_consequence(bounds, negative=False) if past_table else None,
             )
         )
-    # With input_dim >= upper_bound every such value is already out of range; one
-    # finding per cause reads better than two for the same values.
-    if stats.over_embedding_dim and bounds.embedding_input_dim < bounds.upper_bound:
-        findings.append(
-            _finding(
-                split,
-                feature,
-                Reason.INDEX_OVER_EMBEDDING_DIM,
-                stats.over_embedding_dim,
-                _rate(stats.over_embedding_dim, total),
-                f"{stats.over_embedding_dim} of {total} values of {where} are >= the "
-                f"embedding input_dim {bounds.embedding_input_dim} "
-                f"({bounds.embedding_dim_source}). "
-                f"{fix_text(Reason.INDEX_OVER_EMBEDDING_DIM, bounds.upper_bound)}"
-                + _describe_samples(stats.top_over_embedding_dim_values),
-                stats.top_over_embedding_dim_values,
-            )
-        )
+    if bounds.embedding_input_dim < bounds.upper_bound:
+        findings.extend(_table_too_small(split, bounds, stats))
     if stats.non_integer:
         findings.append(
             _finding(
@@ -149,12 +190,10 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 stats.non_integer,
                 _rate(stats.non_integer, total),
                 f"{stats.non_integer} of {total} values of {where} are stored as float or "
-                f"bytes, not int64. {fix_text(Reason.NON_INTEGER_VALUES)}"
-                + _describe_samples(stats.top_non_integer_values),
+                "bytes, not int64.",
                 stats.top_non_integer_values,
             )
         )
-    findings.extend(_model_findings(split, bounds, stats))
     if bounds.schema_disagreement:
         findings.append(
             _finding(
@@ -164,92 +203,102 @@ def feature_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> 
                 0,
                 0.0,
                 f"Feature {feature!r}: {bounds.schema_disagreement} The values were checked "
-                f"against the transform graph's bound. {fix_text(Reason.SCHEMA_DOMAIN_MISMATCH)}",
+                "against the transform graph's bound.",
             )
         )
-    if stats.oov_bucket:
+    in_range_oov = (stats.oov_bucket or 0) + (
+        (stats.at_default or 0) if bounds.default_in_range else 0
+    )
+    if in_range_oov:
         findings.append(
             _finding(
                 split,
                 feature,
                 Reason.OOV_BUCKET_HITS,
-                stats.oov_bucket,
-                _rate(stats.oov_bucket, total),
-                f"{stats.oov_bucket} of {total} values of {where} "
-                f"({_rate(stats.oov_bucket, total):.2%}) fall in the "
-                f"{bounds.num_oov_buckets} OOV bucket(s) after the "
-                f"{bounds.vocab_size}-entry vocabulary {bounds.vocabulary!r}."
-                + _describe_samples(stats.top_raw_oov_values),
+                in_range_oov,
+                _rate(in_range_oov, total),
+                f"{in_range_oov} of {total} values of {where} "
+                f"({_rate(in_range_oov, total):.2%}) are not in the "
+                f"{bounds.vocab_size}-entry vocabulary {bounds.vocabulary!r}: "
+                + _oov_words(bounds, stats)
+                + ".",
                 stats.top_raw_oov_values,
             )
         )
     return tuple(findings)
 
 
-# model_analysis.KIND_KERAS_EMBEDDING, restated: this module imports no TensorFlow.
-_KERAS_EMBEDDING = "Embedding"
+def _oov_words(bounds: FeatureBounds, stats: FeatureStats) -> str:
+    """Where a feature's in-range OOV values went: buckets, default_value or both."""
+    parts = []
+    if stats.oov_bucket:
+        parts.append(f"{stats.oov_bucket} fall in its {bounds.num_oov_buckets} OOV bucket(s)")
+    if bounds.default_in_range and stats.at_default:
+        parts.append(f"{stats.at_default} were mapped to default_value {bounds.oov_default_value}")
+    return " and ".join(parts)
 
 
-def _model_findings(split: str, bounds: FeatureBounds, stats: FeatureStats) -> list[Finding]:
-    """Findings about the model's own lookup of the feature, when a model was given."""
+def _table_too_small(split: str, bounds: FeatureBounds, stats: FeatureStats) -> list[Finding]:
+    """The one finding of a lookup table smaller than the feature's valid range.
+
+    The model's table is a problem before any value reaches it (the next unseen
+    value fails), so it is reported even with no value past it; a Trainer
+    input_dim given as a parameter only when values land past it.
+    """
     feature = bounds.feature
-    found: list[Finding] = []
-    if bounds.embedding_dim_kind != "model":
-        return found
     total = stats.num_values
-    if bounds.embedding_input_dim < bounds.upper_bound:
-        # A latent failure: the next value in [input_dim, upper_bound), such as the
-        # first one that falls in an OOV bucket the table forgot, fails the lookup.
-        found.append(
+    # Every out-of-range value is also past the smaller table; those are
+    # INDEX_OUT_OF_RANGE's, so this finding counts the rest.
+    past_table = max(stats.over_embedding_dim - stats.out_of_range, 0)
+    lookup = lookup_consequence(bounds, negative=False) if past_table else None
+    if bounds.embedding_dim_kind == "model":
+        return [
             _finding(
                 split,
                 feature,
                 Reason.EMBEDDING_TABLE_TOO_SMALL,
-                stats.over_embedding_dim,
-                _rate(stats.over_embedding_dim, total),
+                past_table,
+                _rate(past_table, total),
                 f"The model's table for {feature!r} has room for values below "
                 f"{bounds.embedding_input_dim} ({bounds.embedding_dim_source}), but the "
                 f"feature's valid range is [0, {bounds.upper_bound}) ({bounds.bound_source}); "
-                f"{stats.over_embedding_dim} of {total} values in split {split!r} already "
-                "fall outside the table, and any later value that does fails the lookup. "
-                f"{fix_text(Reason.EMBEDDING_TABLE_TOO_SMALL, bounds.upper_bound)}",
+                f"{past_table} of {total} values in split {split!r} already fall past the "
+                "table, and any later value that does meets a lookup past its table.",
+                _samples_below(stats.top_over_embedding_dim_values, bounds.upper_bound),
+                upper_bound=bounds.upper_bound,
+                values_past_table=past_table,
+                lookup=lookup,
             )
+        ]
+    if not past_table:
+        return []
+    return [
+        _finding(
+            split,
+            feature,
+            Reason.INDEX_OVER_EMBEDDING_DIM,
+            past_table,
+            _rate(past_table, total),
+            f"{past_table} of {total} values of {feature!r} in split {split!r} are >= the "
+            f"embedding input_dim {bounds.embedding_input_dim} ({bounds.embedding_dim_source}) "
+            f"but inside the feature's range [0, {bounds.upper_bound}).",
+            _samples_below(stats.top_over_embedding_dim_values, bounds.upper_bound),
+            upper_bound=bounds.upper_bound,
+            values_past_table=past_table,
+            lookup=lookup,
         )
-    # Keras 3's Embedding wraps negatives to the last rows but raises on CPU for a
-    # value past its table (GPUs and XLA return zeros, INDEX_OVER_EMBEDDING_DIM
-    # reports those); one-hot and bincount lookups zero both kinds of bad value.
-    bad = stats.negative
-    if bounds.model_lookup_kind != _KERAS_EMBEDDING:
-        bad += stats.over_embedding_dim
-    if bounds.model_lookup_silent and bad > 0:
-        layer = bounds.model_layer or "(unnamed)"
-        found.append(
-            _finding(
-                split,
-                feature,
-                Reason.SILENT_WRONG_LOOKUP,
-                bad,
-                _rate(bad, total),
-                f"{bad} of {total} values of {feature!r} in split {split!r} are outside what "
-                f"the model's {bounds.model_lookup_kind} layer {layer!r} can look up, and that "
-                "lookup does not fail: it would silently use the wrong row or a zero vector "
-                f"({bounds.model_bad_index_behaviour}). {fix_text(Reason.SILENT_WRONG_LOOKUP)}",
-            )
-        )
-    return found
+    ]
+
+
+def _samples_below(samples: Sequence[tuple[int, int]], bound: int) -> tuple[tuple[int, int], ...]:
+    # The values past the table but inside the range; the rest are out of range.
+    return tuple((value, count) for value, count in samples if value < bound)
 
 
 def model_lookup_unchecked(splits: Iterable[str], feature: str, description: str) -> list[Finding]:
     """One MODEL_LOOKUP_UNCHECKED finding per split, for a model lookup no check covers."""
     return [
-        _finding(
-            split,
-            feature,
-            Reason.MODEL_LOOKUP_UNCHECKED,
-            0,
-            0.0,
-            f"{description} {fix_text(Reason.MODEL_LOOKUP_UNCHECKED)}",
-        )
+        _finding(split, feature, Reason.MODEL_LOOKUP_UNCHECKED, 0, 0.0, description)
         for split in splits
     ]
 
@@ -266,8 +315,7 @@ def split_report(split: str, accumulator: SplitAccumulator) -> SplitReport:
                 Reason.EMPTY_SPLIT,
                 0,
                 0.0,
-                f"Split {split!r} has no examples, so none of its indices were checked. "
-                f"{fix_text(Reason.EMPTY_SPLIT)}",
+                f"Split {split!r} has no examples, so none of its indices were checked.",
             )
         )
     for name in sorted(accumulator.features):
@@ -312,7 +360,6 @@ def _oov_findings(
     findings: list[Finding] = []
     if stats.oov is None or stats.oov_rate is None or not stats.num_values:
         return findings
-    raw = _describe_samples(stats.top_raw_oov_values)
     max_rate = policy._threshold(policy.max_oov_rate, feature)
     if max_rate is not None and stats.oov_rate > max_rate:
         findings.append(
@@ -324,8 +371,7 @@ def _oov_findings(
                 stats.oov_rate,
                 f"OOV rate of {feature!r} in split {split!r} is {stats.oov_rate:.2%} "
                 f"({stats.oov} of {stats.num_values} values not in vocabulary "
-                f"{report.bounds.vocabulary!r}), above max_oov_rate {max_rate:.2%}. "
-                f"{fix_text(Reason.OOV_RATE_ABOVE_MAX)}" + raw,
+                f"{report.bounds.vocabulary!r}), above max_oov_rate {max_rate:.2%}.",
                 stats.top_raw_oov_values,
                 policy.max_oov_rate_severity,
             )
@@ -343,7 +389,7 @@ def _oov_findings(
                 f"OOV rate of {feature!r} in split {split!r} is {drift.oov_rate:.2%} against "
                 f"{drift.baseline_oov_rate:.2%} in {drift.baseline_split!r} "
                 f"(+{drift.difference:.2%}{ratio}), above max_oov_rate_increase "
-                f"{max_increase:.2%}. {fix_text(Reason.OOV_RATE_INCREASE)}" + raw,
+                f"{max_increase:.2%}.",
                 stats.top_raw_oov_values,
                 policy.max_oov_rate_increase_severity,
             )
@@ -356,16 +402,22 @@ def build_reports(
     policy: OovPolicy | None = None,
     unchecked_features: Sequence[UncheckedFeature] = (),
     run_findings: Sequence[Finding] = (),
+    *,
+    gate: str = "Trainer",
+    unchecked_severity: Severity = Severity.INFO,
 ) -> dict[str, SplitReport]:
     """Builds every split's report, with OOV thresholds and drift against the baseline.
 
     Args:
       accumulators: Split name -> the split's combined counts.
       policy: OOV thresholds; the default only warns.
-      unchecked_features: Features that look categorical but have no bound; every
-        split's report lists them.
+      unchecked_features: Integer features that were not checked, with their
+        role; every split's report lists them.
       run_findings: Findings about the run's configuration rather than its data
         (e.g. MODEL_LOOKUP_UNCHECKED), each added to the report of its split.
+      gate: The stage the run gates, "Trainer" or "Pusher" (with a model).
+      unchecked_severity: WARNING or ERROR makes each feature that is not checked
+        a FEATURE_NOT_CHECKED finding of that severity; INFO only lists them.
 
     Returns:
       Split name -> report.
@@ -394,14 +446,48 @@ def build_reports(
                     oov_drift=drift,
                 )
             )
+        split_run_findings = tuple(f for f in run_findings if f.split == name)
         reports[name] = dataclasses.replace(
             report,
             features=tuple(features),
             split_findings=report.split_findings
-            + tuple(f for f in run_findings if f.split == name),
+            + split_run_findings
+            + _not_checked_findings(
+                name, unchecked_features, split_run_findings, unchecked_severity
+            ),
             unchecked_features=tuple(unchecked_features),
+            gate=gate,
         )
     return reports
+
+
+def _not_checked_findings(
+    split: str,
+    unchecked_features: Sequence[UncheckedFeature],
+    run_findings: Sequence[Finding],
+    severity: Severity,
+) -> tuple[Finding, ...]:
+    """FEATURE_NOT_CHECKED findings, when unchecked_severity asks for them.
+
+    A feature the model looks up already has its MODEL_LOOKUP_UNCHECKED finding:
+    one problem, one finding.
+    """
+    if severity is Severity.INFO:
+        return ()
+    covered = {f.feature for f in run_findings if f.reason is Reason.MODEL_LOOKUP_UNCHECKED}
+    return tuple(
+        _finding(
+            split,
+            unchecked.name,
+            Reason.FEATURE_NOT_CHECKED,
+            0,
+            0.0,
+            f"Feature {unchecked.name!r} was not checked: {unchecked.why}.",
+            severity=severity,
+        )
+        for unchecked in unchecked_features
+        if unchecked.role == UncheckedFeature.NOT_CHECKED and unchecked.name not in covered
+    )
 
 
 def check_arrays(

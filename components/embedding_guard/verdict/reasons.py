@@ -29,6 +29,7 @@ class Reason(str, enum.Enum):
     EMBEDDING_TABLE_TOO_SMALL = "EMBEDDING_TABLE_TOO_SMALL"
     SILENT_WRONG_LOOKUP = "SILENT_WRONG_LOOKUP"
     MODEL_LOOKUP_UNCHECKED = "MODEL_LOOKUP_UNCHECKED"
+    FEATURE_NOT_CHECKED = "FEATURE_NOT_CHECKED"
 
 
 class Severity(str, enum.Enum):
@@ -52,6 +53,10 @@ class ReasonSpec:
       fix: What to change. `{upper_bound}` stands for the feature's valid range
         end, filled in by `fix_text`.
       severity_configurable: The severity is a parameter (e.g. max_oov_rate_severity).
+      consequence_of: The root causes this reason is a consequence of. Such a
+        reason never stands as a finding of its own: it is an attribute of its
+        cause's finding, so that one problem is one finding. Empty for a reason
+        that stands alone.
     """
 
     severity: Severity
@@ -60,6 +65,12 @@ class ReasonSpec:
     when: str
     fix: str
     severity_configurable: bool = False
+    consequence_of: tuple[Reason, ...] = ()
+
+    @property
+    def stands_alone(self) -> bool:
+        """Whether findings of this reason are made; a consequence only describes one."""
+        return not self.consequence_of
 
 
 REASONS: dict[Reason, ReasonSpec] = {
@@ -86,8 +97,9 @@ REASONS: dict[Reason, ReasonSpec] = {
         Severity.ERROR,
         "INT_TYPE_BIG_INT",
         "Index beyond embedding input_dim",
-        "any value `>=` the embedding `input_dim`, when that is below `vocab_size + "
-        "num_oov_buckets` (otherwise such values are `INDEX_OUT_OF_RANGE`)",
+        "values in `[input_dim, vocab_size + num_oov_buckets)` when `embedding_input_dims` "
+        "gives an `input_dim` below the feature's range (values past the range are "
+        "`INDEX_OUT_OF_RANGE`)",
         "Size the Embedding as {upper_bound} (vocabulary plus OOV buckets), e.g. "
         "with embedding_guard.embedding_input_dim().",
     ),
@@ -118,8 +130,8 @@ REASONS: dict[Reason, ReasonSpec] = {
         "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
         "Values in the OOV buckets",
         "values fell into OOV buckets (reported with their rate)",
-        "Nothing to fix: OOV buckets exist for unseen values. Re-run Transform on newer "
-        "data if the rate grows.",
+        "Nothing to fix: unseen values are meant to get an OOV index. Re-run Transform on "
+        "newer data if the rate grows.",
     ),
     Reason.OOV_RATE_ABOVE_MAX: ReasonSpec(
         Severity.WARNING,
@@ -150,20 +162,26 @@ REASONS: dict[Reason, ReasonSpec] = {
         Severity.ERROR,
         "INT_TYPE_BIG_INT",
         "Model's embedding table smaller than the bound",
-        "the trained model's embedding table has fewer rows than the feature's valid range "
-        "(the next unseen value will fail)",
-        "Size the model's Embedding as {upper_bound} (vocabulary plus OOV "
-        "buckets), e.g. with embedding_guard.embedding_input_dim(), and retrain.",
+        "the trained model's table has fewer rows than the feature's valid range: one "
+        "finding, with the values already past the table (the next unseen value fails)",
+        "Size the model's table as {upper_bound} rows (Embedding input_dim or "
+        "CategoryEncoding num_tokens: vocabulary plus OOV buckets), e.g. with "
+        "embedding_guard.embedding_input_dim(), and retrain.",
     ),
     Reason.SILENT_WRONG_LOOKUP: ReasonSpec(
         Severity.ERROR,
         "INT_TYPE_SMALL_INT",
         "Lookup silently wraps or returns zeros",
-        "a Keras 3 `Embedding` or `CategoryEncoding` of the model would silently wrap or "
-        "return zeros for a bad value instead of failing",
+        "never alone: a bad-value finding's `lookup` says when the lookup gives a wrong "
+        "row or zeros instead of an error",
         "Fix the bad values at their source (num_oov_buckets >= 1, a correct int_domain), "
-        "and size the layer with embedding_guard.embedding_input_dim(): Keras 3 gives no "
-        "error for them, only wrong predictions.",
+        "and size the layer with embedding_guard.embedding_input_dim().",
+        consequence_of=(
+            Reason.NEGATIVE_INDEX,
+            Reason.INDEX_OUT_OF_RANGE,
+            Reason.INDEX_OVER_EMBEDDING_DIM,
+            Reason.EMBEDDING_TABLE_TOO_SMALL,
+        ),
     ),
     Reason.MODEL_LOOKUP_UNCHECKED: ReasonSpec(
         Severity.WARNING,
@@ -172,6 +190,16 @@ REASONS: dict[Reason, ReasonSpec] = {
         "the model looks up a feature the validator does not check",
         "Check the feature too: add it to `features` (or remove `features` to check every "
         "categorical feature), or give it a bound with `feature_vocabularies` or an int_domain.",
+    ),
+    Reason.FEATURE_NOT_CHECKED: ReasonSpec(
+        Severity.INFO,
+        "SCHEMA_NEW_COLUMN",
+        "Categorical integer feature not checked",
+        "a categorical-looking integer feature has no bound and `unchecked_severity` is "
+        "WARNING or ERROR (it is listed as not checked either way)",
+        "Give it a bound: its table size in `embedding_input_dims`, a `model`, or an "
+        "int_domain in the schema.",
+        severity_configurable=True,
     ),
 }
 
@@ -192,5 +220,7 @@ def reasons_table() -> str:
     lines = ["| reason | severity | when |", "|---|---|---|"]
     for reason, entry in REASONS.items():
         severity = entry.severity.value + (" (configurable)" if entry.severity_configurable else "")
+        if not entry.stands_alone:
+            severity = "part of another finding"
         lines.append(f"| `{reason.value}` | {severity} | {entry.when} |")
     return "\n".join(lines) + "\n"

@@ -11,17 +11,20 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from embedding_guard.errors import InputError
 from embedding_guard.verdict.core import SAMPLE_VALUE_MAX_CHARS, FeatureBounds, FeatureStats
+from embedding_guard.verdict.lookup import LookupConsequence
 from embedding_guard.verdict.reasons import Reason, Severity
 
 # Version 2: counts of features without vocabulary have `in_range`, and null
 # `in_vocab`, `oov_bucket`, `at_default`, `oov` and `oov_rate`; reports list
 # `unchecked_features`. Version 1 documents are still read.
-REPORT_FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+# Version 3: findings carry `fix`, `values_past_table` and `lookup`; unchecked
+# features a `role`; reports their `gate` and `coverage`.
+REPORT_FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 
 _TRUNCATION_MARK = "... [truncated]"
 
@@ -50,6 +53,12 @@ class Finding:
       rate: count over the values (or examples) of the split, in [0, 1].
       description: Sentence with the counts and the fix.
       sample_values: The most frequent values behind the finding, with counts.
+      fix: What to change, alone (the description ends with it too).
+      values_past_table: Of count, the values at or past the lookup's table (the
+        model's, the Trainer's input_dim or the feature's range), which fail or go
+        wrong at lookup; None when the reason is not about values.
+      lookup: What the lookup does with these values, on CPU and GPU; None when
+        the finding is not about values a lookup meets.
     """
 
     split: str
@@ -60,6 +69,9 @@ class Finding:
     rate: float
     description: str
     sample_values: tuple[tuple[int | str, int], ...] = ()
+    fix: str = ""
+    values_past_table: int | None = None
+    lookup: LookupConsequence | None = None
 
     def to_json(self) -> dict:
         return {
@@ -71,11 +83,24 @@ class Finding:
             "rate": self.rate,
             "description": self.description,
             "sample_values": [{"value": v, "count": c} for v, c in self.sample_values],
+            "fix": self.fix,
+            "values_past_table": self.values_past_table,
+            "lookup": None if self.lookup is None else self.lookup.to_json(),
         }
 
     @classmethod
     def from_json(cls, document: Any, source: str) -> Finding:
         fields = _Fields(document, source)
+        lookup = fields.get("lookup", default=None)
+        if lookup is not None:
+            lookup_fields = _Fields(lookup, f"{source}, lookup")
+            lookup = LookupConsequence(
+                lookup=lookup_fields.text("lookup"),
+                on_cpu=lookup_fields.text("on_cpu"),
+                on_gpu=lookup_fields.text("on_gpu"),
+                silent=lookup_fields.flag("silent"),
+                evidence=lookup_fields.text("evidence", default=""),
+            )
         return cls(
             split=fields.text("split"),
             feature=fields.text("feature"),
@@ -85,6 +110,9 @@ class Finding:
             rate=fields.number("rate"),
             description=fields.text("description"),
             sample_values=fields.samples("sample_values", default=()),
+            fix=fields.text("fix", default=""),
+            values_past_table=fields.integer("values_past_table", default=None, optional=True),
+            lookup=lookup,
         )
 
 
@@ -133,12 +161,20 @@ class UncheckedFeature:
       parameter_that_would_check_it: The parameter that would give it a bound,
         e.g. "feature_vocabularies or an int_domain in the schema".
       raw_features: The raw features the transform graph computes it from.
+      role: Why it is listed: NOT_CHECKED (a categorical-looking integer with no
+        bound), EXCLUDED (left out by the `features` parameter) or
+        NOT_LOOKED_UP (the given model never looks it up: a label or a weight).
     """
+
+    NOT_CHECKED: ClassVar[str] = "not_checked"
+    EXCLUDED: ClassVar[str] = "excluded"
+    NOT_LOOKED_UP: ClassVar[str] = "not_looked_up"
 
     name: str
     why: str
     parameter_that_would_check_it: str
     raw_features: tuple[str, ...] = ()
+    role: str = "not_checked"
 
     def to_json(self) -> dict:
         result = dataclasses.asdict(self)
@@ -153,6 +189,7 @@ class UncheckedFeature:
             fields.text("why"),
             fields.text("parameter_that_would_check_it"),
             tuple(fields.get("raw_features", [])),
+            fields.text("role", default=cls.NOT_CHECKED),
         )
 
 
@@ -211,7 +248,10 @@ class SplitReport:
       num_examples: Examples in the split.
       features: One report per checked feature, by feature name.
       split_findings: Findings about the split itself (e.g. EMPTY_SPLIT).
-      unchecked_features: Features that look categorical but were not checked.
+      unchecked_features: Integer features that were not checked, each with its
+        role: not checked, excluded by `features`, or not looked up by the model.
+      gate: The stage this validation gates: "Trainer" before training, or
+        "Pusher" when it checked a trained model.
     """
 
     split: str
@@ -219,6 +259,28 @@ class SplitReport:
     features: tuple[FeatureReport, ...]
     split_findings: tuple[Finding, ...] = ()
     unchecked_features: tuple[UncheckedFeature, ...] = ()
+    gate: str = "Trainer"
+
+    def unchecked(self, role: str = UncheckedFeature.NOT_CHECKED) -> tuple[UncheckedFeature, ...]:
+        """The listed features of one role (by default, those not checked)."""
+        return tuple(u for u in self.unchecked_features if u.role == role)
+
+    @property
+    def coverage(self) -> str:
+        """How many integer features were checked: '6 of 14 integer features checked, ...'."""
+        checked = len(self.features)
+        not_checked = len(self.unchecked())
+        total = checked + not_checked
+        text = f"{checked} of {total} categorical integer feature(s) checked"
+        if not_checked:
+            text += f", {not_checked} not checked"
+        excluded = len(self.unchecked(UncheckedFeature.EXCLUDED))
+        if excluded:
+            text += f", {excluded} excluded by features"
+        not_looked_up = len(self.unchecked(UncheckedFeature.NOT_LOOKED_UP))
+        if not_looked_up:
+            text += f"; {not_looked_up} the model never looks up (labels, weights)"
+        return text
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -257,6 +319,8 @@ class SplitReport:
             "split_findings": [f.to_json() for f in self.split_findings],
             "features": [f.to_json() for f in self.features],
             "unchecked_features": [u.to_json() for u in self.unchecked_features],
+            "gate": self.gate,
+            "coverage": self.coverage,
         }
 
     @classmethod
@@ -302,6 +366,7 @@ class SplitReport:
                 UncheckedFeature.from_json(u, f"{where}, unchecked_features")
                 for u in fields.items("unchecked_features", default=[])
             ),
+            gate=fields.text("gate", default="Trainer"),
         )
 
 
