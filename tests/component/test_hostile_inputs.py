@@ -1467,3 +1467,18 @@ def test_python_api_with_a_non_path_argument_is_an_input_error():
 
     with pytest.raises(InputError, match=r"check\(\) argument examples=5 must be a path"):
         embedding_guard.check(examples=5, transform_graph=TRANSFORM_GRAPH_DIR)
+
+
+def test_a_transform_graph_on_an_unknown_filesystem_is_a_usage_error(capsys):
+    # foo:// is no filesystem TensorFlow knows: it was exit 3, "internal error".
+    result = check(capsys, EXAMPLES_DIR, graph="foo://bucket/transform_graph")
+
+    assert_usage_error(result, "'foo://bucket/transform_graph' cannot be read", "foo")
+
+
+@pytest.mark.parametrize("flag", ["--junit-xml", "--model"])
+def test_an_empty_path_is_a_usage_error_not_a_flag_left_out(capsys, flag):
+    # An empty --junit-xml had been taken as "not given": exit 1 and no file.
+    result = check(capsys, EXAMPLES_DIR, flag, "")
+
+    assert_usage_error(result, f"{flag} '' is an empty path")

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 
+import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 from google.protobuf import text_format
@@ -187,7 +188,16 @@ def load_transform_graph(uri: str) -> TransformGraphInfo:
     files.check_regular_files(uri, "transform graph")
     output = tft.TFTransformOutput(uri)
     schema_path = os.path.join(output._transformed_metadata_dir, _SCHEMA_FILE)  # noqa: SLF001
-    if not fileio.exists(schema_path):
+    try:
+        schema_exists = fileio.exists(schema_path)
+    except tf.errors.OpError as error:
+        # An unknown scheme (foo://) or an unreachable bucket: bad input, not a bug.
+        raise TransformGraphError(
+            f"The transform graph folder {uri!r} cannot be read "
+            f"({files.op_error_text(error)}); pass a local folder or a path on a filesystem "
+            "TensorFlow reads (gs://, or s3:// and hdfs:// with tensorflow-io)."
+        ) from None
+    if not schema_exists:
         raise TransformGraphError(
             f"The transform graph folder {uri!r} has no {schema_path!r}. Pass the "
             "`transform_graph` output of a Transform component (it holds transform_fn/ and "

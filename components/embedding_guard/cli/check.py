@@ -481,6 +481,10 @@ def run(args: argparse.Namespace) -> int:
         "--schema": args.schema,
         "--model": args.model,
     }
+    for flag, value in (("--junit-xml", args.junit_xml), ("--model", args.model)):
+        # An empty path would be read as "not given" below and pass silently.
+        if value == "":
+            raise UsageError(f"{flag} '' is an empty path; pass a path or leave {flag} out.")
     if args.output:
         _check_output_apart_from_inputs(args.output, inputs)
     if args.junit_xml:
