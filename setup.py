@@ -59,8 +59,9 @@ EXTRAS_REQUIRE = {
     "kfp": ["tfx[kfp]>=1.16,<1.17"],
 }
 
-# Frames gzip TFRecords without the GIL. Optional: without a C compiler the
-# install still succeeds and the reader frames in Python, with the same results.
+# Frames gzip TFRecords, and parses the checked int64 features of their
+# tf.Examples, without the GIL. Optional: without a C compiler the install still
+# succeeds, the reader frames in Python and TensorFlow parses, with the same results.
 FRAMING_EXTENSION = setuptools.Extension(
     "embedding_guard.read._tfrecord_framing",
     sources=["components/embedding_guard/read/_tfrecord_framing.c"],

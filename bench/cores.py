@@ -252,13 +252,10 @@ def main(argv=None) -> int:
             results["large"].setdefault(str(n), []).append(run)
     results["load_after"] = run_bench._load()
     summary = summarize(results)
-    with open(args.output, "w") as f:
-        json.dump({"results": results, "summary": summary}, f, indent=1, sort_keys=True)
     text = markdown(results, summary)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    run_bench.write_results(
+        args.output, args.markdown, {"results": results, "summary": summary}, text
+    )
     shutil.rmtree(log_dir, ignore_errors=True)
     return 0
 

@@ -8,6 +8,7 @@ MODE is one of:
   executor      embedding_guard's Executor.Do on DirectRunner in-memory.
   executor_mp   the same with --direct_running_mode=multi_processing --direct_num_workers=2.
   cli           `embedding-guard check --schema SCHEMA.pbtxt --examples DIR` (in-process).
+  cli_tf_parse  the same with the compiled example parser off: TensorFlow parses every batch.
   vocab         load_transform_graph + resolving every feature's bounds.
   limit         the parallel-read limit: import TensorFlow, tf.data interleave of the
                 shards on every CPU this process may use, parse_example of only the
@@ -139,11 +140,16 @@ def run_executor(args, beam_pipeline_args: list[str]) -> tuple[tuple[float, floa
     }
 
 
-def run_cli(args) -> tuple[tuple[float, float], dict]:
+def run_cli(args, compiled_parser: bool = True) -> tuple[tuple[float, float], dict]:
     import contextlib
     import io
 
     from embedding_guard.cli import main as cli
+    from embedding_guard.read import example_parsing
+
+    if not compiled_parser:
+        # What an install without a C compiler runs, and the reference of the compiled parser.
+        example_parsing._tfrecord_framing = None  # type: ignore[assignment]
 
     # As the console script does before its imports.
     cli.console_start_up()
@@ -249,6 +255,7 @@ MODES = {
         args, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     ),
     "cli": run_cli,
+    "cli_tf_parse": lambda args: run_cli(args, compiled_parser=False),
     "vocab": load_vocabularies,
     "limit": parallel_read_limit,
     "import_tf": import_tensorflow,

@@ -16,6 +16,7 @@ _LAZY_EXPORTS = {
     "embedding_input_dim": "embedding_guard.bounds.transform_graph",
     "embedding_input_dims": "embedding_guard.bounds.transform_graph",
     "display": "embedding_guard.reports.notebook",
+    "warm_start_embeddings": "embedding_guard.bounds.warm_start",
 }
 
 __all__ = sorted(_LAZY_EXPORTS)

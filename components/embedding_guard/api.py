@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,8 +71,24 @@ class CheckResult:
         return self.validation.blessed_by_split
 
     def summary(self) -> str:
-        """The ERROR findings, one line each."""
-        return self.validation.summary()
+        """The run in a few lines of at most 100 columns, the verdict last.
+
+        Each problem (ERROR, then WARNING; the same finding in several splits is
+        one) with its counts per split and its fix, then the features that were
+        not checked, by role, then the verdict with the coverage, e.g.
+        "OK: no checked index would fail an embedding lookup in 2 splits (eval, train);
+        6 of 14 categorical integer feature(s) checked, 8 not checked (listed above)."
+        """
+        from embedding_guard.reports import notebook
+
+        return notebook.summary_text(self.reports)
+
+    def __repr__(self) -> str:
+        # The dataclass's own repr prints every count of every split (26 KB on
+        # TFX's taxi data); this says the verdict, splits and problem counts.
+        from embedding_guard.reports import notebook
+
+        return notebook.short_repr(self.reports, self.output)
 
     @property
     def gate(self) -> str:
@@ -115,14 +130,14 @@ class CheckResult:
         return pd.DataFrame(rows)
 
     def _repr_html_(self) -> str:
-        from embedding_guard.reports import html_report
+        # The page's first screen: verdict, problems, coverage (under 10 KB on
+        # TFX's taxi data); the full page is each split's index_report.html.
+        from embedding_guard.reports import notebook
 
         info: list[tuple[str, object]] = [("blessed", int(self.blessed))]
         if self.output:
-            info.append(("reports", self.output))
-        return html_report.render_fragment(
-            dict(self.reports), "embedding-guard check", run_info=info
-        )
+            info.append(("reports", f"{self.output}/Split-*/index_report.html"))
+        return notebook.first_screen_html(self.reports, "embedding-guard check", info)
 
 
 def check(
@@ -131,6 +146,8 @@ def check(
     *,
     schema: str | os.PathLike | None = None,
     model: str | os.PathLike | None = None,
+    statistics: str | os.PathLike | None = None,
+    baseline_transform_graph: str | os.PathLike | None = None,
     splits: Sequence[str] | None = None,
     output: str | os.PathLike | None = None,
     beam_pipeline: Any = None,
@@ -146,6 +163,14 @@ def check(
       schema: A schema.pbtxt whose int_domains give the bounds instead.
       model: A trained model (SavedModel, or a TFX Model artifact folder) whose
         embedding tables the indices must fit.
+      statistics: Statistics of the same examples (StatisticsGen's statistics
+        folder, or Transform's post_transform_stats folder) whose num_examples
+        the examples read must match; default: Transform's, when found beside
+        transform_graph.
+      baseline_transform_graph: The transform graph an earlier model was trained
+        with (the previous span's); VOCABULARY_REMAPPED names the values that now
+        reach rows trained for other tokens. Default: the model's own transform
+        layer, when a model is given.
       splits: Validate only these splits.
       output: Folder for SchemaDiff.pb and the reports, under Split-<name>/;
         default: a scratch folder that is deleted afterwards.
@@ -154,7 +179,8 @@ def check(
       **options: Any ValidatorOptions field, as for EmbeddingIndexValidator
         (features, embedding_input_dims, feature_vocabularies, examples_kind,
         max_oov_rate, max_oov_rate_increase, baseline_split, parallelism,
-        unchecked_severity, ...).
+        unchecked_severity, locator_feature, offending_examples_limit: written
+        under output/Split-<name>/offending_examples/, so only with output ...).
 
     Returns:
       The reports and verdict.
@@ -163,7 +189,7 @@ def check(
       InputError: An input or option cannot be used; the message names it.
     """
     from embedding_guard.read import files
-    from embedding_guard.run import orchestration
+    from embedding_guard.run import orchestration, output_folder
 
     fields = {field.name for field in dataclasses.fields(ValidatorOptions)}
     unknown = sorted(set(options) - fields)
@@ -176,6 +202,8 @@ def check(
         ("transform_graph", transform_graph),
         ("schema", schema),
         ("model", model),
+        ("statistics", statistics),
+        ("baseline_transform_graph", baseline_transform_graph),
         ("output", output),
     ):
         if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -203,18 +231,30 @@ def check(
         only_setting="splits",
     )
     split_uris = {name: all_split_uris[name] for name in selected}
-    with tempfile.TemporaryDirectory(prefix="embedding-guard-") as scratch:
-        root = scratch if output is None else os.fspath(output)
-        output_dirs = {
-            name: os.path.join(root, f"{files.SPLIT_DIR_PREFIX}{name}") for name in selected
-        }
+    output = None if output is None else os.fspath(output)
+    model = None if model is None else os.fspath(model)
+    inputs = {
+        "examples": examples,
+        "transform_graph": transform_graph,
+        "schema": None if schema is None else os.fspath(schema),
+        "model": model,
+        "statistics": None if statistics is None else os.fspath(statistics),
+        "baseline_transform_graph": None
+        if baseline_transform_graph is None
+        else os.fspath(baseline_transform_graph),
+    }
+    with output_folder.OutputFolder(output, selected, inputs, "output") as folder:
         result = orchestration.validate(
             split_uris,
-            output_dirs,
+            folder.split_dirs(),
             validator_options,
             transform_graph=transform_graph,
             schema=schema_proto,
-            model=None if model is None else os.fspath(model),
+            model=model,
             pipeline=beam_pipeline,
+            statistics=None if statistics is None else os.fspath(statistics),
+            all_splits=list(all_split_uris),
+            baseline_transform_graph=inputs["baseline_transform_graph"],
         )
-    return CheckResult(result, None if output is None else os.fspath(output))
+        folder.publish()
+    return CheckResult(result, output)

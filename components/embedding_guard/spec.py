@@ -12,6 +12,8 @@ EXAMPLES_KEY = "examples"
 TRANSFORM_GRAPH_KEY = "transform_graph"
 SCHEMA_KEY = "schema"
 MODEL_KEY = "model"
+BASELINE_TRANSFORM_GRAPH_KEY = "baseline_transform_graph"
+STATISTICS_KEY = "statistics"
 ANOMALIES_KEY = "anomalies"
 
 # Execution parameters; lists and dicts travel JSON-encoded (json_utils).
@@ -28,6 +30,10 @@ MAX_OOV_RATE_INCREASE_SEVERITY_KEY = "max_oov_rate_increase_severity"
 BASELINE_SPLIT_KEY = "baseline_split"
 PARALLELISM_KEY = "parallelism"
 UNCHECKED_SEVERITY_KEY = "unchecked_severity"
+VOCABULARY_REMAPPED_SEVERITY_KEY = "vocabulary_remapped_severity"
+MAX_HASH_COLLISION_SHARE_KEY = "max_hash_collision_share"
+LOCATOR_FEATURE_KEY = "locator_feature"
+OFFENDING_EXAMPLES_LIMIT_KEY = "offending_examples_limit"
 
 # TFX's custom property of Examples artifacts naming their payload format
 # (example_gen utils' PAYLOAD_FORMAT_PROPERTY_NAME; importing that module costs a
@@ -59,6 +65,10 @@ class EmbeddingIndexValidatorSpec(ComponentSpec):
         BASELINE_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
         PARALLELISM_KEY: ExecutionParameter(type=int, optional=True),
         UNCHECKED_SEVERITY_KEY: ExecutionParameter(type=str, optional=True),
+        VOCABULARY_REMAPPED_SEVERITY_KEY: ExecutionParameter(type=str, optional=True),
+        MAX_HASH_COLLISION_SHARE_KEY: ExecutionParameter(type=str, optional=True),
+        LOCATOR_FEATURE_KEY: ExecutionParameter(type=str, optional=True),
+        OFFENDING_EXAMPLES_LIMIT_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
@@ -67,6 +77,14 @@ class EmbeddingIndexValidatorSpec(ComponentSpec):
         # The trained model whose embedding tables the indices must fit: the
         # Trainer's output (gating the Pusher), or a resolved earlier model.
         MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
+        # The transform graph an earlier model was trained with (a Resolver of the
+        # previous Transform): each token's old row, for VOCABULARY_REMAPPED.
+        BASELINE_TRANSFORM_GRAPH_KEY: ChannelParameter(
+            type=standard_artifacts.TransformGraph, optional=True
+        ),
+        # Statistics of the same examples, whose num_examples the examples read must
+        # match: StatisticsGen's (per split) or Transform's post_transform_stats.
+        STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics, optional=True),
     }
     OUTPUTS = {
         ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies),

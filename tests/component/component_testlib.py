@@ -8,6 +8,7 @@ demo's "broken" configuration).
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 TESTDATA = Path(__file__).parent / "testdata"
 EXAMPLES_DIR = TESTDATA / "transformed_examples"
@@ -80,8 +81,17 @@ def run_executor(
     examples_dir: Path = EXAMPLES_DIR,
     splits: tuple[str, ...] = ("train", "eval", "test"),
     beam_pipeline_args: list[str] | None = None,
-) -> None:
-    """Runs the component's executor over examples and the testdata transform graph."""
+    statistics_dir: Path | None = None,
+    model_dir: str | None = None,
+    transform_graph_dir: Path | str = TRANSFORM_GRAPH_DIR,
+    baseline_transform_graph_dir: str | None = None,
+) -> Any:
+    """Runs the component's executor over examples and a transform graph (default: testdata's).
+
+    statistics_dir, when given, is the `statistics` input (an ExampleStatistics);
+    model_dir the `model` input (a Model); baseline_transform_graph_dir the
+    `baseline_transform_graph` input (a TransformGraph). Returns the anomalies artifact.
+    """
     from tfx.dsl.components.base import base_beam_executor
     from tfx.types import artifact_utils, standard_artifacts
 
@@ -91,12 +101,26 @@ def run_executor(
     examples.uri = str(examples_dir)
     examples.split_names = artifact_utils.encode_split_names(list(splits))
     graph = standard_artifacts.TransformGraph()
-    graph.uri = str(TRANSFORM_GRAPH_DIR)
+    graph.uri = str(transform_graph_dir)
     anomalies = standard_artifacts.ExampleAnomalies()
     anomalies.uri = str(anomalies_uri)
+    inputs = {"examples": [examples], "transform_graph": [graph]}
+    if statistics_dir is not None:
+        statistics = standard_artifacts.ExampleStatistics()
+        statistics.uri = str(statistics_dir)
+        inputs["statistics"] = [statistics]
+    if model_dir is not None:
+        model = standard_artifacts.Model()
+        model.uri = model_dir
+        inputs["model"] = [model]
+    if baseline_transform_graph_dir is not None:
+        baseline = standard_artifacts.TransformGraph()
+        baseline.uri = baseline_transform_graph_dir
+        inputs["baseline_transform_graph"] = [baseline]
     context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_pipeline_args)
     Executor(context).Do(
-        {"examples": [examples], "transform_graph": [graph]},
+        inputs,
         {"anomalies": [anomalies]},
         exec_properties,
     )
+    return anomalies

@@ -1,9 +1,10 @@
 """`embedding_guard.check`: the same run as the CLI, as a Python call with typed results."""
 
 import json
+import shutil
 
 import pytest
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, file_digests
 
 import embedding_guard
 from embedding_guard.cli import main as cli
@@ -85,6 +86,12 @@ def test_split_selection_and_output_folder(tmp_path):
         ({"embeding_input_dims": {"m": 3}}, "unknown options ['embeding_input_dims']"),
         ({"baseline_split": "trian"}, "baseline_split 'trian' is not a validated split"),
         ({"splits": ["tset"]}, "splits ['tset'] not found"),
+        # A string was iterated as its letters: "splits ['a', 'i', 'n', 'r', 't'] not found".
+        (
+            {"splits": "train"},
+            "splits='train' must be a list of split names, e.g. splits=['train']",
+        ),
+        ({"splits": ["train", "train"]}, "splits names ['train'] more than once"),
     ],
 )
 def test_bad_arguments_are_input_errors_naming_them(kwargs, message):
@@ -92,3 +99,19 @@ def test_bad_arguments_are_input_errors_naming_them(kwargs, message):
         embedding_guard.check(EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, **kwargs)
 
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("where", ["examples", "split", "graph"])
+def test_an_output_overlapping_an_input_is_refused_and_the_inputs_are_untouched(tmp_path, where):
+    # check(output=...) wrote its reports straight into whatever folder it was given.
+    examples = tmp_path / "examples"
+    graph = tmp_path / "graph"
+    shutil.copytree(EXAMPLES_DIR, examples)
+    shutil.copytree(TRANSFORM_GRAPH_DIR, graph)
+    output = {"examples": examples, "split": examples / "Split-eval", "graph": graph}[where]
+    before = file_digests(tmp_path, base=tmp_path)
+
+    with pytest.raises(InputError, match=rf"output '{output}' overlaps"):
+        embedding_guard.check(examples, graph, output=output)
+
+    assert file_digests(tmp_path, base=tmp_path) == before

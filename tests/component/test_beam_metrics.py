@@ -1,5 +1,7 @@
 """The Beam pipeline reports its counts as Beam metrics, for runners' UIs (Dataflow's counters)."""
 
+import time
+
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -17,7 +19,9 @@ def test_examples_values_and_bad_values_are_counters(tmp_path):
     jobs = validation.split_jobs(split_shards, {name: str(tmp_path / name) for name in splits})
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
 
+    before = time.time()
     reports = beam_pipeline.run(jobs, plan, pipeline)
+    after = time.time()
 
     # One counter per split's step, as a runner's UI shows them; summed here.
     counters: dict[str, int] = {}
@@ -38,3 +42,15 @@ def test_examples_values_and_bad_values_are_counters(tmp_path):
     values = sum(f.stats.num_values for r in reports.values() for f in r.features)
     negative = sum(f.stats.negative for r in reports.values() for f in r.features)
     assert (values, negative) == (142, 3)
+    # How long each bundle counted, for the cost model: one value per bundle of
+    # every split's CountShard step, all within the run.
+    timing: dict[str, list] = {}
+    for result in pipeline.result.metrics().query(query)["distributions"]:
+        timing.setdefault(result.key.metric.name, []).append(result.committed)
+    assert set(timing) == set(beam_pipeline.COUNT_TIME_DISTRIBUTIONS)
+    assert sum(d.count for d in timing["count_wall_msecs"]) >= 3
+    assert all(d.min >= 0 for d in timing["count_wall_msecs"] + timing["count_cpu_msecs"])
+    first = min(d.min for d in timing["count_started_unix_msecs"])
+    last = max(d.max for d in timing["count_finished_unix_msecs"])
+    assert int(before * 1000) <= first <= last <= int(after * 1000)
+    assert max(d.max for d in timing["count_wall_msecs"]) <= last - first

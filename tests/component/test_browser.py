@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 
 import numpy as np
 import pytest
 import report_page
+import tfx_taxi
 import validator_runs
 
 from embedding_guard.cli import main as cli
@@ -125,7 +127,10 @@ def test_report_command_html_renders_verdict_and_counts(chromium, runs, tmp_path
     # month_xf is the off-by-one identity feature; the fix names it.
     assert "an identity feature off by one: months 1..12 need month - 1" in page.verdict
     assert "INDEX_OVER_EMBEDDING_DIM" not in page.verdict
-    assert "most frequent: 42 ×2, 57 ×1" in page.verdict
+    # The most frequent value says where it first occurs (when the run located it).
+    assert re.search(
+        r"most frequent: 42 ×2 (\(first at [^)]+ record [0-9,]+\))?, 57 ×1", (page.verdict)
+    )
     assert f"embedding-guard: EmbeddingIndexValidator run {blocked_run}" in page.text
     assert f"Compared with run {runs.run_ids[0]}" in page.text
     assert page.counts["eval"] == EVAL_COUNTS
@@ -146,7 +151,7 @@ def test_executor_split_pages_render(chromium, runs, tmp_path):
     assert eval_page.counts == {"eval": EVAL_COUNTS}
     # Checked: age_xf city_xf product_xf, and month_xf given input_dim 12; clicked is not.
     assert train_page.verdict == (
-        "OK: no index would fail an embedding lookup in split train. Coverage: 4 of 5 "
+        "OK: no checked index would fail an embedding lookup in split train. Coverage: 4 of 5 "
         "categorical integer feature(s) checked, 1 not checked (listed below)."
     )
     assert "Not checked: 1 integer feature" in train_page.text
@@ -178,3 +183,101 @@ def test_hostile_data_renders_as_text(chromium, tmp_path):
     assert hostile_feature in page.text
     assert "<b>bold</b> & friends" in page.text
     assert repr(hostile_value.decode()) in page.text
+
+
+def lay_out(chromium: str, document: str, out_dir, width: int) -> report_page.Layout:
+    """Lays the page out in a width x 800 window; returns what the layout probe measured."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = out_dir / f"probed-{width}.html"
+    page.write_text(report_page.with_layout_probe(document), encoding="utf-8")
+    dump = subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={out_dir / 'chromium-profile'}",
+            f"--window-size={width},800",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=RENDER_TIMEOUT_SECONDS,
+    )
+    assert dump.returncode == 0, f"chromium --dump-dom failed:\n{dump.stderr[-3000:]}"
+    layout = report_page.layout(dump.stdout)
+    assert layout.viewport[0] == width, layout
+    return layout
+
+
+def _taxi_page(result) -> str:
+    return html_report.render_document(result.reports, "embedding-guard: TFX taxi")
+
+
+# A vocabulary name with no place to break, the kind that ran into the bar chart.
+LONG_VOCABULARY = "vocab_compute_and_apply_vocabulary_1_vocabulary" * 3
+
+
+def _long_names_page() -> str:
+    bounds = core.FeatureBounds(
+        feature="company_" + "x" * 60,
+        upper_bound=63,
+        embedding_input_dim=53,
+        vocab_size=53,
+        num_oov_buckets=10,
+        vocabulary=LONG_VOCABULARY,
+        bound_source=f"vocabulary {LONG_VOCABULARY!r} (53 entries) + 10 OOV bucket(s)",
+        embedding_dim_source="embedding_input_dims parameter",
+    )
+    values = np.asarray([0, 5, 55, 60, -1, 70], dtype=np.int64)
+    report = findings.check_arrays("eval", [bounds], {bounds.feature: (values, np.ones(6))})
+    return html_report.render_document({"eval": report}, "long names")
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+@pytest.mark.parametrize("page", ["taxi clean", "taxi blocked", "long names"])
+def test_nothing_overlaps_or_runs_off_the_page(chromium, tmp_path, page, width):
+    document = {
+        "taxi clean": lambda: _taxi_page(tfx_taxi.clean()),
+        "taxi blocked": lambda: _taxi_page(tfx_taxi.blocked()),
+        "long names": _long_names_page,
+    }[page]()
+
+    layout = lay_out(chromium, document, tmp_path, width)
+
+    assert layout.overlaps == []
+    assert layout.wide == []
+    assert layout.page[0] <= width
+    if page != "long names":
+        # The taxi tables fit without scrolling sideways, even at 800 px.
+        assert layout.clipped == []
+
+
+@pytest.mark.parametrize("result", [tfx_taxi.clean, tfx_taxi.blocked], ids=["clean", "blocked"])
+def test_the_first_screen_holds_verdict_problems_coverage_and_change(chromium, tmp_path, result):
+    document = _taxi_page(result())
+
+    layout = lay_out(chromium, document, tmp_path, 1280)
+    page = report_page.read(document)
+
+    # Everything above the feature table is on the first screen of a 1280x800 window.
+    assert layout.marks["first-screen"] <= layout.viewport[1]
+    first_screen = page.text[: page.text.index("Checked features: 6")]
+    assert "Coverage: 6 of 14 categorical integer feature(s) checked, 8 not checked" in (
+        first_screen
+    )
+    assert "Checked (6) company_xf, dropoff_latitude_xf" in first_screen
+    assert "Not checked (8) dropoff_census_tract_xf" in first_screen
+    assert "Change no earlier run compared" in first_screen
+    if result is tfx_taxi.blocked:
+        assert page.verdict.startswith("BLOCKED: 2 errors in splits eval, train.")
+        assert (
+            "ERROR splits eval, train, feature company_xf: INDEX_OVER_EMBEDDING_DIM, "
+            "eval: 1,787 of 5,091 values (35.10%)"
+        ) in page.verdict
+        assert "Fix: Size the Embedding as 63" in page.verdict
+
+
+def test_a_clean_page_fits_in_two_screens(chromium, tmp_path):
+    layout = lay_out(chromium, _taxi_page(tfx_taxi.clean()), tmp_path, 1280)
+
+    assert layout.page[1] <= 2 * layout.viewport[1], layout

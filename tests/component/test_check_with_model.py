@@ -9,12 +9,10 @@ rows short.
 import json
 
 import pytest
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, run_executor
 from model_builders import DEMO_EMBEDDING_DIMS, build_keras_lookup, built_models
-from tfx.types import standard_artifacts
 
 from embedding_guard.cli import main as cli
-from embedding_guard.component.executor import Executor
 
 CHECK = ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(EXAMPLES_DIR)]
 
@@ -79,21 +77,7 @@ def test_a_looked_up_feature_left_out_of_the_check_is_a_warning(capsys, model):
 
 
 def test_the_executor_reads_the_model_artifact(tmp_path, model):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(EXAMPLES_DIR)
-    examples.split_names = json.dumps(["train"])
-    graph = standard_artifacts.TransformGraph()
-    graph.uri = str(TRANSFORM_GRAPH_DIR)
-    trained = standard_artifacts.Model()
-    trained.uri = model
-    anomalies = standard_artifacts.ExampleAnomalies()
-    anomalies.uri = str(tmp_path / "anomalies")
-
-    Executor().Do(
-        {"examples": [examples], "transform_graph": [graph], "model": [trained]},
-        {"anomalies": [anomalies]},
-        {},
-    )
+    anomalies = run_executor(tmp_path / "anomalies", {}, splits=("train",), model_dir=model)
 
     assert anomalies.get_int_custom_property("blessed") == 0
     report = json.loads((tmp_path / "anomalies" / "Split-train" / "index_report.json").read_text())

@@ -162,6 +162,9 @@ def test_output_dir_holds_every_split_report(every_split):
         "Split-train": REPORT_FILES,
         "Split-eval": REPORT_FILES,
         "Split-test": REPORT_FILES,
+        # Written by default beside the reports: up to 10 whole examples per feature.
+        "Split-eval/offending_examples": ["city_xf.tfrecord.gz", "product_xf.tfrecord.gz"],
+        "Split-test/offending_examples": ["product_xf.tfrecord.gz"],
     }
     report = json.loads((output / "Split-eval" / "index_report.json").read_text())
     (city,) = [f for f in report["features"] if f["feature"] == "city_xf"]
@@ -179,7 +182,7 @@ def test_clean_split_exits_0(capsys):
     assert "split test" not in stdout
     # The green verdict says how much was looked at: clicked and month_xf were not.
     assert _verdict(stdout) == (
-        "OK: no index would fail an embedding lookup in split train; 3 of 5 categorical "
+        "OK: no checked index would fail an embedding lookup in split train; 3 of 5 categorical "
         "integer feature(s) checked, 2 not checked (listed above)."
     )
 

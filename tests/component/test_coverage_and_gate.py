@@ -15,10 +15,8 @@ import logging
 import pytest
 from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, run_executor
 from model_builders import DEMO_EMBEDDING_DIMS
-from tfx.types import standard_artifacts
 
 from embedding_guard.cli import main as cli
-from embedding_guard.component.executor import Executor
 
 CHECK = ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples", str(EXAMPLES_DIR)]
 PLAIN_COVERAGE = "3 of 5 categorical integer feature(s) checked, 2 not checked"
@@ -67,6 +65,8 @@ def test_json_has_the_runs_verdict_beside_the_split_reports(capsys):
         "not_checked_features": ["clicked", "month_xf"],
         "excluded_features": [],
         "not_looked_up_features": [],
+        "model": None,
+        "model_sized_features": [],
     }
 
 
@@ -186,21 +186,7 @@ def test_the_tfx_log_gives_coverage_and_how_to_check_each_unchecked_feature(tmp_
 @pytest.mark.slow
 def test_with_a_model_the_executor_gates_the_pusher_and_names_the_label(tmp_path, caplog, model):
     caplog.set_level(logging.INFO, logger="absl")
-    examples = standard_artifacts.Examples()
-    examples.uri = str(EXAMPLES_DIR)
-    examples.split_names = json.dumps(["train"])
-    graph = standard_artifacts.TransformGraph()
-    graph.uri = str(TRANSFORM_GRAPH_DIR)
-    trained = standard_artifacts.Model()
-    trained.uri = model
-    anomalies = standard_artifacts.ExampleAnomalies()
-    anomalies.uri = str(tmp_path / "anomalies")
-
-    Executor().Do(
-        {"examples": [examples], "transform_graph": [graph], "model": [trained]},
-        {"anomalies": [anomalies]},
-        {},
-    )
+    anomalies = run_executor(tmp_path / "anomalies", {}, splits=("train",), model_dir=model)
 
     report = json.loads((tmp_path / "anomalies" / "Split-train" / "index_report.json").read_text())
     # product_xf's table is 40 rows for a range of 42 (EMBEDDING_TABLE_TOO_SMALL).

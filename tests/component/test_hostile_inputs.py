@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -768,12 +769,13 @@ def test_bad_parameters_fail_at_construction(kwargs, error, expected):
     [
         (
             {"features": ["city_xf", "cty_xf"]},
-            "Features ['cty_xf'] are not in the transformed schema; valid names: 'age_xf', "
-            "'city_xf', 'clicked', 'month_xf', 'product_xf'.",
+            "features names ['cty_xf'], which the transformed schema lacks; valid names: "
+            "'age_xf', 'city_xf', 'clicked', 'month_xf', 'product_xf'.",
         ),
         (
             {"embedding_input_dims": {"cty_xf": 25}},
-            "Features ['cty_xf'] are not in the transformed schema; valid names: 'age_xf',",
+            "embedding_input_dims names ['cty_xf'], which the transformed schema lacks; valid "
+            "names: 'age_xf',",
         ),
         (
             {"feature_vocabularies": {"city_xf": "cities"}},
@@ -802,7 +804,9 @@ def test_names_only_the_artifacts_know_fail_at_run_time_listing_the_valid_ones(
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--feature", "cty_xf"], "Features ['cty_xf'] are not in the transformed schema"),
+        (["--feature", "cty_xf"], "--feature names ['cty_xf'], which the transformed schema"),
+        (["--embedding-dim", "cty_xf=25"], "--embedding-dim names ['cty_xf'], which the"),
+        (["--feature-vocabulary", "cty_xf=city"], "--feature-vocabulary names ['cty_xf'], which"),
         (["--feature-vocabulary", "city_xf=cities"], "valid names: 'city', 'product'."),
         (["--split", "evl"], "--split ['evl'] not found"),
     ],
@@ -1087,6 +1091,80 @@ def test_output_overlapping_an_input_is_refused_before_anything_is_written(tmp_p
     assert file_digests(tmp_path, base=tmp_path) == before
 
 
+def test_a_split_folder_in_the_output_linked_into_an_input_is_refused(tmp_path, capsys):
+    # The overlap check resolved --output alone; publishing then followed the link
+    # and wrote SchemaDiff.pb and the reports among the input's shards.
+    examples = copy_split(tmp_path, "eval")
+    output = tmp_path / "reports"
+    output.mkdir()
+    (output / "Split-eval").symlink_to(examples / "Split-eval")
+    before = file_digests(examples, base=tmp_path)
+
+    result = check(capsys, examples, "--output", output)
+
+    assert_usage_error(result, f"{str(output / 'Split-eval')!r} overlaps --examples")
+    assert file_digests(examples, base=tmp_path) == before
+
+
+def test_a_file_where_a_split_report_goes_is_refused_before_any_split_is_written(tmp_path, capsys):
+    # It was exit 3 (internal error) after Split-eval and Split-test had been published.
+    output = tmp_path / "reports"
+    output.mkdir()
+    (output / "Split-train").write_text("x")
+
+    result = check(capsys, EXAMPLES_DIR, "--output", output)
+
+    assert_usage_error(
+        result, f"--output {str(output)!r} holds 'Split-train', which is not a folder"
+    )
+    assert sorted(p.name for p in output.iterdir()) == ["Split-train"]
+
+
+def test_a_failed_run_leaves_no_empty_output_folder_it_made(tmp_path, capsys):
+    output = tmp_path / "new" / "reports"
+
+    result = check(capsys, EXAMPLES_DIR, "--feature", "cty_xf", "--output", output)
+
+    assert_usage_error(result, "--feature names ['cty_xf']")
+    assert not output.exists()
+
+
+def test_a_signal_while_reports_are_published_waits_until_they_all_are(
+    tmp_path, capsys, monkeypatch
+):
+    # A signal between two splits' moves left --output holding a mix of two runs,
+    # while the message said it kept the reports it had before.
+    from embedding_guard.reports import report_io
+
+    output = tmp_path / "reports"
+    assert check(capsys, EXAMPLES_DIR, "--output", output).code == cli.EXIT_BLOCKED
+    discard = report_io.discard_report
+    moved = []
+
+    def discard_then_interrupt(split_dir):
+        if ".staging-" in split_dir:  # the run writing its own reports, not publishing
+            return discard(split_dir)
+        moved.append(split_dir)
+        if len(moved) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # lands while the first split moves
+        discard(split_dir)
+
+    monkeypatch.setattr(report_io, "discard_report", discard_then_interrupt)
+    examples = copy_split(tmp_path, "eval", name="train")
+    shutil.copytree(EXAMPLES_DIR / "Split-test", examples / "Split-test")
+    shutil.copytree(EXAMPLES_DIR / "Split-eval", examples / "Split-eval")
+
+    result = check(capsys, examples, "--output", output)
+
+    assert result.code == cli.EXIT_INTERRUPTED
+    assert result.stderr == (
+        "embedding-guard: interrupted; --output holds this run's complete reports.\n"
+    )
+    assert len(moved) == 3
+    # Every split is this run's: train now holds eval's 20 examples, not train's.
+    assert report(output, "train")["num_examples"] == report(output, "eval")["num_examples"]
+
+
 def test_output_in_use_by_another_run_is_refused(tmp_path, capsys):
     import fcntl
 
@@ -1237,7 +1315,8 @@ def test_ctrl_c_exits_130_and_leaves_no_staging_folder_or_lock(tmp_path, capsys,
     assert result.stderr == (
         "embedding-guard: interrupted; --output keeps the reports it had before this run.\n"
     )
-    assert list(output.iterdir()) == []
+    # The folder this run made is gone with it, lock and all.
+    assert not output.exists()
     # The folder's lock was released: the next run goes through.
     assert check(capsys, EXAMPLES_DIR, "--split", "train", "--output", output).code == 0
 
@@ -1399,7 +1478,6 @@ def test_schema_whose_int_domain_min_exceeds_its_max_is_an_error(tmp_path, capsy
 
 
 def test_ctrl_c_after_the_command_finished_keeps_its_exit_code(monkeypatch):
-    import signal
 
     monkeypatch.setattr(cli, "main", lambda: cli.EXIT_BLOCKED)
     # Not this test process's collector: it would stay paused and frozen.
@@ -1421,7 +1499,6 @@ def test_ctrl_c_after_the_command_finished_keeps_its_exit_code(monkeypatch):
 def test_sigterm_during_a_run_exits_143_with_one_line_and_no_staging_folder(
     tmp_path, capsys, monkeypatch
 ):
-    import signal
     import time
 
     from embedding_guard.run import orchestration
@@ -1459,7 +1536,7 @@ def test_sigterm_during_a_run_exits_143_with_one_line_and_no_staging_folder(
         "embedding-guard: terminated (SIGTERM); --output keeps the reports it had before this "
         "run.\n"
     )
-    assert list(output.iterdir()) == []
+    assert not output.exists()
 
 
 def test_python_api_with_a_non_path_argument_is_an_input_error():
@@ -1482,3 +1559,63 @@ def test_an_empty_path_is_a_usage_error_not_a_flag_left_out(capsys, flag):
     result = check(capsys, EXAMPLES_DIR, flag, "")
 
     assert_usage_error(result, f"{flag} '' is an empty path")
+
+
+def test_a_bad_beam_option_value_is_one_line_not_beams_usage(capsys):
+    # Beam's argparse printed its 114-line usage before the error.
+    result = check(capsys, EXAMPLES_DIR, "--beam-pipeline-arg=--direct_num_workers=abc")
+
+    assert_usage_error(
+        result,
+        "--beam-pipeline-arg ['--direct_num_workers=abc'] is not a valid set of Beam options",
+        "argument --direct_num_workers: invalid int value: 'abc'",
+    )
+
+
+def test_a_schema_on_an_unknown_filesystem_or_empty_is_a_usage_error(tmp_path, capsys):
+    # foo:// was exit 3, "internal error"; an empty file said "No feature to check".
+    unknown = run_cli(capsys, "check", "--examples", EXAMPLES_DIR, "--schema", "foo://b/s.pbtxt")
+    empty = tmp_path / "schema.pbtxt"
+    empty.write_text("")
+    nothing = run_cli(capsys, "check", "--examples", EXAMPLES_DIR, "--schema", empty)
+
+    assert_usage_error(unknown, "--schema 'foo://b/s.pbtxt' cannot be read", "'foo'")
+    assert_usage_error(nothing, f"--schema {str(empty)!r} is empty")
+
+
+def test_an_empty_transformed_schema_names_its_file(tmp_path, capsys):
+    graph = copy_graph(tmp_path)
+    schema = graph / "transformed_metadata" / "schema.pbtxt"
+    schema.write_text("")
+
+    result = check(capsys, EXAMPLES_DIR, graph=graph)
+
+    assert_usage_error(result, f"The transformed schema {str(schema)!r} is empty")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--split", "train", "--exclude-split", "train"],
+            "--exclude-split=['train'] leaves no split chosen by --split ['train'] of --examples",
+        ),
+        (["--split", "train", "--split", "train"], "--split names ['train'] more than once"),
+        (["--junit-xml", "."], "--junit-xml '.' is a folder; pass a file name."),
+    ],
+)
+def test_split_and_junit_flags_say_what_is_wrong(capsys, argv, expected):
+    assert_usage_error(check(capsys, EXAMPLES_DIR, *argv), expected)
+
+
+def test_a_model_without_tables_says_so_in_the_verdict_and_the_json(capsys):
+    # A transform_fn passed as --model passed the Pusher gate saying nothing of it.
+    model = TRANSFORM_GRAPH_DIR / "transform_fn"
+
+    result = check(capsys, EXAMPLES_DIR, "--split", "train", "--model", model, "--json")
+
+    verdict = json.loads(result.stdout)["_verdict"]
+    assert verdict["gate"] == "Pusher"
+    assert verdict["model"] == str(model)
+    assert verdict["model_sized_features"] == []
+    assert verdict["coverage"].endswith("; no model table sizes any of them")

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import report_page
 
 from embedding_guard.errors import InputError
 from embedding_guard.reports import html_report, mlmd_runs, report_io, text
-from embedding_guard.verdict import core, findings
+from embedding_guard.verdict import core, findings, locations
 from embedding_guard.verdict.reasons import REASONS, Reason, Severity, fix_text
 from embedding_guard.verdict.report_model import Finding, SplitReport, UncheckedFeature
 
@@ -89,7 +90,7 @@ def test_clean_report_is_blessed():
     )
 
     assert page.verdict == (
-        "OK: no index would fail an embedding lookup in split train. "
+        "OK: no checked index would fail an embedding lookup in split train. "
         "Coverage: 1 of 1 categorical integer feature(s) checked."
     )
     assert page.counts["train"]["item_xf"]["in_vocab"] == "4"
@@ -116,9 +117,8 @@ def test_every_data_value_is_escaped():
 
     page = report_page.read(document)
     assert page.tags == {
-        "html", "head", "meta", "title", "style", "body", "div", "h1", "dl", "dt", "dd",
-        "p", "ol", "li", "span", "b", "code", "br", "section", "h2", "h3", "table", "tr",
-        "th", "td", "ul",
+        "html", "head", "meta", "title", "style", "body", "div", "h1", "p", "ol", "li",
+        "span", "b", "code", "br", "section", "h2", "h3", "table", "tr", "th", "td", "ul",
     }  # fmt: skip
     assert hostile in page.text
     assert "'<script>x</script>'" in page.text
@@ -252,10 +252,14 @@ def test_unchecked_features_are_listed_once_with_their_role():
 
     page = report_page.read(html_report.render_document(reports, "t"))
 
-    # Once for the run, not once per split: the same features in every split.
-    assert page.text.count("trip_start_hour_xf") == 1
+    # Once for the run, not once per split: named in the coverage, then in the table.
+    assert page.text.count("trip_start_hour_xf") == 2
+    assert "Not checked (1) trip_start_hour_xf (why, and what would check them: below)" in (
+        page.text
+    )
+    assert "Not looked up by the model (1) tips_xf" in page.text
     assert (
-        "Not checked: 2 integer featuresNone of their values were checked."
+        "Not checked: 2 integer features"
         "featurerolewhywhat would check it"
         "trip_start_hour_xfnot checkeda pass-through <integer>feature_vocabularies or an int_domain"
         "tips_xfnot looked up by the modelthe model never looks it up-"
@@ -325,8 +329,11 @@ def test_a_bound_from_the_models_table_is_named_once():
     page = report_page.read(html_report.render_document({"eval": report}, "t"))
     terminal = text.report_table({"eval": report})
 
+    # A clean feature has no card: its bounds are in the folded list, once.
     assert page.text.count(table) == 1
-    assert "input_dim fromthe same table" in page.text
+    assert f"month_xf: [0, 12) from the model's table only: {table} (the same table gives " in (
+        page.text
+    )
     assert terminal.count("by graph") == 1
     assert "(the same table gives input_dim)" in terminal
 
@@ -401,3 +408,126 @@ def test_write_split_report_writes_the_json_of_the_typed_report(tmp_path):
     }  # fmt: skip
     assert finding["sample_values"] == [{"value": 12, "count": 1}]
     assert report_io.read_split_report(str(tmp_path / "Split-eval")) == report
+
+
+def _two_features(split: str, item_values) -> SplitReport:
+    """item_xf (see _item_bounds) and month_xf [0, 12) without vocabulary, all in range."""
+    month = core.FeatureBounds("month_xf", upper_bound=12, embedding_input_dim=12)
+    item = np.asarray(item_values, dtype=np.int64)
+    months = np.asarray([0, 5, 11], dtype=np.int64)
+    return findings.check_arrays(
+        split,
+        [_item_bounds(), month],
+        {"item_xf": (item, np.ones(item.size)), "month_xf": (months, np.ones(3))},
+    )
+
+
+def test_one_table_row_per_feature_and_split_and_a_card_only_for_a_problem():
+    reports = {"eval": _two_features("eval", BLOCKED_VALUES), "train": _two_features("train", [0])}
+
+    document = html_report.render_document(reports, "t")
+    page = report_page.read(document)
+
+    rows = re.findall(r"<tr[^>]*data-split='(\w+)' data-feature='(\w+)'>", document)
+    assert rows == [
+        ("eval", "item_xf"),
+        ("train", "item_xf"),
+        ("eval", "month_xf"),
+        ("train", "month_xf"),
+    ]
+    # The one card: item_xf in eval, the only feature and split with a finding.
+    assert re.findall(
+        r"<section class='eg-feature' data-split='(\w+)' data-feature='(\w+)'", (document)
+    ) == [("eval", "item_xf")]
+    assert "item_xf in split eval ERROR" in page.text
+    # The table's counts equal the card's (both carry data-count).
+    assert page.counts["train"] == {
+        "item_xf": {"in_vocab": "1", "oov_bucket": "0", "negative": "0", "out_of_range": "0",
+                    "over_embedding_dim": "0"},
+        "month_xf": {"in_range": "3", "negative": "0", "out_of_range": "0",
+                     "over_embedding_dim": "0"},
+    }  # fmt: skip
+    # The clean feature's bound is said once, folded away.
+    assert "month_xf: [0, 12) from" in page.text
+
+
+def test_the_first_screen_comes_before_the_table_and_stands_alone():
+    reports = {"eval": _with_unchecked(_two_features("eval", BLOCKED_VALUES))}
+
+    page = report_page.read(html_report.render_document(reports, "t"))
+    whole = report_page.read(html_report.render_fragment(reports, "t"))
+    alone = report_page.read(html_report.render_fragment(reports, "t", details=False))
+
+    order = [
+        "BLOCKED: 3 errors in split eval.",
+        "Coverage: 2 of 3 categorical integer feature(s) checked",
+        "Checked (2) item_xf, month_xf",
+        "Not checked (1) trip_start_hour_xf",
+        "Change no earlier run compared",
+        "Checked features: 2",
+        "Not checked: 2 integer features",
+    ]
+    assert [page.text.index(words) for words in order] == sorted(
+        page.text.index(words) for words in order
+    )
+    assert alone.text == whole.text[: whole.text.index("Checked features: 2")].strip()
+
+
+def test_the_same_problem_in_several_splits_is_one_item():
+    reports = {"eval": _report(BLOCKED_VALUES), "test": _report(BLOCKED_VALUES, "test")}
+
+    page = report_page.read(html_report.render_document(reports, "t"))
+
+    assert page.verdict.startswith("BLOCKED: 6 errors in splits eval, test.")
+    assert page.verdict.count("ERROR splits eval, test, feature item_xf: ") == 3
+    assert (
+        "NEGATIVE_INDEX, eval: 2 of 12 values (16.67%); most frequent: -1 ×2; "
+        "test: 2 of 12 values (16.67%); most frequent: -1 ×2."
+    ) in page.verdict
+    assert "Values past the table: eval 3, test 3" in page.verdict
+
+
+def test_a_located_sample_value_says_where_it_first_occurs():
+    report = _report(BLOCKED_VALUES)
+    feature = report.features[0]
+    negative = next(f for f in feature.findings if f.reason is Reason.NEGATIVE_INDEX)
+    place = locations.Location("data-00000-of-00001.gz", 1204)
+    located = dataclasses.replace(negative, sample_locations=(place,))
+    findings_now = tuple(located if f is negative else f for f in feature.findings)
+    report = dataclasses.replace(
+        report, features=(dataclasses.replace(feature, findings=findings_now),)
+    )
+
+    page = report_page.read(html_report.render_document({"eval": report}, "t"))
+
+    assert (
+        "NEGATIVE_INDEX, 2 of 12 values (16.67%); most frequent: "
+        "-1 ×2 (first at data-00000-of-00001.gz record 1,204)."
+    ) in page.verdict
+
+
+def test_a_reason_without_a_feature_renders_from_the_registry_alone():
+    # Every reason, also one a renderer has never heard of, shows its code, its
+    # severity and its fix; a split-level one has no feature to name.
+    for reason in Reason:
+        spec = REASONS[reason]
+        finding = Finding("eval", "", reason, spec.severity, 3, 0.5, "Something happened.")
+        report = SplitReport("eval", 6, (), split_findings=(finding,))
+
+        page = report_page.read(html_report.render_document({"eval": report}, "t"))
+
+        shown = page.verdict if spec.severity is not Severity.INFO else page.text
+        assert f"{spec.severity.value} split eval: {reason.value}, " in shown, reason
+
+
+def test_the_check_commands_output_help_names_the_page_it_writes(capsys):
+    from embedding_guard.cli import main as cli
+
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["check", "--help"])
+
+    shown = " ".join(capsys.readouterr().out.split())
+    assert (
+        "--output DIR write each split's index_report.html (the page to open), index_report.json "
+        "and SchemaDiff.pb (TFDV Anomalies) under DIR/Split-<name>/"
+    ) in shown

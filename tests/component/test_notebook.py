@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import report_page
+import tfx_taxi
 import validator_runs
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import HTML
 from IPython.utils.capture import capture_output
 
 import embedding_guard
-from embedding_guard.reports import mlmd_runs, notebook
+from embedding_guard.reports import mlmd_runs, notebook, report_io
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def test_display_of_a_tfx_artifact_shows_the_report(runs, shell):
     assert page.counts["eval"]["city_xf"]["negative"] == "3"
     assert page.counts["eval"]["month_xf"]["over_embedding_dim"] == "2"
     assert page.counts["train"]["product_xf"]["in_vocab"] == "21"
-    assert f"anomalies{runs.blocked_anomalies}blessed0" in page.text
+    assert f"anomalies {runs.blocked_anomalies} \u00b7 blessed 0" in page.text
 
 
 def test_display_of_a_uri_shows_every_split_folder(runs, shell):
@@ -56,7 +59,7 @@ def test_display_of_a_uri_shows_every_split_folder(runs, shell):
     page = report_page.read(shown)
     # Checked: age_xf city_xf product_xf, and month_xf given input_dim 12; clicked is not.
     assert page.verdict == (
-        "OK: no index would fail an embedding lookup in split train. Coverage: 4 of 5 "
+        "OK: no checked index would fail an embedding lookup in split train. Coverage: 4 of 5 "
         "categorical integer feature(s) checked, 1 not checked (listed below)."
     )
     assert sorted(page.counts) == ["train"]
@@ -143,3 +146,69 @@ def test_display_of_a_truncated_report_is_an_input_error(runs, tmp_path):
         notebook.report_html(str(copy))
 
     assert str(raised.value).startswith(f"{str(report)!r} is not complete JSON (")
+
+
+def test_a_check_result_reprs_as_one_short_line():
+    assert repr(tfx_taxi.blocked()) == (
+        "<CheckResult BLOCKED: splits eval, train; 1 problem(s): 2 error(s), 0 warning(s); "
+        "6 of 14 categorical integer feature(s) checked, 8 not checked; .summary() says more>"
+    )
+    assert repr(tfx_taxi.clean()).startswith(
+        "<CheckResult OK: splits eval, train; 0 problem(s): 0 error(s), 0 warning(s); "
+    )
+
+
+def test_summary_says_the_problems_the_unchecked_and_the_verdict_last():
+    summary = tfx_taxi.blocked().summary()
+
+    # By hand: company_xf's OOV buckets are rows 53..62 of a 53-row table; eval has
+    # 1,787 values in them of 5,091, train 3,361 of 9,909 (TFX's shipped data).
+    assert summary.splitlines() == [
+        "ERROR   splits eval, train, feature company_xf: INDEX_OVER_EMBEDDING_DIM (eval: 1,787 of 5,091",
+        "        values; train: 3,361 of 9,909 values)",
+        "        fix: Size the Embedding as 63 (vocabulary plus OOV buckets), e.g. with",
+        "          embedding_guard.embedding_input_dim().",
+        "not checked (8): dropoff_census_tract_xf, dropoff_community_area_xf, pickup_census_tract_xf,",
+        "  pickup_community_area_xf, tips_xf, trip_start_day_xf, trip_start_hour_xf, trip_start_month_xf",
+        "BLOCKED: 2 errors in 2 of 2 splits (eval, train); 6 of 14 categorical integer feature(s) checked, 8",
+        "  not checked (listed above); the Trainer must not run.",
+    ]  # fmt: skip
+    assert tfx_taxi.clean().summary().splitlines()[-2:] == [
+        "OK: no checked index would fail an embedding lookup in 2 splits (eval, train); 6 of 14 categorical",
+        "  integer feature(s) checked, 8 not checked (listed above).",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("result", [tfx_taxi.clean, tfx_taxi.blocked], ids=["clean", "blocked"])
+def test_the_notebook_view_is_the_first_screen_under_10_kb(result):
+    shown = result()._repr_html_()
+
+    assert len(shown.encode()) < 10_000
+    page = report_page.read(shown)
+    assert page.verdict.startswith("OK:" if result is tfx_taxi.clean else "BLOCKED:")
+    assert "Checked (6) company_xf" in page.text
+    # The first screen only: no feature table, no card.
+    assert "Checked features" not in page.text
+    assert page.counts == {}
+
+
+def test_display_outside_a_notebook_prints_the_summary(runs):
+    # A fresh interpreter: no IPython shell, as in a script.
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, embedding_guard; embedding_guard.display(sys.argv[1])",
+            runs.blocked_anomalies,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    reports = report_io.read_split_reports(runs.blocked_anomalies)
+    assert shown.stdout == notebook.summary_text(reports) + "\n"
+    assert "IPython" not in shown.stdout
+    assert shown.stdout.splitlines()[-1].startswith("  ")  # the verdict, wrapped
+    assert "BLOCKED: 3 errors in 1 of 2 splits (eval)" in shown.stdout

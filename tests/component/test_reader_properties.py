@@ -5,7 +5,8 @@ kinds that vary between examples) are written to TFRecord shards, gzip or not,
 read back in small batches by the DoFn the Beam pipeline runs, and merged in a
 random order. The counts must equal a brute-force count over the Python values
 the examples were built from, whatever the batch size, shard cuts and merge order.
-(tests/unit/test_core_properties.py checks the core alone on numpy arrays.)
+(tests/unit/test_core_properties.py checks the core alone on numpy arrays.) Every
+test runs twice: records parsed in C (`example_parsing`) and by TensorFlow.
 """
 
 from __future__ import annotations
@@ -22,12 +23,24 @@ from component_testlib import VALUE_COUNT_KEYS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embedding_guard.read import framing, reader
+from embedding_guard.read import example_parsing, framing, reader
 from embedding_guard.run import beam_pipeline
 from embedding_guard.verdict import core
 
 INT64 = np.iinfo(np.int64)
 FEATURES = ("a_xf", "b_xf")
+
+
+@pytest.fixture(scope="module", autouse=True, params=["compiled", "tensorflow"])
+def parser(request):
+    """Every test here on both parsers: the compiled one, and TensorFlow's that it falls back to."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "tensorflow":
+            patch.setattr(example_parsing, "_tfrecord_framing", None)
+        else:
+            assert example_parsing.compiled()
+        yield request.param
+
 
 # Every case writes and parses TFRecords, so fewer cases than the core's own test.
 BOUNDED = settings(

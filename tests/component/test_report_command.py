@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import report_page
@@ -482,22 +483,24 @@ def test_fail_on_blocked_fails_if_any_node_blocks_or_the_node_given(two_validato
     assert document["blocked_nodes"] == ["ModelIndexValidator"]
 
 
-def test_html_with_two_nodes_asks_for_one(two_validators, capsys, tmp_path):
+def test_html_with_two_nodes_writes_a_page_per_node(two_validators, capsys, tmp_path):
+    # It refused and asked for --node.
     page = tmp_path / "r.html"
     root = str(two_validators.pipeline_root)
 
-    exit_code, out, err = _report(capsys, root, "--html", str(page))
+    exit_code, out, err = _report(capsys, root, "--html", str(page), "--json")
     node_code, _, node_err = _report(
         capsys, root, "--html", str(page), "--node", "ModelIndexValidator"
     )
 
-    assert (exit_code, out) == (2, "")
-    assert err == (
-        f"embedding-guard: error: --html writes one node's page, and run "
-        f"{two_validators.run_id!r} has 2 validator nodes, 'EmbeddingIndexValidator', "
-        "'ModelIndexValidator'; pass --node NODE to choose one, e.g. --node "
-        "EmbeddingIndexValidator.\n"
-    )
+    assert exit_code == 0, err
+    pages = {
+        "EmbeddingIndexValidator": str(tmp_path / "r-EmbeddingIndexValidator.html"),
+        "ModelIndexValidator": str(tmp_path / "r-ModelIndexValidator.html"),
+    }
+    assert json.loads(out)["html_files"] == pages
+    for node, path in pages.items():
+        assert f"{node} run" in Path(path).read_text(encoding="utf-8")
     assert node_code == 0, node_err
     assert "ModelIndexValidator run" in page.read_text(encoding="utf-8")
 

@@ -201,23 +201,33 @@ def taxi_rows() -> tuple[dict, list[dict]]:
     return spec, rows
 
 
-def built_taxi_graph(root: str) -> dict[str, str]:
+def built_taxi_graph(root: str, num_oov_buckets: int | None = None) -> dict[str, str]:
     """TFX's taxi_utils_native_keras.preprocessing_fn through TFT (TF2) on data.csv, once.
+
+    Args:
+      root: Where the graph and the examples go.
+      num_oov_buckets: The taxi module's _OOV_SIZE for this build (TFX's is 10);
+        with 0, unseen and empty companies become -1.
 
     Returns:
       "graph": the transform_graph folder (with the raw schema in metadata/);
       "examples": raw tf.Examples of every row, the first 10,000 as Split-train
       and the rest as Split-eval.
     """
-    if "taxi" not in _BUILT:
+    key = "taxi" if num_oov_buckets is None else f"taxi_oov{num_oov_buckets}"
+    if key not in _BUILT:
+        from unittest import mock
+
         from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
         from tfx.examples.chicago_taxi_pipeline import taxi_utils_native_keras
 
         spec, rows = taxi_rows()
         graph = os.path.join(root, "taxi_graph")
-        build_transform_output(
-            taxi_utils_native_keras.preprocessing_fn, spec, rows, graph, tf1=False
-        )
+        oov = taxi_utils_native_keras._OOV_SIZE if num_oov_buckets is None else num_oov_buckets
+        with mock.patch.object(taxi_utils_native_keras, "_OOV_SIZE", oov):
+            build_transform_output(
+                taxi_utils_native_keras.preprocessing_fn, spec, rows, graph, tf1=False
+            )
         metadata_io.write_metadata(
             dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
             os.path.join(graph, "metadata"),
@@ -229,8 +239,8 @@ def built_taxi_graph(root: str) -> dict[str, str]:
             with tf.io.TFRecordWriter(path, options="GZIP") as writer:
                 for row in part:
                     writer.write(_example(row, spec).SerializeToString())
-        _BUILT["taxi"] = {"graph": graph, "examples": examples}
-    return _BUILT["taxi"]
+        _BUILT[key] = {"graph": graph, "examples": examples}
+    return _BUILT[key]
 
 
 def _example(row: dict, spec: dict) -> tf.train.Example:

@@ -106,14 +106,14 @@ def test_a_pass_through_integer_is_not_checked_and_says_what_would_check_it():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"features": ["cty_xf"]}, "Features ['cty_xf'] are not in the transformed schema"),
+        ({"features": ["cty_xf"]}, "features names ['cty_xf'], which the transformed schema lacks"),
         (
             {"feature_vocabularies": {"city_xf": "cities"}},
             "feature_vocabularies['city_xf'] = 'cities' is not a vocabulary",
         ),
         (
             {"features": ["city_xf"], "embedding_input_dims": {"age_xf": 3}},
-            "embedding_input_dims names ['age_xf'], which are not in `features`",
+            "embedding_input_dims names ['age_xf'], which are not in features ['city_xf']",
         ),
     ],
 )

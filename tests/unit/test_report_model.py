@@ -99,6 +99,21 @@ def test_format_version_is_written_and_checked():
         assert "\n" not in message
 
 
+def test_a_version_2_report_reads_back_with_one_finding_per_problem():
+    # Version 2 wrote SILENT_WRONG_LOOKUP beside the finding it follows from: the
+    # same values counted twice by `report`, the HTML and the JUnit file.
+    document = _document()
+    document["format_version"] = 2
+    (month,) = [f for f in document["features"] if f["bounds"]["feature"] == "month"]
+    consequence = dict(month["findings"][0], reason="SILENT_WRONG_LOOKUP")
+    month["findings"].append(consequence)
+
+    report = SplitReport.from_json(document, "f.json")
+
+    assert [f.reason for f in report.feature("month").findings] == [Reason.INDEX_OUT_OF_RANGE]
+    assert report.num_errors == 4
+
+
 @pytest.mark.parametrize(
     ("path", "field"),
     [

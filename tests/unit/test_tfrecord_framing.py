@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -113,26 +114,28 @@ def test_bytes_that_are_not_tfrecords_frame_as_the_brute_force_walk(data, record
     assert _found("python", data, record_limit) == expected
 
 
-def _walks_let_other_threads_run(find_records, walks: int = 40) -> bool:
-    """Whether this thread ran Python code while find_records held its data buffer.
+def lets_other_threads_run(walk_once: Callable[[bytearray], object], data: bytearray) -> list:
+    """What walk_once(data) gave on each of up to 40 walks, if this thread ran meanwhile.
 
-    A bytearray cannot be resized while a buffer of it is exported, and
-    find_records holds one (`y*`) from the moment it parses its arguments to the
-    moment it returns. So a BufferError from a resize here means that this thread
-    held the GIL while find_records was running: find_records had released it.
-    With the GIL held through the call, no resize here can ever meet the export,
-    however many walks run and however fast or slow the machine is; the walk
-    count only bounds how long a framer that releases the GIL has for this thread
-    to be scheduled once while it walks.
+    A bytearray cannot be resized while a buffer of it is exported, and the
+    compiled functions hold one (`y*`) from the moment they parse their
+    arguments to the moment they return. So a BufferError from a resize here
+    means that this thread held the GIL while walk_once was running: it had
+    released it. With the GIL held through the call, no resize here can ever
+    meet the export, however many walks run and however fast or slow the
+    machine is; the walk count only bounds how long a function that releases
+    the GIL has for this thread to be scheduled once while it walks.
+
+    Returns:
+      The walks' results, or [] if no resize here ever met the export.
     """
-    # 4,194,304 empty records per walk.
-    data = bytearray(64 << 20)
+    walks = 40
     done = threading.Event()
-    found: list[int] = []
+    found: list = []
 
     def walk() -> None:
         for _ in range(walks):
-            found.append(len(find_records(data, 100)[0]))
+            found.append(walk_once(data))
             if done.is_set():
                 return
         done.set()
@@ -148,13 +151,17 @@ def _walks_let_other_threads_run(find_records, walks: int = 40) -> bool:
             met_the_export = True
             done.set()
     walker.join()
-    # Every walk framed the whole buffer (a stray byte at the end is not a header).
-    assert found and set(found) == {8 * (64 << 20) // 16}
-    return met_the_export
+    return found if met_the_export else []
 
 
 def test_the_compiled_framer_lets_other_threads_run_while_it_walks():
-    assert _walks_let_other_threads_run(framing._tfrecord_framing.find_records)
+    # 4,194,304 empty records per walk.
+    data = bytearray(64 << 20)
+    found = lets_other_threads_run(
+        lambda data: len(framing._tfrecord_framing.find_records(data, 100)[0]), data
+    )
+    # Every walk framed the whole buffer (a stray byte at the end is not a header).
+    assert found and set(found) == {8 * (64 << 20) // 16}
 
 
 def test_the_python_fallback_reads_a_shard_as_the_compiled_framer_does(monkeypatch, tmp_path):

@@ -231,7 +231,7 @@ def feature_bounds(
         bound_kind = "vocabulary_name" if vocabulary is not None else ""
     vocab_size = vocabulary_sizes[vocabulary] if vocabulary is not None else None
     linked = (
-        "named in feature_vocabularies"
+        f"named in {(names or {}).get('feature_vocabularies', 'feature_vocabularies')}"
         if bound_kind == "feature_vocabularies"
         else "linked by the feature's name"
     )
@@ -243,8 +243,8 @@ def feature_bounds(
                 raise BoundsError(
                     f"Feature {feature!r}: vocabulary {vocabulary!r} has {vocab_size} "
                     f"entries but the schema's int_domain.max is {domain.max}, so the "
-                    "feature was not made from that vocabulary. Name the right one in "
-                    "feature_vocabularies."
+                    "feature was not made from that vocabulary. Name the right one with "
+                    f"{(names or {}).get('feature_vocabularies', 'feature_vocabularies')}."
                 )
             bound_source = (
                 f"vocabulary {vocabulary!r} ({vocab_size} entries, {linked}) + "
@@ -377,21 +377,40 @@ def resolve_bounds(
         ):
             outside = sorted(set(mapping) - checked)
             if outside:
+                spelt = (names or {}).get(parameter, parameter)
+                features_spelt = (names or {}).get("features", "features")
                 raise BoundsError(
-                    f"{parameter} names {outside!r}, which are not in `features` "
-                    f"{sorted(checked)!r}; add them to `features` or drop them."
+                    f"{spelt} names {outside!r}, which are not in {features_spelt} "
+                    f"{sorted(checked)!r}; add them to {features_spelt} or drop them."
                 )
     unknown = sorted(checked - schema_features)
     if unknown:
+        # Name the setting that asked for them, as the caller spells it.
+        asked_by = next(
+            setting
+            for setting, asked in (
+                ("features", features or ()),
+                ("feature_vocabularies", feature_vocabularies),
+                ("embedding_input_dims", embedding_input_dims),
+            )
+            if set(unknown) & set(asked)
+        )
         raise BoundsError(
-            f"Features {unknown!r} are not in the transformed schema; valid names: "
-            f"{_valid_names(schema_features)}."
+            f"{(names or {}).get(asked_by, asked_by)} names {unknown!r}, which the transformed "
+            f"schema lacks; valid names: {_valid_names(schema_features)}."
         )
     if not checked:
+        if not schema.feature:
+            raise BoundsError(
+                "The transformed schema has no feature at all (is its schema.pbtxt empty?); "
+                f"pass the schema Transform wrote, with {(names or {}).get('schema', 'schema')} "
+                "or the transform graph."
+            )
         raise BoundsError(
             "No feature to check: the transformed schema has no categorical int_domain "
             "and the transform graph bounds no integer feature. Name the embedding "
-            "features in `features` or `embedding_input_dims`."
+            f"features with {(names or {}).get('features', 'features')} or "
+            f"{(names or {}).get('embedding_input_dims', 'embedding_input_dims')}."
         )
     return [
         feature_bounds(

@@ -28,8 +28,18 @@ def read_schema(path: str, parameter: str) -> Any:
     from embedding_guard.read import files
 
     files.check_regular_file(path, parameter, "schema.pbtxt file")
-    with fileio.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with fileio.open(path, "rb") as f:
+            data = f.read()
+    except Exception as error:  # noqa: BLE001 - an unknown filesystem, a missing plugin, I/O
+        raise InputError(
+            f"{parameter} {path!r} cannot be read ({_first_line(error)}); pass a "
+            "schema.pbtxt on a filesystem TensorFlow reads."
+        ) from None
+    if not data.strip():
+        raise InputError(
+            f"{parameter} {path!r} is empty; pass a schema.pbtxt such as SchemaGen writes."
+        )
     schema = schema_pb2.Schema()
     try:
         text_format.Parse(data.decode("utf-8"), schema)
@@ -47,3 +57,9 @@ def read_schema(path: str, parameter: str) -> Any:
             "as SchemaGen writes."
         ) from None
     return schema
+
+
+def _first_line(error: Exception) -> str:
+    # TensorFlow's OpError keeps its text in .message; others in str().
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return text.strip().splitlines()[0]

@@ -155,6 +155,10 @@ def _read_schema(path: str, what: str) -> schema_pb2.Schema:
     try:
         with fileio.open(path, "rb") as f:
             text = f.read().decode("utf-8")
+        if not text.strip():
+            raise TransformGraphError(
+                f"The {what} {path!r} is empty; the transform graph is damaged: re-run Transform."
+            )
         return text_format.Parse(text, schema_pb2.Schema())
     except UnicodeDecodeError as error:
         raise TransformGraphError(

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import sys
-import tempfile
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from embedding_guard.cli import startup
+from embedding_guard.cli import offending_flags, startup
 from embedding_guard.cli.progress import progress_on_tty
 from embedding_guard.cli.usage import (
     EXIT_BLOCKED,
@@ -26,7 +25,6 @@ from embedding_guard.cli.usage import (
     existing_folder,
     is_remote,
 )
-from embedding_guard.errors import InputError
 from embedding_guard.reports.text import printable, report_table, write_out
 from embedding_guard.run import options as validator_options
 
@@ -150,6 +148,20 @@ def add_parser(commands: Any) -> None:
         "default input_dim, --embedding-dim still overrides",
     )
     check.add_argument(
+        "--baseline-transform-graph",
+        metavar="DIR",
+        help="the transform graph an earlier model was trained with (the previous span's): "
+        "values whose token now sits on another row give VOCABULARY_REMAPPED (default: the "
+        "--model's own transform layer)",
+    )
+    check.add_argument(
+        "--statistics",
+        metavar="DIR",
+        help="statistics of the same examples whose num_examples the examples read must "
+        "match: StatisticsGen's statistics (per split) or Transform's post_transform_stats "
+        "(all splits together; default: found beside --transform-graph)",
+    )
+    check.add_argument(
         "--examples",
         required=True,
         metavar="DIR",
@@ -192,8 +204,12 @@ def add_parser(commands: Any) -> None:
     check.add_argument(
         "--output",
         metavar="DIR",
-        help="write SchemaDiff.pb and index_report.json per split under DIR/Split-<name>/",
+        help=(
+            "write each split's index_report.html (the page to open), index_report.json and "
+            "SchemaDiff.pb (TFDV Anomalies) under DIR/Split-<name>/ (default: no files)"
+        ),
     )
+    offending_flags.add_arguments(check)
     check.add_argument(
         "--examples-kind",
         choices=("auto", "transformed", "raw"),
@@ -224,11 +240,26 @@ def add_parser(commands: Any) -> None:
             help="WARNING reports, ERROR blocks (default WARNING)",
         )
     check.add_argument(
+        "--vocabulary-remapped-severity",
+        choices=("WARNING", "ERROR"),
+        default="ERROR",
+        help="what values reaching rows trained for other tokens give: ERROR blocks "
+        "(default), WARNING reports",
+    )
+    check.add_argument(
         "--unchecked-severity",
         choices=validator_options.UNCHECKED_SEVERITIES,
         default="INFO",
         help="what an integer feature that looks categorical but has no bound (so is not "
         "checked) gives: INFO lists it, WARNING reports it, ERROR blocks (default INFO)",
+    )
+    check.add_argument(
+        "--max-hash-collision-share",
+        type=_rate_from_text,
+        default=validator_options.DEFAULT_MAX_HASH_COLLISION_SHARE,
+        metavar="SHARE",
+        help="in raw mode, warn when more than SHARE (0..1] of a hashed feature's distinct raw "
+        "values share their bucket with another value (default 0.5; 1: never)",
     )
     check.add_argument(
         "--baseline-split",
@@ -267,31 +298,6 @@ def add_parser(commands: Any) -> None:
     check.set_defaults(handler=run)
 
 
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _check_output_apart_from_inputs(
-    output: str, inputs: Mapping[str, str | None], flag: str = "--output"
-) -> None:
-    """Refuses an output (--output, --junit-xml) that is, holds, or lies inside an input.
-
-    Reports written into a Split-* folder would be read as shards by the Trainer
-    and by the next run; an input inside the output would be replaced.
-    """
-    resolved_output = output.rstrip("/") if is_remote(output) else os.path.realpath(output)
-    for input_flag, path in inputs.items():
-        if path is None:
-            continue
-        resolved = path.rstrip("/") if is_remote(path) else os.path.realpath(path)
-        if _inside(resolved_output, resolved) or _inside(resolved, resolved_output):
-            raise UsageError(
-                f"{flag} {output!r} overlaps {input_flag} {path!r}: reports written there "
-                "would mix with the inputs (the Trainer would read them as shards). Pick a "
-                "path outside every input."
-            )
-
-
 def _check_file_writable(flag: str, path: str) -> None:
     """Fails before Beam starts when an output file could not be written later."""
     if is_remote(path):
@@ -306,111 +312,6 @@ def _check_file_writable(flag: str, path: str) -> None:
         )
 
 
-_STAGING_PREFIX = ".staging-"
-
-
-class _OutputFolder:
-    """Where one run writes its reports, then publishes them into --output.
-
-    The run writes into a fresh staging folder of its own and reads its verdict
-    back from there, so a concurrent run into the same --output cannot hand it
-    another verdict. A lock on the folder keeps a second run out while one runs.
-
-    Args:
-      output: The --output folder, or None for a scratch folder that is
-        deleted afterwards.
-    """
-
-    def __init__(self, output: str | None) -> None:
-        self.output = output
-        self._lock_handle: int | None = None
-        self._scratch: str | None = None
-        self.staging = ""
-
-    def __enter__(self) -> _OutputFolder:
-        from tfx.dsl.io import fileio
-
-        if self.output is None:
-            self._scratch = tempfile.mkdtemp(prefix="embedding-guard-")
-            self.staging = self._scratch
-            return self
-        try:
-            fileio.makedirs(self.output)
-            if not is_remote(self.output):
-                self._lock(self.output)
-                self._remove_stale_staging(self.output)
-            self.staging = os.path.join(self.output, f"{_STAGING_PREFIX}{uuid.uuid4().hex}")
-            fileio.makedirs(self.staging)
-        except InputError:
-            raise
-        except Exception as error:  # noqa: BLE001 - every I/O failure means the same here
-            raise UsageError(
-                f"--output {self.output!r} cannot be written ({printable(error)}); pass a "
-                "writable folder."
-            ) from None
-        return self
-
-    def _lock(self, output: str) -> None:
-        import fcntl
-
-        # flock on the folder itself: no lock file is left among the reports.
-        handle = os.open(output, os.O_RDONLY)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(handle)
-            raise UsageError(
-                f"--output {output!r} is in use by another embedding-guard run; wait for "
-                "it to finish, or pass another folder."
-            ) from None
-        self._lock_handle = handle
-
-    @staticmethod
-    def _remove_stale_staging(output: str) -> None:
-        # With the folder locked, no other run can be writing: a staging folder
-        # left there belongs to a run that was killed.
-        from tfx.dsl.io import fileio
-
-        for name in fileio.listdir(output):
-            name = name.rstrip("/")
-            if name.startswith(_STAGING_PREFIX):
-                fileio.rmtree(os.path.join(output, name))
-
-    def split_dirs(self, splits: Iterable[str]) -> dict[str, str]:
-        from embedding_guard.read import files
-
-        return {
-            name: os.path.join(self.staging, f"{files.SPLIT_DIR_PREFIX}{name}") for name in splits
-        }
-
-    def publish(self, splits: Iterable[str]) -> None:
-        """Moves each split's reports from staging into --output, the JSON report last."""
-        from tfx.dsl.io import fileio
-
-        from embedding_guard.reports import report_io
-
-        if self.output is None:
-            return
-        for staged in self.split_dirs(splits).values():
-            final = os.path.join(self.output, os.path.basename(staged))
-            report_io.discard_report(final)
-            fileio.makedirs(final)
-            names = sorted(fileio.listdir(staged), key=lambda f: f == report_io.REPORT_JSON_FILE)
-            for file_name in names:
-                fileio.rename(
-                    os.path.join(staged, file_name), os.path.join(final, file_name), overwrite=True
-                )
-
-    def __exit__(self, *exc_info: object) -> None:
-        from tfx.dsl.io import fileio
-
-        with contextlib.suppress(Exception):
-            if self.staging and fileio.exists(self.staging):
-                fileio.rmtree(self.staging)
-        if self._lock_handle is not None:
-            os.close(self._lock_handle)
-
-
 def _beam_pipeline(beam_args: list[str] | None) -> Any:
     """A Beam pipeline for --beam-pipeline-arg, or None to count in this process."""
     if not beam_args:
@@ -418,25 +319,36 @@ def _beam_pipeline(beam_args: list[str] | None) -> Any:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    # Beam parses the options with argparse, which prints its 100-line usage
+    # before it exits: keep only its last line, the reason.
+    beam_usage = io.StringIO()
     try:
-        return beam.Pipeline(options=PipelineOptions(beam_args))
+        with contextlib.redirect_stderr(beam_usage):
+            options = PipelineOptions(beam_args)
+            options.get_all_options()  # parses every value now, not when the run starts
+            return beam.Pipeline(options=options)
     except (ValueError, SystemExit) as error:
+        lines = beam_usage.getvalue().strip().splitlines()
+        reason = lines[-1].split("error: ", 1)[-1] if lines else str(error)
         raise UsageError(
-            f"--beam-pipeline-arg {beam_args!r} is not a valid set of Beam options ({error})."
+            f"--beam-pipeline-arg {beam_args!r} is not a valid set of Beam options ({reason}); "
+            "see Beam's pipeline options."
         ) from None
 
 
-def verdict_json(result: Any) -> dict[str, Any]:
+def verdict_json(result: Any, model: str | None = None) -> dict[str, Any]:
     """The run's verdict for --json: what a CI step reads without walking every split.
 
     Args:
       result: The run's orchestration.ValidationResult.
+      model: The --model checked, if any.
 
     Returns:
       verdict ("OK" or "BLOCKED"), blessed, gate (the stage it gates), problems
       (ERROR and WARNING findings over every split; one per problem), errors,
       warnings, blocked_splits, coverage (the sentence) and the unchecked
-      feature names by role.
+      feature names by role; model and model_sized_features (the checked
+      features whose table size the model gave) when a model was checked.
     """
     from embedding_guard.verdict.report_model import UncheckedFeature
 
@@ -456,6 +368,10 @@ def verdict_json(result: Any) -> dict[str, Any]:
         "not_looked_up_features": [
             u.name for u in result.unchecked(UncheckedFeature.NOT_LOOKED_UP)
         ],
+        "model": model,
+        "model_sized_features": sorted(
+            b.feature for b in result.bounds if b.embedding_dim_kind == "model"
+        ),
     }
 
 
@@ -463,9 +379,10 @@ def run(args: argparse.Namespace) -> int:
     """Runs `check`; returns the exit code (0 clean, 1 blocked)."""
     from embedding_guard.bounds import schema_io
     from embedding_guard.read import files
-    from embedding_guard.run import orchestration
+    from embedding_guard.run import orchestration, output_folder
     from embedding_guard.run.options import CLI_FLAGS, ValidatorOptions
 
+    args.offending_examples_limit = offending_flags.effective_limit(args)
     options = ValidatorOptions.from_cli_args(args)
     existing_folder("--examples", args.examples, "the examples artifact folder")
     if args.transform_graph:
@@ -475,21 +392,35 @@ def run(args: argparse.Namespace) -> int:
     schema = schema_io.read_schema(args.schema, "--schema") if args.schema else None
     if args.model:
         existing_folder("--model", args.model, "a SavedModel or a TFX Model artifact folder")
+    if args.statistics is not None:
+        existing_folder("--statistics", args.statistics, "a statistics artifact folder")
+    if args.baseline_transform_graph is not None:
+        existing_folder(
+            "--baseline-transform-graph",
+            args.baseline_transform_graph,
+            "the transform_graph output an earlier model was trained with",
+        )
     inputs = {
         "--examples": args.examples,
         "--transform-graph": args.transform_graph,
         "--schema": args.schema,
         "--model": args.model,
+        "--statistics": args.statistics,
+        "--baseline-transform-graph": args.baseline_transform_graph,
     }
     for flag, value in (("--junit-xml", args.junit_xml), ("--model", args.model)):
         # An empty path would be read as "not given" below and pass silently.
         if value == "":
             raise UsageError(f"{flag} '' is an empty path; pass a path or leave {flag} out.")
     if args.output:
-        _check_output_apart_from_inputs(args.output, inputs)
+        output_folder.check_apart_from_inputs(args.output, inputs, "--output")
+    offending_flags.check_target(args, inputs)
     if args.junit_xml:
+        if os.path.isdir(args.junit_xml):
+            # Said first: a folder such as /tmp would otherwise "overlap" an input in it.
+            raise UsageError(f"--junit-xml {args.junit_xml!r} is a folder; pass a file name.")
         # Not into --output either: it would replace one of this run's own reports.
-        _check_output_apart_from_inputs(
+        output_folder.check_apart_from_inputs(
             args.junit_xml, {**inputs, "--output": args.output}, "--junit-xml"
         )
         _check_file_writable("--junit-xml", args.junit_xml)
@@ -516,8 +447,8 @@ def run(args: argparse.Namespace) -> int:
     if args.beam_pipeline_arg:
         from embedding_guard.run import beam_pipeline  # noqa: F401
     startup.imports_done()
-    with _OutputFolder(args.output) as output:
-        output_dirs = output.split_dirs(splits)
+    with output_folder.OutputFolder(args.output, splits, inputs, "--output") as output:
+        output_dirs = output.split_dirs()
         with progress_on_tty(split_uris, sys.stderr):
             result = orchestration.validate(
                 split_uris,
@@ -528,8 +459,12 @@ def run(args: argparse.Namespace) -> int:
                 model=args.model,
                 pipeline=_beam_pipeline(args.beam_pipeline_arg),
                 option_names=CLI_FLAGS,
+                statistics=args.statistics,
+                all_splits=list(all_split_uris),
+                baseline_transform_graph=args.baseline_transform_graph,
             )
-        output.publish(splits)
+        examples_written = offending_flags.publish(args, output_dirs)
+        output.publish()
     if args.junit_xml:
         from embedding_guard.reports import junit
 
@@ -538,11 +473,13 @@ def run(args: argparse.Namespace) -> int:
         document: dict[str, Any] = {
             name: report.to_json() for name, report in result.reports.items()
         }
-        document[VERDICT_JSON_KEY] = verdict_json(result)
+        document[VERDICT_JSON_KEY] = verdict_json(result, args.model)
         write_out(json.dumps(document, sort_keys=True, indent=2))
     else:
         # The verdict is the table's last line, so where the reports went comes first.
         if args.output:
             write_out(f"reports written under {printable(args.output)}")
+        if examples_written:
+            write_out(examples_written)
         write_out(report_table(result.reports))
     return EXIT_CLEAN if result.blessed else EXIT_BLOCKED

@@ -146,7 +146,8 @@ def _add_report_parser(commands: Any) -> None:
     report.add_argument(
         "--html",
         metavar="OUT",
-        help="write the shown run's report as one self-contained HTML file (never onto the "
+        help="write the shown run's report as one self-contained HTML file; with several "
+        "validator nodes, one file per node, OUT's name with -<node> added (never onto the "
         "database, a pipeline root or an artifact)",
     )
     report.add_argument("--force", action="store_true", help="let --html replace an existing file")
@@ -202,9 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         except KeyboardInterrupt as interrupt:
             terminated = isinstance(interrupt, Terminated)
+            # check's output folder notes what it holds; other commands write nothing.
+            state = getattr(interrupt, "output_state", None)
             print(
-                f"embedding-guard: {'terminated (SIGTERM)' if terminated else 'interrupted'}; "
-                "--output keeps the reports it had before this run.",
+                f"embedding-guard: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
+                f"{f'; {state}' if state else ''}.",
                 file=sys.stderr,
             )
             return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED

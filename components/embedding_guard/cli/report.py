@@ -12,11 +12,13 @@ import dataclasses
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from embedding_guard.errors import InputError
 from embedding_guard.reports import mlmd_runs
+from embedding_guard.reports.comparison import vocabulary_changes
 from embedding_guard.reports.mlmd_runs import ReportError, RunComparison, ValidatorRun
 from embedding_guard.reports.text import printable, report_table, write_out
 from embedding_guard.verdict.report_model import SplitReport
@@ -304,11 +306,33 @@ def _format_shown(shown: _Shown, html: str | None) -> str:
     else:
         print(f"anomalies: {printable(run.anomalies_uri)}", file=out)
         print(report_table(shown.reports), file=out)
+        vocabularies = vocabulary_changes(shown.reports)
+        if vocabularies:
+            print("\n" + printable(vocabularies), file=out)
         if shown.comparison is not None:
             print("\n" + format_comparison(shown.comparison), file=out)
         if html:
             print(f"\nHTML report written to {printable(html)}", file=out)
     return out.getvalue().rstrip("\n")
+
+
+def html_paths(html: str, nodes: Sequence[str]) -> dict[str, str]:
+    """Each validator node's --html page: the path itself for one node, else one per node.
+
+    Args:
+      html: The --html path, e.g. report.html.
+      nodes: The node ids of the run's validator nodes.
+
+    Returns:
+      Node id -> page path; with several nodes, report-<node>.html beside report.html.
+    """
+    if len(nodes) == 1:
+        return {nodes[0]: html}
+    stem, extension = os.path.splitext(html)
+    return {
+        node: f"{stem}-{re.sub(r'[^A-Za-z0-9_.-]', '_', node or 'node')}{extension or '.html'}"
+        for node in nodes
+    }
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -326,8 +350,8 @@ def run_command(args: argparse.Namespace) -> int:
       reports; 1 with --fail-on-blocked when any shown node is not blessed.
 
     Raises:
-      ReportError: No database, no validator run, unknown run or node, --html
-        with several nodes, an unsafe --html path, or an unreadable report.
+      ReportError: No database, no validator run, unknown run or node, an
+        unsafe --html path, or an unreadable report.
     """
     from embedding_guard.reports import report_io
 
@@ -352,21 +376,16 @@ def run_command(args: argparse.Namespace) -> int:
             "EmbeddingIndexValidator first, or pass the database it used."
         )
     chosen = mlmd_runs.select_runs(runs, args.run, args.node)
-    if args.html:
-        if len(chosen) > 1:
-            nodes = [printable(run.node_id) for run in chosen]
-            raise ReportError(
-                f"--html writes one node's page, and run {chosen[0].label!r} has "
-                f"{len(chosen)} validator nodes, {', '.join(map(repr, nodes))}; pass --node "
-                f"NODE to choose one, e.g. --node {nodes[0]}."
-            )
+    pages = html_paths(args.html, [run.node_id for run in chosen]) if args.html else {}
+    for path in pages.values():
         check_html_output(
-            args.html, metadata, _protected_folders(store, runs, args.pipeline_root), args.force
+            path, metadata, _protected_folders(store, runs, args.pipeline_root), args.force
         )
     shown = [_shown(runs, run, strict=bool(args.html)) for run in chosen]
-    if args.html and shown[0].reports is not None:
-        page = html_document(shown[0].run, shown[0].reports, shown[0].comparison)
-        report_io.write_named_file("--html", args.html, page)
+    for item in shown:
+        if pages and item.reports is not None:
+            page = html_document(item.run, item.reports, item.comparison)
+            report_io.write_named_file("--html", pages[item.run.node_id], page)
     blocked = [item for item in shown if item.blocked]
     exit_code = EXIT_BLOCKED if args.fail_on_blocked and blocked else EXIT_SHOWN
 
@@ -388,6 +407,8 @@ def run_command(args: argparse.Namespace) -> int:
             "run": shown[0].to_json() if len(shown) == 1 else None,
             "blocked_nodes": [item.run.node_id for item in blocked],
             "html": args.html,
+            # Node -> its page: --html itself for one node, <stem>-<node>.html for several.
+            "html_files": pages,
         }
         write_out(json.dumps(document, sort_keys=True, indent=2))
         return exit_code
@@ -402,7 +423,7 @@ def run_command(args: argparse.Namespace) -> int:
     for item in shown:
         # Each node under its own name when the run has several.
         heading = f"\n== {printable(_node_name(item.run))} ==" if len(shown) > 1 else ""
-        print(f"{heading}\n{_format_shown(item, args.html)}", file=out)
+        print(f"{heading}\n{_format_shown(item, pages.get(item.run.node_id))}", file=out)
     if len(shown) > 1:
         verdicts = ", ".join(
             f"{printable(_node_name(item.run))} {_verdict(item.run)}" for item in shown

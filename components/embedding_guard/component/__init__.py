@@ -11,7 +11,11 @@ from tfx.types import standard_artifacts
 
 from embedding_guard import spec
 from embedding_guard.component.executor import Executor
-from embedding_guard.run.options import DEFAULT_MAX_OOV_RATE_INCREASE, ValidatorOptions
+from embedding_guard.run.options import (
+    DEFAULT_MAX_HASH_COLLISION_SHARE,
+    DEFAULT_MAX_OOV_RATE_INCREASE,
+    ValidatorOptions,
+)
 
 
 class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
@@ -42,6 +46,8 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
         transform_graph: types.BaseChannel,
         schema: types.BaseChannel | None = None,
         model: types.BaseChannel | None = None,
+        statistics: types.BaseChannel | None = None,
+        baseline_transform_graph: types.BaseChannel | None = None,
         exclude_splits: Sequence[str] | None = None,
         embedding_input_dims: Mapping[str, int] | None = None,
         feature_vocabularies: Mapping[str, str] | None = None,
@@ -55,6 +61,10 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
         baseline_split: str | None = None,
         parallelism: int | None = None,
         unchecked_severity: str = "INFO",
+        vocabulary_remapped_severity: str = "ERROR",
+        max_hash_collision_share: float = DEFAULT_MAX_HASH_COLLISION_SHARE,
+        locator_feature: str | None = None,
+        offending_examples_limit: int = 0,
     ):
         """Constructs the component; bad arguments fail here, not at run time.
 
@@ -67,6 +77,17 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
           model: Optional Model channel: the trained model whose embedding
             tables the indices must fit (the Trainer's output, to gate the
             Pusher; or a resolved earlier model, before a warm start).
+          statistics: Optional ExampleStatistics channel of the same examples:
+            StatisticsGen's statistics (compared per split) or Transform's
+            post_transform_stats (every transformed split together). The
+            examples read must match their num_examples, or the split gets an
+            EXAMPLE_COUNT_MISMATCH error. Without it, Transform's post-transform
+            statistics beside the transform graph are used when found.
+          baseline_transform_graph: Optional TransformGraph channel the earlier
+            model was trained with (a Resolver of the previous Transform): values
+            whose token now sits on another row than there give a
+            VOCABULARY_REMAPPED finding. Without it, a `model`'s own transform
+            layer gives the old rows.
           exclude_splits: Split names not to validate.
           embedding_input_dims: Transformed feature -> the Trainer's
             Embedding(input_dim=...). Default per feature: vocab_size +
@@ -96,6 +117,21 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
             reports and the log, "WARNING" adds a FEATURE_NOT_CHECKED finding,
             "ERROR" blocks, so that a pipeline can require every such feature
             to be checked.
+          vocabulary_remapped_severity: "ERROR" (default) blocks when values
+            reach rows trained for other tokens (VOCABULARY_REMAPPED), "WARNING"
+            reports it.
+          max_hash_collision_share: In raw mode, the share of a hashed
+            feature's distinct raw values that may share their bucket with
+            another before a HASH_BUCKETS_CROWDED warning, in (0, 1]; 1 never
+            warns.
+          locator_feature: A feature that identifies a record (a trip or user
+            id); the report gives its value beside the shard and record where
+            each offending value first occurs.
+          offending_examples_limit: Whole offending examples (negative, too
+            large or non-integer values) written per split and feature, as gzip
+            TFRecords under the anomalies artifact's
+            Split-<name>/offending_examples/<feature>.tfrecord.gz, byte-identical
+            to the input records, at most 16 MiB each; 0 (default) writes none.
 
         Raises:
           TypeError: A parameter has the wrong type.
@@ -115,6 +151,10 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
             baseline_split=baseline_split,
             parallelism=parallelism,
             unchecked_severity=unchecked_severity,
+            vocabulary_remapped_severity=vocabulary_remapped_severity,
+            max_hash_collision_share=max_hash_collision_share,
+            locator_feature=locator_feature,
+            offending_examples_limit=offending_examples_limit,
         ).validate()
         super().__init__(
             spec=spec.EmbeddingIndexValidatorSpec(
@@ -122,6 +162,8 @@ class EmbeddingIndexValidator(base_beam_component.BaseBeamComponent):
                 transform_graph=transform_graph,
                 schema=schema,
                 model=model,
+                statistics=statistics,
+                baseline_transform_graph=baseline_transform_graph,
                 **options.to_exec_properties(),
                 anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies),
             )

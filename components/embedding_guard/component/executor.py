@@ -35,8 +35,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
         Args:
           input_dict: `examples` (Examples), `transform_graph` (TransformGraph),
-            optionally `schema` (Schema, overrides the transformed schema) and
-            `model` (Model, whose embedding tables the indices must fit).
+            optionally `schema` (Schema, overrides the transformed schema),
+            `model` (Model, whose embedding tables the indices must fit) and
+            `statistics` (ExampleStatistics of the same examples).
           output_dict: `anomalies` (ExampleAnomalies).
           exec_properties: The ValidatorOptions, as the component serialised them.
 
@@ -90,6 +91,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if input_dict.get(spec.MODEL_KEY):
             # The Model artifact's folder; model_analysis finds its Format-Serving.
             model = artifact_utils.get_single_uri(input_dict[spec.MODEL_KEY])
+        statistics = None
+        if input_dict.get(spec.STATISTICS_KEY):
+            statistics = artifact_utils.get_single_uri(input_dict[spec.STATISTICS_KEY])
+        baseline_transform_graph = None
+        if input_dict.get(spec.BASELINE_TRANSFORM_GRAPH_KEY):
+            baseline_transform_graph = artifact_utils.get_single_uri(
+                input_dict[spec.BASELINE_TRANSFORM_GRAPH_KEY]
+            )
         anomalies = artifact_utils.get_single_instance(output_dict[spec.ANOMALIES_KEY])
         anomalies.split_names = artifact_utils.encode_split_names(splits)
         anomalies.span = examples.span
@@ -101,6 +110,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             schema=schema,
             model=model,
             pipeline=self._make_beam_pipeline(),
+            statistics=statistics,
+            all_splits=all_splits,
+            baseline_transform_graph=baseline_transform_graph,
         )
         blessed_by_split = {name: int(blessed) for name, blessed in result.blessed_by_split.items()}
         anomalies.set_int_custom_property(

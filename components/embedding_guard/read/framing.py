@@ -228,6 +228,28 @@ class SerializedBatch(Sequence[bytes]):
         return tf.strings.substr(tf.constant([self.buffer]), self.starts, self.lengths)
 
 
+@dataclasses.dataclass
+class ReadTally:
+    """What has been read of one shard so far; complete once its batches are all taken.
+
+    Attributes:
+      file_bytes: Bytes read from the file, as stored (compressed for gzip).
+      record_bytes: Bytes of TFRecords framed (decompressed): each record's
+        data plus its 16 bytes of length and checksums.
+      records: Records framed.
+    """
+
+    file_bytes: int = 0
+    record_bytes: int = 0
+    records: int = 0
+
+
+def _tallied(chunks: Iterable[bytes], tally: ReadTally) -> Iterator[bytes]:
+    for chunk in chunks:
+        tally.file_bytes += len(chunk)
+        yield chunk
+
+
 class _BatchBuilder:
     """Collects framed records into batches bounded by count and by bytes."""
 
@@ -297,6 +319,7 @@ def serialized_batches(
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
     *,
     window_bytes: int = _READ_BYTES,
+    tally: ReadTally | None = None,
 ) -> Generator[SerializedBatch, None, None]:
     """Yields a shard's serialized records in batches, checking every record header.
 
@@ -308,24 +331,27 @@ def serialized_batches(
 
     The file is read window_bytes at a time, and records are framed in windows
     of at least window_bytes of (decompressed) data or the rest of the shard:
-    reading the first record needs only a small window.
+    reading the first record needs only a small window. A tally, when given,
+    counts the bytes and records read as they are read.
 
     Raises:
       ShardError: The shard is truncated, corrupt or not a TFRecord file.
     """
     # One open per shard: on GCS or S3 each open is a round trip.
     with _open(path) as f:
-        yield from _framed_batches(path, f, batch_size, max_batch_bytes, window_bytes)
+        yield from _framed_batches(
+            path, f, batch_size, max_batch_bytes, window_bytes, tally or ReadTally()
+        )
 
 
 def _framed_batches(
-    path: str, f: Any, batch_size: int, max_batch_bytes: int, window_bytes: int
+    path: str, f: Any, batch_size: int, max_batch_bytes: int, window_bytes: int, tally: ReadTally
 ) -> Iterator[SerializedBatch]:
     """serialized_batches of the open shard f at path."""
     first = _read(f, max(window_bytes, _PROBE_BYTES), path)
     compression = _compression(path, first)
     shard_bytes = files.file_size(path)
-    chunks: Iterable[bytes] = _file_chunks(f, first, window_bytes, path)
+    chunks: Iterable[bytes] = _tallied(_file_chunks(f, first, window_bytes, path), tally)
     if compression == GZIP:
         chunks = _gunzipped(path, chunks)
         frame = _GzipFramer(path, min(_MAX_RECORD_BYTES, shard_bytes * _MAX_DEFLATE_RATIO))
@@ -346,6 +372,8 @@ def _framed_batches(
         data = b"".join([data, *waiting])
         waiting, waiting_bytes = [], 0
         headers, pos, need = frame(data)
+        tally.record_bytes += pos
+        tally.records += len(headers)
         if len(headers):
             yield from batches.add(data, headers, pos)
         data = data[pos:]

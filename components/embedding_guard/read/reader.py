@@ -25,7 +25,7 @@ import tensorflow as tf
 from google.protobuf import message
 
 from embedding_guard.errors import InputError
-from embedding_guard.read import files, framing
+from embedding_guard.read import example_parsing, files, framing
 from embedding_guard.read.files import ShardError
 from embedding_guard.read.framing import (
     DEFAULT_BATCH_SIZE,
@@ -43,11 +43,16 @@ class Batch:
       columns: feature -> (flat values, values per example).
       raw_columns: In raw mode, feature -> the raw values its indices were made
         from, shaped like columns.
+      first_record: The index in its shard of the batch's first record, from 0.
+      records: The batch's serialized records when the reader keeps them
+        (`read_shards(keep_records=True)`), else None.
     """
 
     num_examples: int
     columns: dict[str, tuple[np.ndarray, np.ndarray]]
     raw_columns: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+    first_record: int = 0
+    records: SerializedBatch | None = None
 
 
 def default_parallelism() -> int:
@@ -304,6 +309,26 @@ def _parse_feature_per_example(
 _PARSE_ERRORS = (tf.errors.InvalidArgumentError, UnicodeDecodeError)
 
 
+# A locator feature's kind, by name, as the last batch found it: an id is text or an int.
+_LOCATOR_KINDS: dict[str, Any] = {}
+
+
+def parse_any_column(serialized: tf.Tensor, feature: str) -> tuple[np.ndarray, np.ndarray]:
+    """One feature of any kind (an identifying feature): (flat values, values per example).
+
+    The kind the last batch had is tried first, so a batch costs one parse.
+    """
+    last = _LOCATOR_KINDS.get(feature, tf.string)
+    for dtype in dict.fromkeys((last, tf.string, tf.int64, tf.float32)):
+        try:
+            column = _parse_columns(serialized, [feature], dtype)[feature]
+        except _PARSE_ERRORS:
+            continue
+        _LOCATOR_KINDS[feature] = dtype
+        return column
+    return _parse_feature_per_example(serialized.numpy(), feature)
+
+
 def parse_batch(serialized: Any, features: Sequence[str]) -> Batch:
     """Parses the checked features of a batch of serialized tf.Examples.
 
@@ -341,13 +366,25 @@ class _Parser:
     run twice at once.
     """
 
-    def __init__(self, path_features: Sequence[str], parse: Callable | None):
+    def __init__(
+        self, path_features: Sequence[str], parse: Callable | None, keep_records: bool = False
+    ):
         self._features = list(path_features)
         self._parse = parse
+        self._keep_records = keep_records
         self._warm = parse is None
         self._lock = threading.Lock()
 
     def __call__(self, path: str, records: SerializedBatch, first_number: int = 1) -> Batch:
+        """_batch, with where the batch lies and, when kept, its records."""
+        batch = self._batch(path, records, first_number)
+        return dataclasses.replace(
+            batch,
+            first_record=first_number - 1,
+            records=records if self._keep_records else None,
+        )
+
+    def _batch(self, path: str, records: SerializedBatch, first_number: int) -> Batch:
         """Parses one batch of the shard at path, whose first record has first_number.
 
         Raises:
@@ -358,6 +395,13 @@ class _Parser:
         if error is not None:
             raise error
         try:
+            if self._parse is None:
+                # In C when every record allows; TensorFlow parses the rest.
+                columns = example_parsing.int64_columns(
+                    records.buffer, records.starts, records.lengths, self._features
+                )
+                if columns is not None:
+                    return Batch(len(records), columns)
             serialized = records.tensor()
             if self._parse is None:
                 return parse_batch(serialized, self._features)
@@ -390,6 +434,8 @@ def read_shards(
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
     parallelism: int | None = None,
     parse: Callable[[tf.Tensor], Batch] | None = None,
+    keep_records: bool = False,
+    tallies: dict[str, framing.ReadTally] | None = None,
 ) -> Iterator[tuple[str, Batch | None]]:
     """Yields the checked features of shards, read and parsed on several threads.
 
@@ -410,6 +456,9 @@ def read_shards(
         at call time.
       parse: Turns a batch of serialized examples into a Batch; default:
         parse_batch of the features. Raw mode passes the transform graph here.
+      keep_records: Keep each batch's serialized records in Batch.records.
+      tallies: If given, shard -> what was read of it (records, bytes) is put
+        here; a shard's tally is complete when (shard, None) is yielded.
 
     Yields:
       (shard, batch) for every batch, and (shard, None) once a shard is done.
@@ -427,20 +476,32 @@ def read_shards(
     )
     if len(set(shards)) != len(shards):
         raise ValueError(f"read_shards: a shard is listed twice in {list(shards)!r}")
-    parser = _Parser(features, parse)
+    parser = _Parser(features, parse, keep_records)
+    tallies = {} if tallies is None else tallies
+    for shard in shards:
+        tallies[shard] = framing.ReadTally()
     if parallelism == 1 or not shards:
         for shard in shards:
             first_number = 1
-            for records in framing.serialized_batches(shard, batch_size, max_batch_bytes):
+            for records in framing.serialized_batches(
+                shard, batch_size, max_batch_bytes, tally=tallies[shard]
+            ):
                 yield shard, parser(shard, records, first_number)
                 first_number += len(records)
             yield shard, None
         return
-    yield from _read_in_parallel(list(shards), parser, batch_size, max_batch_bytes, parallelism)
+    yield from _read_in_parallel(
+        list(shards), parser, batch_size, max_batch_bytes, parallelism, tallies
+    )
 
 
 def _read_in_parallel(
-    shards: list[str], parser: _Parser, batch_size: int, max_batch_bytes: int, parallelism: int
+    shards: list[str],
+    parser: _Parser,
+    batch_size: int,
+    max_batch_bytes: int,
+    parallelism: int,
+    tallies: dict[str, framing.ReadTally],
 ) -> Iterator[tuple[str, Batch | None]]:
     # Batches are handed on as soon as they are parsed, in file order within a
     # shard but in any order across shards: taking the shards in turn left a core
@@ -458,7 +519,9 @@ def _read_in_parallel(
         number = 0
         first_number = 1
         try:
-            for records in framing.serialized_batches(shard, batch_size, max_batch_bytes):
+            for records in framing.serialized_batches(
+                shard, batch_size, max_batch_bytes, tally=tallies[shard]
+            ):
                 while not in_flight.acquire(timeout=0.1):
                     if stop.is_set():
                         return

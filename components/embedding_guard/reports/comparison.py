@@ -7,8 +7,11 @@ the MLMD queries (`mlmd_runs.compare` builds it).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from embedding_guard.verdict.reasons import Reason, Severity
+from embedding_guard.verdict.remap import RemapStats
+from embedding_guard.verdict.report_model import SplitReport
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,3 +61,33 @@ class RunComparison:
             "summary": self.summary,
             "changes": [change.to_json() for change in self.changes],
         }
+
+
+def vocabulary_changes(reports: Mapping[str, SplitReport]) -> str:
+    """Which vocabularies changed against the old rows a run compared with, and how much.
+
+    One line per compared feature whose vocabulary changed, with the values each
+    split sends to rows trained for other tokens; "" when none changed or nothing
+    was compared (no model and no baseline_transform_graph).
+    """
+    changed: dict[str, tuple[RemapStats, list[str]]] = {}
+    for split, report in sorted(reports.items()):
+        for feature in report.features:
+            remap = feature.remap
+            if remap is None or not (remap.changed or remap.remapped_values):
+                continue
+            entry = changed.setdefault(feature.feature, (remap, []))
+            entry[1].append(
+                f"{split} {remap.remapped_values} of {feature.stats.num_values} values remapped"
+            )
+    lines = []
+    for name, (remap, splits) in sorted(changed.items()):
+        lines.append(
+            f"  {name}: {remap.tokens_moved} token(s) moved, {remap.tokens_added} added, "
+            f"{remap.tokens_removed} removed ({remap.old_vocab_size} -> {remap.new_vocab_size} "
+            f"entries); {', '.join(splits)}"
+        )
+    if not lines:
+        return ""
+    source = next(iter(changed.values()))[0].old_source
+    return "\n".join([f"Vocabularies changed against {source}:", *lines])

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
 
 from embedding_guard.reports.report_io import write_named_file
-from embedding_guard.reports.text import finding_summary, lookup_lines, role_words
+from embedding_guard.reports.text import finding_summary, first_at_text, lookup_lines, role_words
 from embedding_guard.verdict.reasons import Severity
 from embedding_guard.verdict.report_model import Finding, SplitReport, UncheckedFeature
 
@@ -65,6 +65,9 @@ def _failure_text(finding: Finding) -> str:
     lines += [f"{label}: {text}" for label, text in lookup_lines(finding)]
     if finding.fix:
         lines.append(f"fix: {finding.fix}")
+    first_at = first_at_text(finding)
+    if first_at is not None:
+        lines.append(first_at)
     return "\n".join(lines)
 
 

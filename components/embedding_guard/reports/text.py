@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from embedding_guard.errors import InputError
+from embedding_guard.verdict.locations import first_location
 from embedding_guard.verdict.reasons import Severity
 
 if TYPE_CHECKING:
@@ -248,7 +249,22 @@ def _finding_lines(finding: Finding) -> list[str]:
         details.append(("fix", finding.fix))
     for label, text in details:
         lines += _wrap(f"{label}: {printable(text)}", "      ", "        ")
-    return lines
+    return lines + first_at_lines(finding)
+
+
+def first_at_text(finding: Finding) -> str | None:
+    """'first at Split-eval/x.gz record 1,204 (value -1; ...)': the earliest sample value's place."""
+    first = first_location(finding.sample_locations)
+    if first is None:
+        return None
+    value = finding.sample_values[finding.sample_locations.index(first)][0]
+    return f"first at {first.text(finding.split)} (value {value!r}; records count from 0)"
+
+
+def first_at_lines(finding: Finding) -> list[str]:
+    """first_at_text, wrapped under the finding; none when its samples have no location."""
+    text = first_at_text(finding)
+    return [] if text is None else _wrap(printable(text), "      ", "        ")
 
 
 def _bounds_lines(first: SplitReport) -> list[str]:
@@ -335,7 +351,7 @@ def verdict_line(reports: Mapping[str, SplitReport], where_listed: str = "above"
             f"{coverage}; {gate_words(first)}."
         )
     return (
-        f"OK: no index would fail an embedding lookup in {_splits_words(splits)}{warned}; "
+        f"OK: no checked index would fail an embedding lookup in {_splits_words(splits)}{warned}; "
         f"{coverage}."
     )
 
@@ -360,11 +376,16 @@ def report_table(reports: Mapping[str, SplitReport]) -> str:
             "",
             "  ",
         )
+        if report.example_count is not None:
+            lines += _wrap(printable(report.example_count.sentence()) + ".", "  ", "    ")
         if report.features:
             lines += _feature_table(report.features)
             if not legend:
                 lines += _wrap(_LEGEND, "", "    ")
                 legend = True
+        for feature in report.features:
+            if feature.hash_load is not None:
+                lines += _wrap(f"{feature.feature}: {feature.hash_load.sentence()}.", "  ", "    ")
         for finding in report.findings:
             lines += _finding_lines(finding)
     if first is not None:

@@ -9,6 +9,7 @@ pipeline, so the same code runs on DirectRunner, Dataflow, Flink and Spark.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from embedding_guard.read import reader
 from embedding_guard.run import validation
 from embedding_guard.run.options import ValidatorOptions
 from embedding_guard.run.validation import Plan, SplitJob
-from embedding_guard.verdict import core
+from embedding_guard.verdict import core, hash_load
 from embedding_guard.verdict.report_model import SplitReport
 
 
@@ -38,6 +39,9 @@ class _CountShard(beam.DoFn):
         examples.
       max_batch_bytes: Most serialized bytes per parsed batch.
       parallelism: Threads per worker; default: the CPUs the worker may use.
+      hashed: In raw mode, the hashed ranges whose bucket load is counted.
+      locator_feature: The feature whose value names a located record.
+      examples_limit: Whole offending records to keep per feature.
     """
 
     def __init__(
@@ -48,8 +52,14 @@ class _CountShard(beam.DoFn):
         *,
         max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
         parallelism: int | None = None,
+        hashed: Sequence[hash_load.HashedRange] = (),
+        locator_feature: str | None = None,
+        examples_limit: int = 0,
     ) -> None:
         self._bounds = tuple(bounds)
+        self._hashed = tuple(hashed)
+        self._locator_feature = locator_feature
+        self._examples_limit = examples_limit
         self._features = [b.feature for b in bounds]
         self._batch_size = batch_size
         self._parse = parse
@@ -66,11 +76,16 @@ class _CountShard(beam.DoFn):
         return ()
 
     def finish_bundle(self) -> Iterator[Any]:
-        for _shard, accumulator in self.count(self._shards):
+        started, started_cpu = time.time(), time.process_time()
+        counted = self.count(self._shards)
+        if self._shards:
+            _record_count_time(started, started_cpu)
+        for _shard, accumulator in counted:
+            _record_read(accumulator)
             yield window.GlobalWindows.windowed_value(accumulator)
         self._shards = []
 
-    def count(self, shards: Sequence[str]) -> list[tuple[str, core.SplitAccumulator]]:
+    def count(self, shards: Sequence[str]) -> list[tuple[str, hash_load.SplitCounts]]:
         """Counts shards; returns (shard, its accumulator) in the order of shards."""
         return validation.count_shards(
             shards,
@@ -79,17 +94,23 @@ class _CountShard(beam.DoFn):
             max_batch_bytes=self._max_batch_bytes,
             parallelism=self._parallelism,
             parse=self._parse,
+            hashed=self._hashed,
+            locator_feature=self._locator_feature,
+            examples_limit=self._examples_limit,
         )
 
 
 class _MergeSplit(beam.CombineFn):
     """Merges the shards' partial counts of one split."""
 
-    def __init__(self, bounds: Sequence[core.FeatureBounds]) -> None:
+    def __init__(
+        self, bounds: Sequence[core.FeatureBounds], hashed: Sequence[hash_load.HashedRange] = ()
+    ) -> None:
         self._bounds = tuple(bounds)
+        self._hashed = tuple(hashed)
 
     def create_accumulator(self) -> core.SplitAccumulator:
-        return core.SplitAccumulator(self._bounds)
+        return hash_load.SplitCounts(self._bounds, self._hashed)
 
     def add_input(
         self, accumulator: core.SplitAccumulator, shard_counts: core.SplitAccumulator
@@ -110,6 +131,52 @@ class _MergeSplit(beam.CombineFn):
 
 
 METRICS_NAMESPACE = "embedding_guard"
+# What was read of the shards, as Beam metrics: counted where the shards are read.
+READ_COUNTERS = ("records_read", "file_bytes_read", "record_bytes_read", "shards_read")
+
+
+def _read_figures(split_counts: core.SplitAccumulator) -> dict[str, int]:
+    shards = split_counts.shards.values()
+    return {
+        "records_read": sum(s.records for s in shards),
+        "file_bytes_read": sum(s.file_bytes for s in shards),
+        "record_bytes_read": sum(s.record_bytes for s in shards),
+        "shards_read": len(shards),
+    }
+
+
+def _record_read(shard_counts: core.SplitAccumulator) -> None:
+    """Counts the records and bytes a worker read of its shards as Beam metrics."""
+    for name, figure in _read_figures(shard_counts).items():
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, name).inc(figure)
+
+
+# How long workers counted, as Beam distributions (milliseconds, one value per
+# bundle): the busy time and CPU time per example that docs/scaling-out.md's cost
+# model and bench/beam_cores.py read, without each worker's start-up.
+COUNT_TIME_DISTRIBUTIONS = (
+    "count_wall_msecs",
+    "count_cpu_msecs",
+    "count_started_unix_msecs",
+    "count_finished_unix_msecs",
+)
+
+
+def _record_count_time(started: float, started_cpu: float) -> None:
+    """Records one bundle's counting: wall and CPU time, and when it ran.
+
+    CPU time is the worker process's (every thread's), so it includes what the
+    runner's own threads did meanwhile.
+    """
+    finished = time.time()
+    figures = (
+        round((finished - started) * 1000),
+        round((time.process_time() - started_cpu) * 1000),
+        int(started * 1000),
+        int(finished * 1000),
+    )
+    for name, figure in zip(COUNT_TIME_DISTRIBUTIONS, figures, strict=True):
+        beam.metrics.Metrics.distribution(METRICS_NAMESPACE, name).update(figure)
 
 
 def _record_metrics(split_counts: core.SplitAccumulator, split: str) -> core.SplitAccumulator:
@@ -121,6 +188,9 @@ def _record_metrics(split_counts: core.SplitAccumulator, split: str) -> core.Spl
     counter = beam.metrics.Metrics.counter
     counter(METRICS_NAMESPACE, "examples_read").inc(split_counts.num_examples)
     counter(METRICS_NAMESPACE, f"examples_read[{split}]").inc(split_counts.num_examples)
+    # The split's combined read counts, which its report carries, beside the workers' ones.
+    for name, figure in _read_figures(split_counts).items():
+        counter(METRICS_NAMESPACE, f"{name}[{split}]").inc(figure)
     for accumulator in split_counts.features.values():
         counter(METRICS_NAMESPACE, "values_checked").inc(accumulator.num_values)
         for name in ("negative", "out_of_range", "over_embedding_dim", "non_integer"):
@@ -168,9 +238,18 @@ def run(
                 | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
                 | f"CountShard[{job.name}]"
                 >> beam.ParDo(
-                    _CountShard(bounds, batch_size, plan.parse, parallelism=options.parallelism)
+                    _CountShard(
+                        bounds,
+                        batch_size,
+                        plan.parse,
+                        parallelism=options.parallelism,
+                        hashed=plan.hashed,
+                        locator_feature=options.locator_feature,
+                        examples_limit=options.offending_examples_limit,
+                    )
                 )
-                | f"MergeSplit[{job.name}]" >> beam.CombineGlobally(_MergeSplit(bounds))
+                | f"MergeSplit[{job.name}]"
+                >> beam.CombineGlobally(_MergeSplit(bounds, plan.hashed))
                 | f"Metrics[{job.name}]" >> beam.Map(_record_metrics, job.name)
                 | f"KeyBySplit[{job.name}]"
                 >> beam.Map(lambda counts, name: (name, counts), job.name)
@@ -189,6 +268,7 @@ def run(
                 plan.run_findings,
                 plan.gate,
                 options.unchecked_severity,
+                **plan.proof_settings(options),
             )
         )
     return validation.read_reports(jobs)

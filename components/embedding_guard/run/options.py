@@ -26,6 +26,8 @@ SEVERITIES = ("WARNING", "ERROR")
 UNCHECKED_SEVERITIES = ("INFO", "WARNING", "ERROR")
 DEFAULT_BASELINE_SPLIT = "train"
 DEFAULT_MAX_OOV_RATE_INCREASE = 0.05
+# Warn when most of a hashed feature's distinct values share a bucket.
+DEFAULT_MAX_HASH_COLLISION_SHARE = 0.5
 
 # TFX's own rule for split names (standard_artifact_utils.encode_split_names),
 # restated so that checking a name does not import TFX.
@@ -46,9 +48,15 @@ CLI_FLAGS = {
     "baseline_split": "--baseline-split",
     "parallelism": "--parallelism",
     "unchecked_severity": "--unchecked-severity",
+    "vocabulary_remapped_severity": "--vocabulary-remapped-severity",
+    "baseline_transform_graph": "--baseline-transform-graph",
+    "max_hash_collision_share": "--max-hash-collision-share",
+    "locator_feature": "--locator-feature",
+    "offending_examples_limit": "--offending-examples-limit",
     # Not settings, but inputs that hints in messages name.
     "model": "--model",
     "schema": "--schema",
+    "statistics": "--statistics",
 }
 
 
@@ -108,6 +116,18 @@ class ValidatorOptions:
       unchecked_severity: "INFO" lists the categorical-looking integer features
         that have no bound and so were not checked; "WARNING" or "ERROR" also
         makes each one a FEATURE_NOT_CHECKED finding ("ERROR" blocks).
+      vocabulary_remapped_severity: Severity of VOCABULARY_REMAPPED, values that
+        reach rows trained for other tokens: "ERROR" blocks, "WARNING" reports.
+      max_hash_collision_share: In raw mode, the share of a hashed feature's
+        distinct values that may share their bucket with another before a
+        HASH_BUCKETS_CROWDED warning, in (0, 1]; 1 never warns.
+      locator_feature: A feature identifying a record (a trip or user id);
+        its value is reported with each located offending value.
+      offending_examples_limit: Whole offending examples (negative, too large or
+        non-integer values) written per split and feature, byte-identical, as
+        gzip TFRecords under Split-<name>/offending_examples/; 0 writes none.
+        `check` writes 10 whenever it writes files (--output, or
+        --offending-examples DIR).
     """
 
     features: tuple[str, ...] | None = None
@@ -123,6 +143,10 @@ class ValidatorOptions:
     baseline_split: str | None = None
     parallelism: int | None = None
     unchecked_severity: str = "INFO"
+    vocabulary_remapped_severity: str = "ERROR"
+    max_hash_collision_share: float = DEFAULT_MAX_HASH_COLLISION_SHARE
+    locator_feature: str | None = None
+    offending_examples_limit: int = 0
 
     def validate(self, names: Mapping[str, str] | None = None) -> ValidatorOptions:
         """Checks every setting and returns a normalised copy.
@@ -186,6 +210,7 @@ class ValidatorOptions:
             name("max_oov_rate_increase_severity"), self.max_oov_rate_increase_severity, SEVERITIES
         )
         _choice(name("unchecked_severity"), self.unchecked_severity, UNCHECKED_SEVERITIES)
+        _choice(name("vocabulary_remapped_severity"), self.vocabulary_remapped_severity, SEVERITIES)
         baseline_split = self.baseline_split
         if baseline_split is not None:
             if not isinstance(baseline_split, str) or not baseline_split:
@@ -201,6 +226,27 @@ class ValidatorOptions:
                     f"{parallelism!r}; leave it out to use every CPU this process may use."
                 )
             parallelism = int(parallelism)
+        if self.locator_feature is not None and (
+            not isinstance(self.locator_feature, str) or not self.locator_feature
+        ):
+            raise OptionsTypeError(
+                f"{name('locator_feature')} must be a feature name, got "
+                f"{self.locator_feature!r}; name a feature that identifies a record, or leave "
+                "it out."
+            )
+        limit = self.offending_examples_limit
+        if not _is_integer(limit) or limit < 0:
+            raise OptionsError(
+                f"{name('offending_examples_limit')} must be an int >= 0 (examples per split "
+                f"and feature), got {limit!r}; 0 writes none."
+            )
+        share = _rate(self.max_hash_collision_share)
+        if share is None or share == 0:
+            raise OptionsError(
+                f"{name('max_hash_collision_share')} must be a share in (0, 1], got "
+                f"{self.max_hash_collision_share!r}; e.g. 0.5 warns when most distinct values "
+                "of a hashed feature collide, 1 never warns."
+            )
         return dataclasses.replace(
             self,
             features=features,
@@ -212,6 +258,8 @@ class ValidatorOptions:
                 name("max_oov_rate_increase"), self.max_oov_rate_increase
             ),
             parallelism=parallelism,
+            max_hash_collision_share=share,
+            offending_examples_limit=int(limit),
         )
 
     def check_against_run(
@@ -281,6 +329,10 @@ class ValidatorOptions:
             spec.BASELINE_SPLIT_KEY: self.baseline_split or "",
             spec.PARALLELISM_KEY: self.parallelism or 0,
             spec.UNCHECKED_SEVERITY_KEY: self.unchecked_severity,
+            spec.VOCABULARY_REMAPPED_SEVERITY_KEY: self.vocabulary_remapped_severity,
+            spec.MAX_HASH_COLLISION_SHARE_KEY: dumps(self.max_hash_collision_share),
+            spec.LOCATOR_FEATURE_KEY: self.locator_feature or "",
+            spec.OFFENDING_EXAMPLES_LIMIT_KEY: self.offending_examples_limit,
         }
 
     @classmethod
@@ -314,6 +366,7 @@ class ValidatorOptions:
             else defaults.max_oov_rate_increase
         )
         features = loads(spec.FEATURES_KEY)
+        share = loads(spec.MAX_HASH_COLLISION_SHARE_KEY)
         options = cls(
             features=None if features is None else tuple(features),
             exclude_splits=tuple(loads(spec.EXCLUDE_SPLITS_KEY) or ()),
@@ -335,6 +388,17 @@ class ValidatorOptions:
             parallelism=int(exec_properties.get(spec.PARALLELISM_KEY) or 0) or None,
             unchecked_severity=(
                 exec_properties.get(spec.UNCHECKED_SEVERITY_KEY) or defaults.unchecked_severity
+            ),
+            vocabulary_remapped_severity=(
+                exec_properties.get(spec.VOCABULARY_REMAPPED_SEVERITY_KEY)
+                or defaults.vocabulary_remapped_severity
+            ),
+            max_hash_collision_share=(
+                defaults.max_hash_collision_share if share is None else share
+            ),
+            locator_feature=exec_properties.get(spec.LOCATOR_FEATURE_KEY) or None,
+            offending_examples_limit=int(
+                exec_properties.get(spec.OFFENDING_EXAMPLES_LIMIT_KEY) or 0
             ),
         )
         return options.validate()
@@ -367,6 +431,11 @@ class ValidatorOptions:
             baseline_split=args.baseline_split,
             parallelism=args.parallelism,
             unchecked_severity=args.unchecked_severity,
+            vocabulary_remapped_severity=args.vocabulary_remapped_severity,
+            max_hash_collision_share=args.max_hash_collision_share,
+            locator_feature=getattr(args, "locator_feature", None),
+            # None: not given; `check` sets its default, which depends on --output.
+            offending_examples_limit=getattr(args, "offending_examples_limit", None) or 0,
         )
         return options.validate(CLI_FLAGS)
 

@@ -16,6 +16,7 @@ from absl import logging
 
 from embedding_guard.errors import InputError
 from embedding_guard.reports import text
+from embedding_guard.run import remap_plan
 from embedding_guard.run.options import ValidatorOptions
 from embedding_guard.verdict import core, findings
 from embedding_guard.verdict.report_model import SplitReport, UncheckedFeature, blocked_summary
@@ -97,8 +98,18 @@ def select_splits(
             f"{source} has no splits, so there is nothing to validate. Pass the examples "
             "written by ExampleGen or Transform (a folder of Split-<name> folders)."
         )
+    all_splits, chosen = list(available), ""
     if only is not None:
+        if isinstance(only, str):
+            raise InputError(
+                f"{only_setting}={only!r} must be a list of split names, e.g. "
+                f"{only_setting}=[{only!r}]."
+            )
         only = list(only)
+        repeated = sorted({name for name in only if only.count(name) > 1})
+        if repeated:
+            raise InputError(f"{only_setting} names {repeated!r} more than once; name each once.")
+        chosen = f" chosen by {only_setting} {only!r}"
         unknown = sorted(set(only) - set(available))
         if unknown:
             raise InputError(
@@ -119,8 +130,8 @@ def select_splits(
     splits = [name for name in available if name not in set(exclude)]
     if not splits:
         raise InputError(
-            f"{exclude_setting}={exclude!r} leaves no split of {source} (splits: "
-            f"{available!r}) to validate; exclude fewer splits."
+            f"{exclude_setting}={exclude!r} leaves no split{chosen} of {source} (splits: "
+            f"{all_splits!r}) to validate; exclude fewer splits."
         )
     return splits
 
@@ -135,6 +146,9 @@ def validate(
     model: str | None = None,
     pipeline: Any = None,
     option_names: Mapping[str, str] | None = None,
+    statistics: str | None = None,
+    all_splits: Sequence[str] | None = None,
+    baseline_transform_graph: str | None = None,
 ) -> ValidationResult:
     """Validates every split and writes each split's reports.
 
@@ -154,6 +168,15 @@ def validate(
       pipeline: An unstarted Beam pipeline (the executor's, or one built from
         Beam options); None counts in this process on every core instead.
       option_names: Setting -> how the caller spells it, for messages.
+      statistics: Statistics of the same examples (StatisticsGen's statistics
+        or Transform's post_transform_stats folder), whose num_examples the
+        examples read must match. Without it, Transform's post-transform
+        statistics of transform_graph are used when found beside it.
+      all_splits: Every split the examples hold, read or not; default: the
+        splits of split_uris. Transform's statistics count all of them together.
+      baseline_transform_graph: The transform graph an earlier model was trained
+        with; its vocabularies give each token's old row (else the model's
+        transform layer does), for VOCABULARY_REMAPPED.
 
     Returns:
       The reports and the verdict.
@@ -209,6 +232,17 @@ def validate(
             for feature, description in unchecked_lookups
             for finding in findings.model_lookup_unchecked(split_uris, feature, description)
         ),
+        statistics=_statistics_counts(statistics, transform_graph, option_names),
+        all_splits=tuple(all_splits or split_uris),
+    )
+    plan = remap_plan.with_remaps(
+        plan,
+        graph,
+        model=model,
+        baseline_transform_graph=baseline_transform_graph,
+        splits=list(split_uris),
+        looked_up=None if model is None else set(model_lookups),
+        option_names=option_names,
     )
     options.check_against_run(split_uris, [b.feature for b in plan.bounds], option_names)
     logging.info("Validating %s examples.", plan.examples_kind.value)
@@ -229,6 +263,21 @@ def validate(
 
         reports = beam_pipeline.run(jobs, plan, pipeline, options, baseline=schema)
     return ValidationResult(reports, plan.bounds, plan.examples_kind.value)
+
+
+def _statistics_counts(
+    statistics: str | None, transform_graph: str | None, option_names: Mapping[str, str] | None
+) -> Any:
+    """The example counts to check the examples read against, or None when none are at hand."""
+    from embedding_guard.read import statistics as statistics_io
+
+    if statistics is not None:
+        return statistics_io.read_counts(
+            statistics, (option_names or {}).get("statistics", "statistics")
+        )
+    if transform_graph is not None:
+        return statistics_io.transform_statistics(transform_graph)
+    return None
 
 
 def _model_input_dims(

@@ -18,11 +18,20 @@ from typing import TYPE_CHECKING, Any, cast
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard.bounds import resolve as bounds_lib
-from embedding_guard.read import files, reader
+from embedding_guard.bounds.graph_derivation import DerivationKind
+from embedding_guard.read import files, places, reader
 from embedding_guard.reports import report_io
-from embedding_guard.run import raw_mode
+from embedding_guard.run import offending_examples, raw_mode
 from embedding_guard.run.options import ValidatorOptions
-from embedding_guard.verdict import core, findings
+from embedding_guard.verdict import (
+    core,
+    example_count,
+    findings,
+    hash_load,
+    proof_findings,
+    provenance,
+    remap_findings,
+)
 from embedding_guard.verdict.reasons import Severity
 from embedding_guard.verdict.report_model import Finding, SplitReport, UncheckedFeature
 
@@ -78,7 +87,10 @@ def count_shards(
     max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
     parallelism: int | None = None,
     parse: Callable[[Any], reader.Batch] | None = None,
-) -> list[tuple[str, core.SplitAccumulator]]:
+    hashed: Sequence[hash_load.HashedRange] = (),
+    locator_feature: str | None = None,
+    examples_limit: int = 0,
+) -> list[tuple[str, hash_load.SplitCounts]]:
     """Counts shards in this process on `parallelism` threads, without Beam.
 
     Calls the progress listener for every batch and once per finished shard.
@@ -90,6 +102,9 @@ def count_shards(
       max_batch_bytes: Most serialized bytes per parsed batch.
       parallelism: Threads; default: the CPUs this process may use.
       parse: In raw mode, the transform-graph applier.
+      hashed: In raw mode, the hashed ranges whose bucket load is counted.
+      locator_feature: The feature whose value names a located record.
+      examples_limit: Whole offending records to keep per feature.
 
     Returns:
       (shard, its accumulator) for every distinct shard, in the order of shards.
@@ -97,7 +112,10 @@ def count_shards(
     Raises:
       files.ShardError: A shard cannot be read.
     """
-    by_shard = {shard: core.SplitAccumulator(tuple(bounds)) for shard in shards}
+    by_shard: dict[str, hash_load.SplitCounts] = {}
+    for shard in shards:
+        by_shard[shard] = hash_load.SplitCounts(tuple(bounds), hashed, examples_limit)
+    tallies: dict[str, Any] = {}
     for shard, batch in reader.read_shards(
         list(by_shard),
         [b.feature for b in bounds],
@@ -105,16 +123,25 @@ def count_shards(
         max_batch_bytes=max_batch_bytes,
         parallelism=parallelism,
         parse=parse,
+        keep_records=bool(examples_limit or locator_feature),
+        tallies=tallies,
     ):
         if batch is None:
+            by_shard[shard].shards[places.shard_name(shard)] = places.shard_read(
+                shard, tallies[shard]
+            )
             _notify(shard, 0, shard_done=True)
             continue
+        place = places.batch_place(shard, batch, locator_feature)
         _notify(shard, batch.num_examples)
         accumulator = by_shard[shard]
         accumulator.add_examples(batch.num_examples)
         for name, (values, row_lengths) in batch.columns.items():
             raw_values, raw_row_lengths = batch.raw_columns.get(name, (None, None))
-            accumulator.features[name].add_batch(values, row_lengths, raw_values, raw_row_lengths)
+            accumulator.features[name].add_batch(
+                values, row_lengths, raw_values, raw_row_lengths, place
+            )
+            accumulator.add_raw(name, values, row_lengths, raw_values, raw_row_lengths)
     return list(by_shard.items())
 
 
@@ -127,6 +154,12 @@ def write_reports(
     run_findings: Sequence[Finding],
     gate: str = "Trainer",
     unchecked_severity: str = "INFO",
+    *,
+    statistics: example_count.StatisticsCounts | None = None,
+    all_splits: Sequence[str] = (),
+    raw_examples: bool = False,
+    max_hash_collision_share: float | None = proof_findings.DEFAULT_MAX_HASH_COLLISION_SHARE,
+    vocabulary_remapped_severity: str = "ERROR",
 ) -> None:
     """Builds every split's report from its combined counts and writes its files.
 
@@ -140,6 +173,12 @@ def write_reports(
       gate: The stage the run gates: "Trainer", or "Pusher" with a model.
       unchecked_severity: The unchecked_severity setting ("INFO", "WARNING",
         "ERROR").
+      statistics: Statistics of the same examples, whose counts the examples
+        read are checked against; None when none are at hand.
+      all_splits: Every split the examples hold, read or not; default: those read.
+      raw_examples: The examples are raw (the transform graph applied first).
+      max_hash_collision_share: The max_hash_collision_share setting.
+      vocabulary_remapped_severity: The vocabulary_remapped_severity setting.
     """
     reports = findings.build_reports(
         dict(split_counts),
@@ -149,11 +188,35 @@ def write_reports(
         gate=gate,
         unchecked_severity=Severity(unchecked_severity),
     )
+    # The records framed in every shard (read_counts), as statistics count examples.
+    counted = {
+        split: sum(s.records for s in counts.shards.values())
+        if counts.shards
+        else counts.num_examples
+        for split, counts in split_counts
+    }
+    reports = proof_findings.with_proofs(
+        reports,
+        {}
+        if statistics is None
+        else example_count.compare(statistics, counted, all_splits or list(counted), raw_examples),
+        {
+            split: counts.hash_load_results()
+            for split, counts in split_counts
+            if isinstance(counts, hash_load.SplitCounts)
+        },
+        max_hash_collision_share,
+    )
+    reports = remap_findings.with_remaps(
+        reports, dict(split_counts), Severity(vocabulary_remapped_severity)
+    )
+    reports = provenance.with_provenance(reports, dict(split_counts))
     # index_report.json, written last, marks a split's report as complete. Dropping
     # every stale one first means a crash mid-write cannot leave an earlier run's
     # report beside this run's files, or beside another split's newer report.
     for split in reports:
         report_io.discard_report(output_dirs[split])
+    offending_examples.write_all(split_counts, output_dirs)
     for split, report in sorted(reports.items()):
         report_io.write_split_report(output_dirs[split], report, baseline)
 
@@ -183,15 +246,18 @@ def run_in_process(
     """
     options = options or ValidatorOptions()
     policy = options.oov_policy([job.name for job in jobs])
-    split_counts = []
+    split_counts: list[tuple[str, core.SplitAccumulator]] = []
     for job in jobs:
-        merged = core.SplitAccumulator(plan.bounds)
+        merged = hash_load.SplitCounts(plan.bounds, plan.hashed)
         for _shard, accumulator in count_shards(
             job.shards,
             plan.bounds,
             batch_size=batch_size,
             parallelism=options.parallelism,
             parse=plan.parse,
+            hashed=plan.hashed,
+            locator_feature=options.locator_feature,
+            examples_limit=options.offending_examples_limit,
         ):
             merged.merge(accumulator)
         split_counts.append((job.name, merged))
@@ -204,6 +270,7 @@ def run_in_process(
         plan.run_findings,
         plan.gate,
         options.unchecked_severity,
+        **plan.proof_settings(options),
     )
     return read_reports(jobs)
 
@@ -253,6 +320,9 @@ class Plan:
         model lookup no check covers), added to their split's report.
       gate: The stage the run gates: "Trainer", or "Pusher" when a trained
         model was given.
+      hashed: In raw mode, the hashed ranges whose bucket load is counted.
+      statistics: Statistics of the same examples to check the counts against.
+      all_splits: Every split the examples hold, read or not; empty: those read.
     """
 
     bounds: tuple[core.FeatureBounds, ...]
@@ -261,6 +331,19 @@ class Plan:
     unchecked: tuple[UncheckedFeature, ...] = ()
     run_findings: tuple[Finding, ...] = ()
     gate: str = "Trainer"
+    hashed: tuple[hash_load.HashedRange, ...] = ()
+    statistics: example_count.StatisticsCounts | None = None
+    all_splits: tuple[str, ...] = ()
+
+    def proof_settings(self, options: ValidatorOptions) -> dict[str, Any]:
+        """write_reports' keyword arguments for the count check and the hash load."""
+        return {
+            "statistics": self.statistics,
+            "all_splits": self.all_splits,
+            "raw_examples": self.examples_kind is raw_mode.ExamplesKind.RAW,
+            "max_hash_collision_share": options.max_hash_collision_share,
+            "vocabulary_remapped_severity": options.vocabulary_remapped_severity,
+        }
 
 
 def plan(
@@ -326,7 +409,13 @@ def plan(
     )
     gate = "Trainer" if looked_up is None else "Pusher"
     present = reader.check_record_format(split_shards, [b.feature for b in feature_bounds])
-    kind = raw_mode.detect_kind(options.examples_kind, present, schema, raw_schema)
+    kind = raw_mode.detect_kind(
+        options.examples_kind,
+        present,
+        schema,
+        raw_schema,
+        (option_names or {}).get("examples_kind", "examples_kind"),
+    )
     if kind is raw_mode.ExamplesKind.TRANSFORMED:
         return Plan(feature_bounds, kind, None, unchecked, gate=gate)
     raw_sources = {}
@@ -352,4 +441,33 @@ def plan(
         },
     )
     transformer.check_applicable()
-    return Plan(feature_bounds, kind, transformer, unchecked, gate=gate)
+    hashed = tuple(
+        hashed_range
+        for b in feature_bounds
+        if b.feature in raw_sources
+        for hashed_range in [_hashed_range((derivations or {}).get(b.feature))]
+        if hashed_range is not None
+    )
+    return Plan(feature_bounds, kind, transformer, unchecked, gate=gate, hashed=hashed)
+
+
+def _hashed_range(derivation: Any) -> hash_load.HashedRange | None:
+    """The indices of a graph output that are hash buckets: a hash, or OOV buckets."""
+    if derivation is None or not derivation.integer:
+        return None
+    if derivation.kind is DerivationKind.HASH and derivation.num_buckets:
+        return hash_load.HashedRange(
+            derivation.feature, hash_load.HASH, derivation.offset, derivation.num_buckets
+        )
+    if (
+        derivation.kind is DerivationKind.VOCABULARY
+        and derivation.num_oov_buckets
+        and derivation.vocab_size is not None
+    ):
+        return hash_load.HashedRange(
+            derivation.feature,
+            hash_load.OOV_BUCKETS,
+            derivation.offset + derivation.vocab_size,
+            derivation.num_oov_buckets,
+        )
+    return None

@@ -15,15 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from embedding_guard.verdict import offenders
+from embedding_guard.verdict.locations import BatchPlace, SampleLocation, ShardRead
 from embedding_guard.verdict.lookup import Outcome
+from embedding_guard.verdict.remap import RemapCounter, VocabularyRemap
+from embedding_guard.verdict.samples import SAMPLE_VALUE_MAX_CHARS as SAMPLE_VALUE_MAX_CHARS
+from embedding_guard.verdict.samples import non_integer_text, raw_keys
+from embedding_guard.verdict.samples import sample_text as sample_text
 
 # How many distinct offending values each accumulator tracks. Beyond this the
 # least frequent are dropped, and the report says its sample counts are partial.
 OFFENDING_VALUES_CAPACITY = 1000
 TOP_OFFENDING_VALUES = 10
-# Longest text kept of a float, bytes or raw sample value: twelve 2 MB values must
-# not become 20 MB of terminal output and report files.
-SAMPLE_VALUE_MAX_CHARS = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,8 @@ class FeatureBounds:
       model_on_too_large: The same for an index at or past its table.
       model_lookup_guarded: Whether an Assert guards the lookup, so that it
         raises on every device.
+      remap: The old vocabulary the feature's rows were trained on against the
+        current one, when a baseline graph or a model gives it; not in to_json.
     """
 
     feature: str
@@ -90,6 +95,7 @@ class FeatureBounds:
     model_on_negative: str = ""
     model_on_too_large: str = ""
     model_lookup_guarded: bool = False
+    remap: VocabularyRemap | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.upper_bound <= 0:
@@ -147,7 +153,8 @@ class FeatureBounds:
         return self.upper_bound if self.vocab_size is None else self.vocab_size
 
     def to_json(self) -> dict:
-        fields = dataclasses.asdict(self)
+        fields = dataclasses.asdict(dataclasses.replace(self, remap=None))
+        del fields["remap"]  # The report holds its counts, not the vocabularies.
         # JSON has no tuples; a list makes to_json() equal its own round trip.
         fields["raw_features"] = list(self.raw_features)
         return fields
@@ -164,7 +171,7 @@ class FeatureStats:
     oov and oov_rate are None. top_offending_values holds the most frequent values
     that are negative, out of range or over the embedding dim, as (value, count),
     most frequent first; top_non_integer_values holds float or bytes values as
-    text, at most SAMPLE_VALUE_MAX_CHARS long.
+    text, at most SAMPLE_VALUE_MAX_CHARS long; sample_locations where they occur first.
     """
 
     num_examples: int
@@ -190,6 +197,7 @@ class FeatureStats:
     top_negative_values: tuple[tuple[int, int], ...] = ()
     top_out_of_range_values: tuple[tuple[int, int], ...] = ()
     top_over_embedding_dim_values: tuple[tuple[int, int], ...] = ()
+    sample_locations: tuple[SampleLocation, ...] = ()
 
     @property
     def oov(self) -> int | None:
@@ -220,6 +228,7 @@ class FeatureStats:
             result[name] = [
                 {"value": value, "count": count} for value, count in getattr(self, name)
             ]
+        result["sample_locations"] = [s.to_json() for s in self.sample_locations]
         return result
 
 
@@ -255,36 +264,6 @@ def _top(counts: dict) -> tuple:
     return tuple(sorted(counts.items(), key=_rank)[:TOP_OFFENDING_VALUES])
 
 
-def sample_text(value: object) -> str:
-    """Text of a bytes or str sample value, cut to SAMPLE_VALUE_MAX_CHARS and marked.
-
-    Bytes are cut before they are decoded, so a 2 MB value costs 200 bytes of work.
-    The mark names the full length, so values that share a prefix but not a
-    length stay apart.
-    """
-    if isinstance(value, bytes):
-        text = value[:SAMPLE_VALUE_MAX_CHARS].decode("utf-8", errors="backslashreplace")
-        if len(value) > SAMPLE_VALUE_MAX_CHARS:
-            text += f"... [truncated, {len(value)} bytes]"
-        return text
-    text = str(value)
-    if len(text) > SAMPLE_VALUE_MAX_CHARS:
-        text = text[:SAMPLE_VALUE_MAX_CHARS] + f"... [truncated, {len(text)} chars]"
-    return text
-
-
-def _raw_text(value: object) -> str:
-    return sample_text(value if isinstance(value, bytes) else str(value))
-
-
-def _raw_keys(values: list) -> list[str]:
-    return [_raw_text(value) for value in values]
-
-
-def _non_integer_text(values: list) -> list[str]:
-    return [sample_text(value if isinstance(value, bytes) else repr(value)) for value in values]
-
-
 # Plain counts: merging adds them.
 _COUNT_FIELDS = (
     "num_examples",
@@ -306,6 +285,7 @@ class FeatureAccumulator:
 
     Args:
       bounds: The bounds the values are checked against.
+      examples_limit: Whole offending records to keep (`offenders`).
     """
 
     __slots__ = (
@@ -320,6 +300,8 @@ class FeatureAccumulator:
         "seen",
         "raw_values_checked",
         "raw_oov_values",
+        "remap",
+        "located",
     )
     # The plain counts, set from _COUNT_FIELDS in __init__.
     num_examples: int
@@ -334,7 +316,7 @@ class FeatureAccumulator:
     at_default: int
     raw_empty_or_missing: int
 
-    def __init__(self, bounds: FeatureBounds):
+    def __init__(self, bounds: FeatureBounds, examples_limit: int = 0):
         self.bounds = bounds
         for name in _COUNT_FIELDS:
             setattr(self, name, 0)
@@ -350,6 +332,8 @@ class FeatureAccumulator:
         self.seen = None if bounds.vocab_size is None else np.zeros(bounds.vocab_size, dtype=bool)
         self.raw_values_checked = False
         self.raw_oov_values: dict[str, int] = {}
+        self.located = offenders.Located(examples_limit)
+        self.remap = None if bounds.remap is None else RemapCounter(bounds.remap)
 
     def __getstate__(self) -> dict[str, Any]:
         state = {name: getattr(self, name) for name in self.__slots__}
@@ -379,6 +363,7 @@ class FeatureAccumulator:
         row_lengths: np.ndarray,
         raw_values: np.ndarray | None = None,
         raw_row_lengths: np.ndarray | None = None,
+        place: BatchPlace | None = None,
     ) -> None:
         """Counts one batch of a feature.
 
@@ -391,9 +376,16 @@ class FeatureAccumulator:
           raw_values: In raw mode, the raw values the indices were made from,
             flattened the same way; they name the values that fell into OOV.
           raw_row_lengths: Values per example of raw_values.
+          place: Where the batch lies: locates the offending values (`offenders`).
         """
+        if place is not None:
+            self.add_batch(values, row_lengths, raw_values, raw_row_lengths)
+            self.located.add(self, values, row_lengths, raw_values, raw_row_lengths, place)
+            return
         if raw_values is not None:
             self._add_raw(values, row_lengths, raw_values, raw_row_lengths)
+        if self.remap is not None:
+            self.remap.add(values, row_lengths, raw_values, raw_row_lengths)
         row_lengths = np.asarray(row_lengths)
         self.num_examples += int(row_lengths.size)
         self.missing += int(np.count_nonzero(row_lengths == 0))
@@ -454,7 +446,7 @@ class FeatureAccumulator:
         if values.size == 0:
             return
         self.non_integer += int(values.size)
-        _add_counts(self.non_integer_values, values, _non_integer_text)
+        _add_counts(self.non_integer_values, values, non_integer_text)
         self.non_integer_values, complete = _bounded(self.non_integer_values)
         self.complete &= complete
 
@@ -488,7 +480,7 @@ class FeatureAccumulator:
         if bounds.oov_default_value is not None:
             is_oov |= values == bounds.oov_default_value
         if is_oov.any():
-            _add_counts(self.raw_oov_values, raw_values[is_oov], _raw_keys)
+            _add_counts(self.raw_oov_values, raw_values[is_oov], raw_keys)
             self.raw_oov_values, complete = _bounded(self.raw_oov_values)
             self.complete &= complete
 
@@ -497,6 +489,9 @@ class FeatureAccumulator:
         for name in _COUNT_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.raw_values_checked = self.raw_values_checked or other.raw_values_checked
+        self.located.merge(other.located)
+        if self.remap is not None and other.remap is not None:
+            self.remap.merge(other.remap)
         if self.seen is not None:
             self.seen |= other.seen
         if other.min is not None and other.max is not None:
@@ -514,7 +509,7 @@ class FeatureAccumulator:
 
     def result(self) -> FeatureStats:
         has_vocabulary = self.bounds.vocab_size is not None
-        return FeatureStats(
+        stats = FeatureStats(
             num_examples=self.num_examples,
             num_values=self.num_values,
             missing=self.missing,
@@ -548,6 +543,7 @@ class FeatureAccumulator:
                 {v: c for v, c in self.large_values.items() if v >= self.bounds.embedding_input_dim}
             ),
         )
+        return self.located.stats(stats)
 
 
 class SplitAccumulator:
@@ -555,17 +551,20 @@ class SplitAccumulator:
 
     Args:
       bounds: The checked features' bounds.
+      examples_limit: Whole offending records to keep per feature.
     """
 
-    def __init__(self, bounds: Iterable[FeatureBounds]):
-        self.features = {b.feature: FeatureAccumulator(b) for b in bounds}
+    def __init__(self, bounds: Iterable[FeatureBounds], examples_limit: int = 0):
+        self.features = {b.feature: FeatureAccumulator(b, examples_limit) for b in bounds}
         self.num_examples = 0
+        self.shards: dict[str, ShardRead] = {}  # Shard name -> what was read of it.
 
     def add_examples(self, num_examples: int) -> None:
         self.num_examples += num_examples
 
     def merge(self, other: SplitAccumulator) -> SplitAccumulator:
         self.num_examples += other.num_examples
+        self.shards.update(other.shards)
         for name, accumulator in other.features.items():
             self.features[name].merge(accumulator)
         return self

@@ -30,6 +30,10 @@ class Reason(str, enum.Enum):
     SILENT_WRONG_LOOKUP = "SILENT_WRONG_LOOKUP"
     MODEL_LOOKUP_UNCHECKED = "MODEL_LOOKUP_UNCHECKED"
     FEATURE_NOT_CHECKED = "FEATURE_NOT_CHECKED"
+    EXAMPLE_COUNT_MISMATCH = "EXAMPLE_COUNT_MISMATCH"
+    HASH_BUCKETS_CROWDED = "HASH_BUCKETS_CROWDED"
+    VOCABULARY_REMAPPED = "VOCABULARY_REMAPPED"
+    VOCABULARY_ORDER_UNKNOWN = "VOCABULARY_ORDER_UNKNOWN"
 
 
 class Severity(str, enum.Enum):
@@ -97,9 +101,8 @@ REASONS: dict[Reason, ReasonSpec] = {
         Severity.ERROR,
         "INT_TYPE_BIG_INT",
         "Index beyond embedding input_dim",
-        "values in `[input_dim, vocab_size + num_oov_buckets)` when `embedding_input_dims` "
-        "gives an `input_dim` below the feature's range (values past the range are "
-        "`INDEX_OUT_OF_RANGE`)",
+        "values in `[input_dim, range)` when `embedding_input_dims` gives an `input_dim` "
+        "below the feature's range",
         "Size the Embedding as {upper_bound} (vocabulary plus OOV buckets), e.g. "
         "with embedding_guard.embedding_input_dim().",
     ),
@@ -162,8 +165,8 @@ REASONS: dict[Reason, ReasonSpec] = {
         Severity.ERROR,
         "INT_TYPE_BIG_INT",
         "Model's embedding table smaller than the bound",
-        "the trained model's table has fewer rows than the feature's valid range: one "
-        "finding, with the values already past the table (the next unseen value fails)",
+        "the model's table has fewer rows than the feature's range (with the values "
+        "already past it)",
         "Size the model's table as {upper_bound} rows (Embedding input_dim or "
         "CategoryEncoding num_tokens: vocabulary plus OOV buckets), e.g. with "
         "embedding_guard.embedding_input_dim(), and retrain.",
@@ -172,8 +175,7 @@ REASONS: dict[Reason, ReasonSpec] = {
         Severity.ERROR,
         "INT_TYPE_SMALL_INT",
         "Lookup silently wraps or returns zeros",
-        "never alone: a bad-value finding's `lookup` says when the lookup gives a wrong "
-        "row or zeros instead of an error",
+        "never alone: a finding's `lookup` says when a bad value gives a wrong row or zeros",
         "Fix the bad values at their source (num_oov_buckets >= 1, a correct int_domain), "
         "and size the layer with embedding_guard.embedding_input_dim().",
         consequence_of=(
@@ -195,11 +197,48 @@ REASONS: dict[Reason, ReasonSpec] = {
         Severity.INFO,
         "SCHEMA_NEW_COLUMN",
         "Categorical integer feature not checked",
-        "a categorical-looking integer feature has no bound and `unchecked_severity` is "
-        "WARNING or ERROR (it is listed as not checked either way)",
+        "a categorical-looking integer feature has no bound, and `unchecked_severity` is not INFO",
         "Give it a bound: its table size in `embedding_input_dims`, a `model`, or an "
         "int_domain in the schema.",
         severity_configurable=True,
+    ),
+    Reason.EXAMPLE_COUNT_MISMATCH: ReasonSpec(
+        Severity.ERROR,
+        "DATASET_LOW_NUM_EXAMPLES",
+        "Examples read differ from the statistics' count",
+        "the records read differ from `num_examples` of Transform's or StatisticsGen's statistics",
+        "Shards were lost, added or left unfinished after the statistics were computed, or "
+        "the statistics are of other examples: re-run the component that wrote the "
+        "examples, or pass the statistics of these examples (not sampled ones).",
+    ),
+    Reason.HASH_BUCKETS_CROWDED: ReasonSpec(
+        Severity.WARNING,
+        "FEATURE_TYPE_LOW_UNIQUE",
+        "Most distinct values share their hash bucket",
+        "raw mode: more of a hashed feature's distinct values share a bucket than "
+        "`max_hash_collision_share`",
+        "Hash into more buckets (tft.hash_strings' hash_buckets, to_hash_bucket's "
+        "num_buckets) and size the Embedding to match, or raise max_hash_collision_share.",
+    ),
+    Reason.VOCABULARY_REMAPPED: ReasonSpec(
+        Severity.ERROR,
+        "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+        "Tokens moved to other rows than the model was trained on",
+        "values reach rows trained for other tokens (the vocabulary's order changed since "
+        "`baseline_transform_graph` or the `model`)",
+        "Warm-start the new model's tables with "
+        "embedding_guard.warm_start_embeddings(base_model_dir, tf_transform_output), which "
+        "moves each token's row to its new index, or train from scratch; never serve the old "
+        "model on these indices.",
+        severity_configurable=True,
+    ),
+    Reason.VOCABULARY_ORDER_UNKNOWN: ReasonSpec(
+        Severity.INFO,
+        "SCHEMA_NEW_COLUMN",
+        "Old vocabulary order unknown",
+        "a `model` without transform layer, and no `baseline_transform_graph`",
+        "Pass the transform graph the model was trained with as baseline_transform_graph "
+        "(check --baseline-transform-graph), or export the model with its transform layer.",
     ),
 }
 

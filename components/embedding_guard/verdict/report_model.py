@@ -13,10 +13,15 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from embedding_guard.errors import InputError
-from embedding_guard.verdict.core import SAMPLE_VALUE_MAX_CHARS, FeatureBounds, FeatureStats
+from embedding_guard.verdict import locations
+from embedding_guard.verdict.core import FeatureBounds, FeatureStats
+from embedding_guard.verdict.example_count import ExampleCountCheck
+from embedding_guard.verdict.hash_load import HashLoad
 from embedding_guard.verdict.lookup import LookupConsequence
-from embedding_guard.verdict.reasons import Reason, Severity
+from embedding_guard.verdict.reasons import REASONS, Reason, Severity
+from embedding_guard.verdict.remap import RemapStats
+from embedding_guard.verdict.report_format import ReportFormatError as ReportFormatError
+from embedding_guard.verdict.samples import truncate_sample as truncate_sample
 
 # Version 2: counts of features without vocabulary have `in_range`, and null
 # `in_vocab`, `oov_bucket`, `at_default`, `oov` and `oov_rate`; reports list
@@ -25,19 +30,6 @@ from embedding_guard.verdict.reasons import Reason, Severity
 # features a `role`; reports their `gate` and `coverage`.
 REPORT_FORMAT_VERSION = 3
 READABLE_FORMAT_VERSIONS = (1, 2, 3)
-
-_TRUNCATION_MARK = "... [truncated]"
-
-
-def truncate_sample(value: int | str) -> int | str:
-    """Shortens a sample text longer than SAMPLE_VALUE_MAX_CHARS, marking it as truncated."""
-    if isinstance(value, str) and len(value) > SAMPLE_VALUE_MAX_CHARS + len(_TRUNCATION_MARK):
-        return value[:SAMPLE_VALUE_MAX_CHARS] + _TRUNCATION_MARK
-    return value
-
-
-class ReportFormatError(InputError):
-    """A report document cannot be read; the message names the file and the field."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +51,7 @@ class Finding:
         wrong at lookup; None when the reason is not about values.
       lookup: What the lookup does with these values, on CPU and GPU; None when
         the finding is not about values a lookup meets.
+      sample_locations: Where each sample value first occurs (None if unknown).
     """
 
     split: str
@@ -72,6 +65,7 @@ class Finding:
     fix: str = ""
     values_past_table: int | None = None
     lookup: LookupConsequence | None = None
+    sample_locations: tuple[locations.Location | None, ...] = ()
 
     def to_json(self) -> dict:
         return {
@@ -82,7 +76,7 @@ class Finding:
             "count": self.count,
             "rate": self.rate,
             "description": self.description,
-            "sample_values": [{"value": v, "count": c} for v, c in self.sample_values],
+            "sample_values": locations.samples_to_json(self.sample_values, self.sample_locations),
             "fix": self.fix,
             "values_past_table": self.values_past_table,
             "lookup": None if self.lookup is None else self.lookup.to_json(),
@@ -110,6 +104,7 @@ class Finding:
             rate=fields.number("rate"),
             description=fields.text("description"),
             sample_values=fields.samples("sample_values", default=()),
+            sample_locations=locations.sample_places_from_json(document, source),
             fix=fields.text("fix", default=""),
             values_past_table=fields.integer("values_past_table", default=None, optional=True),
             lookup=lookup,
@@ -199,6 +194,10 @@ class FeatureReport:
     stats: FeatureStats
     findings: tuple[Finding, ...]
     oov_drift: OovDrift | None = None
+    # How the feature's vocabulary moved against the old one; None when not compared.
+    remap: RemapStats | None = None
+    # How crowded its hash buckets are (raw mode, hashed features); None otherwise.
+    hash_load: HashLoad | None = None
 
     @property
     def feature(self) -> str:
@@ -220,6 +219,8 @@ class FeatureReport:
             "counts": self.stats.to_json(),
             "oov_drift": None if self.oov_drift is None else self.oov_drift.to_json(),
             "findings": [f.to_json() for f in self.findings],
+            "vocabulary_remap": None if self.remap is None else self.remap.to_json(),
+            "hash_load": None if self.hash_load is None else self.hash_load.to_json(),
         }
 
     @classmethod
@@ -229,13 +230,26 @@ class FeatureReport:
         where = f"{source}, feature {feature!r}"
         bounds = _bounds_from_json(fields.get("bounds"), f"{where}, bounds")
         drift = fields.get("oov_drift", default=None)
+        remap = fields.get("vocabulary_remap", default=None)
+        try:
+            remap = None if remap is None else RemapStats.from_json(remap, f"{where}, remap")
+        except ValueError as error:
+            raise ReportFormatError(f"{error}; re-run the validator to rewrite it.") from None
         return cls(
             bounds=bounds,
             stats=_stats_from_json(fields.get("counts"), f"{where}, counts", bounds, version),
+            # A version-2 report kept SILENT_WRONG_LOOKUP beside its root cause: the
+            # same problem twice. Read back, it is one finding, as runs now make it.
             findings=tuple(
-                Finding.from_json(f, f"{where}, findings") for f in fields.items("findings")
+                finding
+                for finding in (
+                    Finding.from_json(f, f"{where}, findings") for f in fields.items("findings")
+                )
+                if REASONS[finding.reason].stands_alone
             ),
             oov_drift=None if drift is None else OovDrift.from_json(drift, f"{where}, oov_drift"),
+            remap=remap,
+            hash_load=HashLoad.read_optional(fields, where),
         )
 
 
@@ -252,6 +266,9 @@ class SplitReport:
         role: not checked, excluded by `features`, or not looked up by the model.
       gate: The stage this validation gates: "Trainer" before training, or
         "Pusher" when it checked a trained model.
+      example_count: The examples read against statistics' count of them; None
+        when no statistics were at hand.
+      read_counts: Records and bytes read per shard, and their sums.
     """
 
     split: str
@@ -260,6 +277,8 @@ class SplitReport:
     split_findings: tuple[Finding, ...] = ()
     unchecked_features: tuple[UncheckedFeature, ...] = ()
     gate: str = "Trainer"
+    example_count: ExampleCountCheck | None = None
+    read_counts: locations.ReadCounts | None = None
 
     def unchecked(self, role: str = UncheckedFeature.NOT_CHECKED) -> tuple[UncheckedFeature, ...]:
         """The listed features of one role (by default, those not checked)."""
@@ -280,6 +299,14 @@ class SplitReport:
         not_looked_up = len(self.unchecked(UncheckedFeature.NOT_LOOKED_UP))
         if not_looked_up:
             text += f"; {not_looked_up} the model never looks up (labels, weights)"
+        if self.gate == "Pusher":
+            # A model whose tables size nothing (a transform_fn given by mistake, a
+            # model without embeddings) checks no table: say so, not just "checked".
+            sized = sum(r.bounds.embedding_dim_kind == "model" for r in self.features)
+            if sized:
+                text += f"; {sized} against the model's own table sizes"
+            else:
+                text += "; no model table sizes any of them"
         return text
 
     @property
@@ -321,6 +348,8 @@ class SplitReport:
             "unchecked_features": [u.to_json() for u in self.unchecked_features],
             "gate": self.gate,
             "coverage": self.coverage,
+            "example_count": None if self.example_count is None else self.example_count.to_json(),
+            "read_counts": None if self.read_counts is None else self.read_counts.to_json(),
         }
 
     @classmethod
@@ -367,6 +396,8 @@ class SplitReport:
                 for u in fields.items("unchecked_features", default=[])
             ),
             gate=fields.text("gate", default="Trainer"),
+            example_count=ExampleCountCheck.read_optional(fields, where),
+            read_counts=locations.ReadCounts.from_report(document, where),
         )
 
 
@@ -560,4 +591,5 @@ def _stats_from_json(
         top_negative_values=fields.samples("top_negative_values", default=()),
         top_out_of_range_values=fields.samples("top_out_of_range_values", default=()),
         top_over_embedding_dim_values=fields.samples("top_over_embedding_dim_values", default=()),
+        sample_locations=locations.sample_locations_from_json(document, source),
     )

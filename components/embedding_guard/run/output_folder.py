@@ -1,0 +1,250 @@
+"""The folder a `check` run publishes its reports into, for the CLI and the API alike.
+
+A run writes into a staging folder of its own inside the output, then moves each
+split's reports into place. Everything that could make it write into an input is
+refused before anything is read: an output that is, holds or lies inside an
+input, and a `Split-<name>` entry in the output that is a file or a link into an
+input. Signals wait while reports are moved, so a folder never holds half of
+one run's reports and half of another's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+
+from embedding_guard.errors import InputError
+from embedding_guard.read import files
+from embedding_guard.reports import report_io
+from embedding_guard.reports.text import printable
+
+STAGING_PREFIX = ".staging-"
+
+# What an interrupted run's output folder holds, for the one line that says so.
+KEPT_BEFORE = "{name} keeps the reports it had before this run"
+PUBLISHED = "{name} holds this run's complete reports"
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _resolved(path: str) -> str:
+    return os.path.realpath(path) if files.is_local(path) else path.rstrip("/")
+
+
+def check_apart_from_inputs(output: str, inputs: Mapping[str, str | None], name: str) -> None:
+    """Refuses an output path that is, holds, or lies inside an input.
+
+    Reports written into a Split-* folder would be read as shards by the Trainer
+    and by the next run; an input inside the output would be replaced.
+
+    Args:
+      output: The output folder or file.
+      inputs: How messages name each input (a flag or a parameter) → its path,
+        or None when not given.
+      name: How messages name the output (`--output`, `output`).
+
+    Raises:
+      InputError: The output overlaps an input.
+    """
+    resolved_output = _resolved(output)
+    for input_name, path in inputs.items():
+        if path is None:
+            continue
+        resolved = _resolved(path)
+        if _inside(resolved_output, resolved) or _inside(resolved, resolved_output):
+            raise InputError(
+                f"{name} {output!r} overlaps {input_name} {path!r}: reports written there "
+                "would mix with the inputs (the Trainer would read them as shards). Pick a "
+                "path outside every input."
+            )
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Holds Ctrl-C and SIGTERM until the block ends, then delivers them.
+
+    Only the main thread can set handlers; elsewhere the block runs as it is.
+    """
+    received: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = {
+            signum: signal.signal(signum, lambda n, _: received.append(n)) for signum in wanted
+        }
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for number in dict.fromkeys(received):
+            signal.raise_signal(number)
+
+
+class OutputFolder:
+    """Where one run writes its reports, then publishes them into the output folder.
+
+    The run writes into a fresh staging folder of its own and reads its verdict
+    back from there, so a concurrent run into the same folder cannot hand it
+    another verdict. A lock on a local folder keeps a second run out while one
+    runs. An interrupted run notes on its KeyboardInterrupt what the folder
+    holds (`interrupt.output_state`).
+
+    Args:
+      output: The output folder, or None for a scratch folder that is deleted
+        afterwards.
+      splits: The splits the run will write.
+      inputs: How messages name each input → its path (None when not given).
+      name: How messages name the output (`--output` in the CLI, `output` in
+        the API).
+    """
+
+    def __init__(
+        self,
+        output: str | None,
+        splits: Iterable[str],
+        inputs: Mapping[str, str | None],
+        name: str,
+    ) -> None:
+        self.output = output
+        self.splits = list(splits)
+        self.inputs = dict(inputs)
+        self.name = name
+        self.staging = ""
+        self.published = False
+        self._lock_handle: int | None = None
+        self._created = False
+
+    def _check_split_entries(self, output: str) -> None:
+        """Refuses a Split-<name> in the output that is a file or leads into an input."""
+        if not files.is_local(output):
+            return
+        for split in self.splits:
+            entry = os.path.join(output, f"{files.SPLIT_DIR_PREFIX}{split}")
+            if os.path.lexists(entry) and not os.path.isdir(entry):
+                raise InputError(
+                    f"{self.name} {output!r} holds {os.path.basename(entry)!r}, which is not "
+                    "a folder; the reports of split "
+                    f"{split!r} go there. Remove it or pick another {self.name}."
+                )
+            if os.path.islink(entry):
+                check_apart_from_inputs(entry, self.inputs, f"{self.name}'s link")
+
+    def __enter__(self) -> OutputFolder:
+        from tfx.dsl.io import fileio
+
+        if self.output is None:
+            self.staging = tempfile.mkdtemp(prefix="embedding-guard-")
+            return self
+        check_apart_from_inputs(self.output, self.inputs, self.name)
+        self._check_split_entries(self.output)
+        try:
+            self._created = not fileio.exists(self.output)
+            fileio.makedirs(self.output)
+            if files.is_local(self.output):
+                self._lock(self.output)
+                self._remove_stale_staging(self.output)
+            self.staging = os.path.join(self.output, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+            fileio.makedirs(self.staging)
+        except InputError:
+            self._release()
+            raise
+        except Exception as error:  # noqa: BLE001 - every I/O failure means the same here
+            self._release()
+            raise InputError(
+                f"{self.name} {self.output!r} cannot be written ({printable(error)}); pass a "
+                "writable folder."
+            ) from None
+        return self
+
+    def _lock(self, output: str) -> None:
+        import fcntl
+
+        # flock on the folder itself: no lock file is left among the reports.
+        handle = os.open(output, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise InputError(
+                f"{self.name} {output!r} is in use by another embedding-guard run; wait for "
+                "it to finish, or pass another folder."
+            ) from None
+        self._lock_handle = handle
+
+    @staticmethod
+    def _remove_stale_staging(output: str) -> None:
+        # With the folder locked, no other run can be writing: a staging folder
+        # left there belongs to a run that was killed.
+        from tfx.dsl.io import fileio
+
+        for entry in fileio.listdir(output):
+            entry = entry.rstrip("/")
+            if entry.startswith(STAGING_PREFIX):
+                fileio.rmtree(os.path.join(output, entry))
+
+    def split_dirs(self) -> dict[str, str]:
+        """Each split's staging folder, where the run writes its reports."""
+        return {
+            split: os.path.join(self.staging, f"{files.SPLIT_DIR_PREFIX}{split}")
+            for split in self.splits
+        }
+
+    def publish(self) -> None:
+        """Moves each split's reports from staging into the output, the JSON report last."""
+        from tfx.dsl.io import fileio
+
+        if self.output is None:
+            return
+        with _signals_deferred():
+            for staged in self.split_dirs().values():
+                final = os.path.join(self.output, os.path.basename(staged))
+                report_io.discard_report(final)
+                fileio.makedirs(final)
+                names = sorted(
+                    fileio.listdir(staged), key=lambda f: f == report_io.REPORT_JSON_FILE
+                )
+                for file_name in names:
+                    # A folder (offending_examples/) replaces the last run's whole.
+                    if fileio.isdir(os.path.join(final, file_name)):
+                        fileio.rmtree(os.path.join(final, file_name))
+                    fileio.rename(
+                        os.path.join(staged, file_name),
+                        os.path.join(final, file_name),
+                        overwrite=True,
+                    )
+            self.published = True
+
+    def _release(self) -> None:
+        from tfx.dsl.io import fileio
+
+        with contextlib.suppress(Exception):
+            if self.staging and fileio.exists(self.staging):
+                fileio.rmtree(self.staging)
+        with contextlib.suppress(Exception):
+            # A folder this run made and left empty (it failed before publishing).
+            if self._created and self.output and not fileio.listdir(self.output):
+                fileio.rmtree(self.output)
+        if self._lock_handle is not None:
+            os.close(self._lock_handle)
+            self._lock_handle = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, KeyboardInterrupt) and self.output is not None:
+            state = PUBLISHED if self.published else KEPT_BEFORE
+            exc.output_state = state.format(name=self.name)  # type: ignore[attr-defined]
+        self._release()
