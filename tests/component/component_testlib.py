@@ -124,3 +124,11 @@ def run_executor(
         exec_properties,
     )
     return anomalies
+
+
+def check_testdata(*flags: str) -> int:
+    """Runs `embedding-guard check` on the checked-in graph and examples; returns the exit code."""
+    from embedding_guard.cli import main as cli
+
+    argv = ["check", "--transform-graph", str(TRANSFORM_GRAPH_DIR), "--examples"]
+    return cli.main([*argv, str(EXAMPLES_DIR), *map(str, flags)])

@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, file_digests
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, check_testdata, file_digests
 
 import embedding_guard
 from embedding_guard.cli import main as cli
@@ -25,18 +25,7 @@ def test_verdict_per_split(result):
 
 
 def test_reports_equal_the_command_lines(result, capsys):
-    code = cli.main(
-        [
-            "check",
-            "--transform-graph",
-            str(TRANSFORM_GRAPH_DIR),
-            "--examples",
-            str(EXAMPLES_DIR),
-            "--embedding-dim",
-            "month_xf=12",
-            "--json",
-        ]
-    )
+    code = check_testdata("--embedding-dim", "month_xf=12", "--json")
 
     assert code == cli.EXIT_BLOCKED
     printed = json.loads(capsys.readouterr().out)

@@ -60,6 +60,17 @@ def _check(*extra):
     ]
 
 
+def _statistics_usage_error(stats, capsys) -> str:
+    """The one line `check --statistics stats` prints, after checking it exits 2."""
+    code = cli.main(
+        _check("--transform-graph", str(TRANSFORM_GRAPH_DIR), "--statistics", str(stats))
+    )
+    assert code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.strip() and "tensorflow" not in line]
+    return line
+
+
 def test_statistics_gen_counts_agree(tmp_path, record_counts):
     stats = _statistics_gen(tmp_path / "statistics", record_counts)
 
@@ -181,13 +192,7 @@ def test_unusable_statistics_are_one_line_input_errors(tmp_path, layout, capsys)
         embedding_guard.check(EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, statistics=stats)
     assert "\n" not in str(raised.value)
 
-    code = cli.main(
-        _check("--transform-graph", str(TRANSFORM_GRAPH_DIR), "--statistics", str(stats))
-    )
-    assert code == cli.EXIT_USAGE
-    err = capsys.readouterr().err
-    (line,) = [line for line in err.splitlines() if line.strip() and "tensorflow" not in line]
-    assert "--statistics" in line
+    assert "--statistics" in _statistics_usage_error(stats, capsys)
 
 
 def test_damaged_transform_statistics_found_beside_the_graph_are_left_out(tfx_layout):
@@ -199,3 +204,39 @@ def test_damaged_transform_statistics_found_beside_the_graph_are_left_out(tfx_la
     result = embedding_guard.check(EXAMPLES_DIR, graph, embedding_input_dims={"month_xf": 12})
 
     assert all(report.example_count is None for report in result.reports.values())
+
+
+def test_statistics_of_none_of_the_validated_splits_are_refused(tmp_path, capsys):
+    stats = _statistics_gen(tmp_path / "statistics", {"foo": 1, "bar": 2})
+
+    line = _statistics_usage_error(stats, capsys)
+
+    assert f"--statistics {str(stats)!r}" in line
+    assert "['bar', 'foo']" in line and "['eval', 'test', 'train']" in line
+
+
+def test_a_split_the_statistics_lack_says_it_was_not_compared(tmp_path, record_counts):
+    stats = _statistics_gen(tmp_path / "statistics", {"train": record_counts["train"]})
+
+    result = embedding_guard.check(
+        EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, statistics=stats, embedding_input_dims={"month_xf": 12}
+    )
+
+    assert result.reports["train"].example_count.matches
+    for split in ("eval", "test"):
+        check = result.reports[split].example_count
+        assert check.expected is None
+        assert check.sentence() == (
+            f"Example count not compared with StatisticsGen's statistics ({stats}): they have "
+            f"no Split-{split}/FeatureStats.pb, only splits 'train'"
+        )
+
+
+def test_a_feature_stats_folder_is_named_as_such_and_the_flag_as_a_folder(tmp_path, capsys):
+    stats = tmp_path / "statistics"
+    (stats / "Split-train" / "FeatureStats.pb").mkdir(parents=True)
+
+    line = _statistics_usage_error(stats, capsys)
+
+    assert "Split-train/FeatureStats.pb' is a folder, not a file" in line
+    assert "--statistics takes the output folder of StatisticsGen" in line

@@ -1102,8 +1102,62 @@ def test_a_split_folder_in_the_output_linked_into_an_input_is_refused(tmp_path, 
 
     result = check(capsys, examples, "--output", output)
 
-    assert_usage_error(result, f"{str(output / 'Split-eval')!r} overlaps --examples")
+    assert_usage_error(result, "holds 'Split-eval', which is a link")
     assert file_digests(examples, base=tmp_path) == before
+
+
+def test_a_stale_staging_link_in_the_output_is_removed_not_followed(tmp_path, capsys):
+    # A killed run's staging folders are removed at the next run's start; rmtree
+    # through a link named so emptied the folder it pointed to, here the examples.
+    examples = copy_split(tmp_path, "eval")
+    output = tmp_path / "reports"
+    output.mkdir()
+    (output / ".staging-0").symlink_to(examples)
+    before = file_digests(examples, base=tmp_path)
+
+    result = check(capsys, examples, "--output", output)
+
+    assert result.code == cli.EXIT_BLOCKED, result
+    assert file_digests(examples, base=tmp_path) == before
+    assert not (output / ".staging-0").exists()
+
+
+@pytest.mark.parametrize("where", ["link-into-examples", "file", "split-file", "examples-file"])
+def test_a_bad_offending_examples_folder_is_refused_before_reading(tmp_path, capsys, where):
+    # A Split-eval link led the examples' writes into the input split; a file there
+    # was exit 3 (internal error) after the whole run.
+    examples = copy_split(tmp_path, "eval")
+    target = tmp_path / "offending"
+    if where == "file":
+        target.write_text("x")
+    else:
+        (target / "Split-eval").parent.mkdir()
+        if where == "link-into-examples":
+            (target / "Split-eval").symlink_to(examples / "Split-eval")
+        elif where == "split-file":
+            (target / "Split-eval").write_text("x")
+        else:
+            (target / "Split-eval").mkdir()
+            (target / "Split-eval" / "offending_examples").write_text("x")
+    before = file_digests(examples, base=tmp_path)
+    expected = {
+        "link-into-examples": "holds 'Split-eval', which is a link",
+        "file": "is a file, not a folder",
+        "split-file": "holds 'Split-eval', which is not a folder",
+        "examples-file": "holds 'Split-eval/offending_examples', which is not a folder",
+    }[where]
+
+    result = check(capsys, examples, "--offending-examples", target)
+
+    assert_usage_error(result, f"--offending-examples {str(target)!r}", expected)
+    assert file_digests(examples, base=tmp_path) == before
+
+
+def test_a_bad_hash_collision_share_names_the_flag_not_a_function(capsys):
+    result = check(capsys, EXAMPLES_DIR, "--max-hash-collision-share", "nan")
+
+    assert_usage_error(result, "--max-hash-collision-share 'nan': a rate must be between 0 and 1")
+    assert "_from_text" not in result.stderr
 
 
 def test_a_file_where_a_split_report_goes_is_refused_before_any_split_is_written(tmp_path, capsys):

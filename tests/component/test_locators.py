@@ -23,6 +23,7 @@ from component_testlib import TESTDATA, TRANSFORM_GRAPH_DIR
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard.cli import main as cli
+from embedding_guard.errors import InputError
 from embedding_guard.run import beam_pipeline, offending_examples, orchestration
 from embedding_guard.run.options import ValidatorOptions
 from embedding_guard.verdict import locations
@@ -396,23 +397,47 @@ def test_the_component_writes_offending_examples_under_the_anomalies_artifact(tm
 
 
 def test_offending_examples_inside_an_input_is_refused_before_reading(capsys):
-    from component_testlib import EXAMPLES_DIR, input_digests
+    from component_testlib import EXAMPLES_DIR, check_testdata, input_digests
 
     before = input_digests()
     target = EXAMPLES_DIR / "Split-eval" / "mine"
+    code = check_testdata("--offending-examples", target)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "--offending-examples" in err[0] and "--examples" in err[0], err
+    assert not target.exists()
+    assert input_digests() == before
+
+
+@pytest.mark.parametrize(
+    ("examples_dir", "locator", "valid"),
+    [
+        # A transformed name in raw mode: raw examples hold only raw features.
+        ("raw_examples", "city_xf", "'city'"),
+        ("transformed_examples", "nosuch", "'city_xf'"),
+    ],
+)
+def test_a_locator_feature_the_examples_lack_is_refused(capsys, examples_dir, locator, valid):
     code = cli.main(
         [
             "check",
             "--transform-graph",
             str(TRANSFORM_GRAPH_DIR),
             "--examples",
-            str(EXAMPLES_DIR),
-            "--offending-examples",
-            str(target),
+            str(TESTDATA / examples_dir),
+            "--locator-feature",
+            locator,
         ]
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert len(err) == 1 and "--offending-examples" in err[0] and "--examples" in err[0], err
-    assert not target.exists()
-    assert input_digests() == before
+    assert len(err) == 1 and f"--locator-feature {locator!r}" in err[0] and valid in err[0], err
+
+
+def test_the_api_refuses_a_misspelt_locator_feature(examples, tmp_path):
+    options = ValidatorOptions(locator_feature="record_ld").validate()
+    split_uris = {split: os.path.join(examples, f"Split-{split}") for split in SPLITS}
+    with pytest.raises(InputError, match=r"locator_feature 'record_ld' .*'record_id'"):
+        orchestration.validate(
+            split_uris, {s: str(tmp_path / s) for s in SPLITS}, options, schema=_schema()
+        )

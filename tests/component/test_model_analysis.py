@@ -377,3 +377,12 @@ def test_unparsable_saved_model_pb_is_an_input_error(tmp_path):
 def test_unknown_signature_is_an_input_error_listing_the_signatures(models):
     with pytest.raises(ModelInputError, match=r"no signature 'predict'.*\['serving_default'\]"):
         analyze_model(models.one_hot, signature_name="predict")
+
+
+def test_a_file_given_as_the_model_says_it_is_a_file(tmp_path):
+    # It said the model directory "does not exist".
+    model_file = tmp_path / "model.txt"
+    model_file.write_text("x")
+
+    with pytest.raises(model_analysis.ModelInputError, match="is a file, not a model folder"):
+        model_analysis.serving_model_dir(str(model_file))

@@ -503,6 +503,10 @@ def test_html_with_two_nodes_writes_a_page_per_node(two_validators, capsys, tmp_
         assert f"{node} run" in Path(path).read_text(encoding="utf-8")
     assert node_code == 0, node_err
     assert "ModelIndexValidator run" in page.read_text(encoding="utf-8")
+    # A folder is no file name, for one page or several.
+    folder_code, _, folder_err = _report(capsys, root, "--html", str(tmp_path))
+    assert folder_code == 2
+    assert f"--html {str(tmp_path)!r} is a folder; pass a file name" in folder_err
 
 
 def test_unknown_node_exits_2_and_lists_the_nodes(two_validators, capsys):

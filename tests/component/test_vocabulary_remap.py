@@ -20,12 +20,13 @@ import pytest
 import remap_builders
 import tensorflow as tf
 import tft_graphs
-from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, run_executor
+from component_testlib import EXAMPLES_DIR, TRANSFORM_GRAPH_DIR, check_testdata, run_executor
 from model_builders import build_keras_lookup
 
 from embedding_guard import api, warm_start_embeddings
 from embedding_guard.bounds import graph_analysis, remap_sources, transform_graph
 from embedding_guard.cli import main as cli
+from embedding_guard.errors import InputError
 from embedding_guard.verdict.reasons import Reason
 
 pytestmark = pytest.mark.slow
@@ -170,7 +171,7 @@ def test_store_frequency_vocabularies_compare_their_tokens_not_their_lines(tmp_p
             assert remap_sources.tokens_of(derivations[shape]) == keys, (mode, shape)
 
 
-def test_a_baseline_without_a_current_graph_is_an_input_error(small):
+def test_a_baseline_without_a_current_graph_is_an_input_error(small, capsys):
     code = cli.main(
         [
             "check",
@@ -183,6 +184,8 @@ def test_a_baseline_without_a_current_graph_is_an_input_error(small):
         ]
     )
     assert code == 2
+    # The fix names the flag as the CLI spells it, not the API's parameter.
+    assert "pass --transform-graph too" in capsys.readouterr().err
 
 
 # --- the taxi spans and models -------------------------------------------------------------
@@ -272,6 +275,20 @@ def test_taxi_span2_with_the_span1_model_blocks_as_the_baseline_graph_does(
         assert reasons.get("payment_type_xf") == "VOCABULARY_REMAPPED"
 
 
+def test_a_baseline_sharing_no_vocabulary_with_the_current_graph_is_an_input_error(taxi, capsys):
+    # The taxi graph derives payment_type_xf and company_xf, the testdata graph city_xf
+    # and product_xf: another pipeline's graph, as a wrong Resolver would give.
+    capsys.readouterr()
+    code = check_testdata("--baseline-transform-graph", taxi["span1_graph"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == 2
+    (line,) = err
+    assert (
+        f"--baseline-transform-graph {taxi['span1_graph']!r} has none of the vocabularies" in line
+    )
+    assert "['city_xf', 'product_xf']" in line and "'payment_type_xf'" in line
+
+
 def test_span1_with_its_own_model_passes(taxi, span1_model):
     model, _ = span1_model
     result = api.check(taxi["span1_raw"], taxi["span1_graph"], model=model)
@@ -340,25 +357,27 @@ def test_warm_start_embeddings_puts_each_token_on_its_new_row(taxi, span1_model)
     )
 
 
+def test_warm_start_embeddings_from_a_model_without_embedding_tables_is_an_input_error():
+    # A transform graph's transform_fn passed as the base model: it has a transform
+    # layer but no table, and an empty result would cold-start the Trainer in silence.
+    with pytest.raises(InputError, match=r"no embedding table of a vocabulary feature") as raised:
+        warm_start_embeddings(str(TRANSFORM_GRAPH_DIR / "transform_fn"), str(TRANSFORM_GRAPH_DIR))
+    assert "transform_fn'" in str(raised.value) and "['city_xf', 'product_xf']" in str(raised.value)
+
+
+def test_warm_start_embeddings_from_a_file_says_it_is_a_file(tmp_path):
+    a_file = tmp_path / "afile.txt"
+    a_file.write_text("hello\n")
+    with pytest.raises(InputError, match=r"afile.txt'\) is a file, not a model folder"):
+        warm_start_embeddings(str(a_file), str(TRANSFORM_GRAPH_DIR))
+
+
 def test_a_model_without_transform_layer_says_the_order_cannot_be_known(tmp_path, capsys):
     model = build_keras_lookup(
         str(tmp_path), "keras3", "embedding", feature="product_xf", num_tokens=42
     )
     capsys.readouterr()
-    code = cli.main(
-        [
-            "check",
-            "--transform-graph",
-            str(TRANSFORM_GRAPH_DIR),
-            "--examples",
-            str(EXAMPLES_DIR),
-            "--split",
-            "train",
-            "--model",
-            model,
-            "--json",
-        ]
-    )
+    code = check_testdata("--split", "train", "--model", model, "--json")
     report = json.loads(capsys.readouterr().out)["train"]
     (finding,) = [f for f in report["split_findings"] if f["reason"] == "VOCABULARY_ORDER_UNKNOWN"]
     assert finding["severity"] == "INFO"

@@ -18,7 +18,14 @@ TRANSFORM = StatisticsCounts(example_count.TRANSFORM, "/t/FeatureStats.pb", tota
 def test_statistics_gen_counts_compare_per_split():
     checks = example_count.compare(PER_SPLIT, {"train": 9909, "eval": 5090, "test": 7}, ["train"])
 
-    assert set(checks) == {"train", "eval"}  # no statistics of 'test': nothing to say
+    assert set(checks) == {"train", "eval", "test"}
+    # No statistics of 'test': its report says so rather than falling silent.
+    assert not checks["test"].compared and not checks["test"].matches
+    assert checks["test"].sentence() == (
+        "Example count not compared with StatisticsGen's statistics (/stats): they have no "
+        "Split-test/FeatureStats.pb, only splits 'eval' and 'train'"
+    )
+    assert proof_findings.count_mismatch("test", checks["test"]) is None
     assert checks["train"].matches
     assert checks["train"].sentence() == (
         "9,909 of 9,909 examples, as StatisticsGen's statistics count them"

@@ -212,7 +212,8 @@ def serving_model_dir(path: str) -> str:
     from tfx.dsl.io import fileio
 
     if not fileio.isdir(path):
-        raise ModelInputError(f"Model directory {path!r} does not exist; {_FIX_PATH}.")
+        what = "is a file, not a model folder" if fileio.exists(path) else "does not exist"
+        raise ModelInputError(f"Model directory {path!r} {what}; {_FIX_PATH}.")
     candidate = path
     if not fileio.exists(os.path.join(candidate, SAVED_MODEL_FILE)) and fileio.isdir(
         os.path.join(candidate, "Format-Serving")

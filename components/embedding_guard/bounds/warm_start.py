@@ -115,11 +115,20 @@ def warm_start_embeddings(
       Transformed feature -> the new matrix, shape (rows, embedding dim).
 
     Raises:
-      InputError: The base model has no transform layer, or a named feature
+      InputError: base_model_dir is a file, the base model has no transform
+        layer or no embedding table of a vocabulary feature, or a named feature
         cannot be warm-started; the message says why.
     """
+    from tfx.dsl.io import fileio
+
     from embedding_guard.bounds import transform_graph
 
+    if fileio.exists(base_model_dir) and not fileio.isdir(base_model_dir):
+        # serving_model_dir would say it "does not exist".
+        raise InputError(
+            f"warm_start_embeddings(base_model_dir={base_model_dir!r}) is a file, not a model "
+            "folder; pass the base model's folder (a SavedModel, or a TFX Model artifact's URI)."
+        )
     saved_model_dir = model_analysis.serving_model_dir(base_model_dir)
     old = remap_sources.model_vocabularies(saved_model_dir)
     if old.unknown_why:
@@ -140,6 +149,15 @@ def warm_start_embeddings(
         and _is_vocabulary(old.derivations.get(feature))
         and _is_vocabulary(graph.derivations.get(feature))
     }
+    if not candidates:
+        # An empty result would silently cold-start the Trainer (e.g. given a transform graph).
+        looked_for = sorted(f for f, d in graph.derivations.items() if _is_vocabulary(d))
+        raise InputError(
+            f"warm_start_embeddings(base_model_dir={base_model_dir!r}): no embedding table of "
+            f"a vocabulary feature was found in it (looked for the vocabulary features "
+            f"{looked_for!r}); pass the trained base model (Trainer's model), not a transform "
+            "graph, or train from scratch."
+        )
     wanted = sorted(candidates) if features is None else list(features)
     missing = sorted(set(wanted) - set(candidates))
     if missing:

@@ -94,6 +94,16 @@ def _rate_from_text(text: str) -> float:
     )
 
 
+def _share_from_text(text: str) -> float:
+    """--max-hash-collision-share's value; argparse prints an ArgumentTypeError as it is."""
+    try:
+        return _rate_from_text(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--max-hash-collision-share {text!r}: {error}; pass a share such as 0.5"
+        ) from None
+
+
 def _threshold(flag: str, allow_off: bool) -> Callable[[str], tuple[str | None, float | None]]:
     """Parses `RATE`, `FEATURE=RATE` or (if allowed) `off` into (feature or None, rate or None)."""
 
@@ -255,7 +265,7 @@ def add_parser(commands: Any) -> None:
     )
     check.add_argument(
         "--max-hash-collision-share",
-        type=_rate_from_text,
+        type=_share_from_text,
         default=validator_options.DEFAULT_MAX_HASH_COLLISION_SHARE,
         metavar="SHARE",
         help="in raw mode, warn when more than SHARE (0..1] of a hashed feature's distinct raw "
@@ -414,7 +424,6 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} '' is an empty path; pass a path or leave {flag} out.")
     if args.output:
         output_folder.check_apart_from_inputs(args.output, inputs, "--output")
-    offending_flags.check_target(args, inputs)
     if args.junit_xml:
         if os.path.isdir(args.junit_xml):
             # Said first: a folder such as /tmp would otherwise "overlap" an input in it.
@@ -438,6 +447,7 @@ def run(args: argparse.Namespace) -> int:
         exclude_setting="--exclude-split",
     )
     split_uris = {name: all_split_uris[name] for name in splits}
+    offending_flags.check_target(args, inputs, splits)
     # What the run imports on its way (TFT to read a graph, Keras to read a
     # model, Beam to run a pipeline), imported while the start-up pause lasts.
     if args.transform_graph:

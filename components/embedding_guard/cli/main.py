@@ -119,7 +119,7 @@ def _add_report_parser(commands: Any) -> None:
             "<tfx_root>/metadata/<pipeline>/ beside <tfx_root>/pipelines/<pipeline>. Exit "
             "code 0: shown; 1: --fail-on-blocked and a shown node (or the --node given) is "
             "blocked or has no verdict; 2: no database, no validator run, an unreadable one, "
-            "--html with several nodes (pass --node), or an unsafe --html."
+            "or an unsafe --html."
         ),
     )
     report.add_argument(

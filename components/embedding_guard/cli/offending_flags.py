@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from embedding_guard.cli.usage import UsageError
@@ -53,17 +53,34 @@ def effective_limit(args: argparse.Namespace) -> int:
     return DEFAULT_LIMIT if limit is None else limit
 
 
-def check_target(args: argparse.Namespace, inputs: Mapping[str, str | None]) -> None:
-    """Refuses an --offending-examples folder that is empty text or overlaps an input."""
+def check_target(
+    args: argparse.Namespace, inputs: Mapping[str, str | None], splits: Sequence[str]
+) -> None:
+    """Makes the --offending-examples folder, or refuses it, before anything is read.
+
+    Refused: empty text, a folder that overlaps an input, a file, a Split-<name>
+    in it that is a link or a file, and a folder that cannot be made.
+    """
+    from tfx.dsl.io import fileio
+
     from embedding_guard.run import output_folder
 
-    if args.offending_examples is None:
+    target = args.offending_examples
+    if target is None:
         return
-    if args.offending_examples == "":
+    if target == "":
         raise UsageError(
             "--offending-examples '' is an empty path; pass a folder or leave the flag out."
         )
-    output_folder.check_apart_from_inputs(args.offending_examples, inputs, "--offending-examples")
+    flag = "--offending-examples"
+    output_folder.check_apart_from_inputs(target, inputs, flag)
+    output_folder.check_split_entries(target, splits, flag)
+    try:
+        fileio.makedirs(target)
+    except Exception as error:  # noqa: BLE001 - every I/O failure means the same here
+        raise UsageError(
+            f"{flag} {target!r} cannot be made ({printable(error)}); pass a writable folder."
+        ) from None
 
 
 def publish(args: argparse.Namespace, staged: Mapping[str, str]) -> str | None:
@@ -80,7 +97,11 @@ def publish(args: argparse.Namespace, staged: Mapping[str, str]) -> str | None:
     from embedding_guard.run import offending_examples
 
     if args.offending_examples:
-        written = offending_examples.copy_split_examples(staged, args.offending_examples)
+        from embedding_guard.run import output_folder
+
+        # Ctrl-C waits until every file is in place, as for --output's reports.
+        with output_folder.signals_deferred():
+            written = offending_examples.copy_split_examples(staged, args.offending_examples)
         where = args.offending_examples
     else:
         written = offending_examples.count_files(staged)

@@ -376,6 +376,11 @@ def run_command(args: argparse.Namespace) -> int:
             "EmbeddingIndexValidator first, or pass the database it used."
         )
     chosen = mlmd_runs.select_runs(runs, args.run, args.node)
+    if args.html and len(chosen) > 1 and os.path.isdir(args.html):
+        # One node's page is refused there by check_html_output; several pages too.
+        raise ReportError(
+            f"--html {args.html!r} is a folder; pass a file name, e.g. {args.html}/report.html."
+        )
     pages = html_paths(args.html, [run.node_id for run in chosen]) if args.html else {}
     for path in pages.values():
         check_html_output(

@@ -62,6 +62,18 @@ def num_examples(path: str, parameter: str) -> int:
     return int(statistics.datasets[0].num_examples)
 
 
+def _check_stats_file(path: str, parameter: str) -> None:
+    """Refuses a FeatureStats.pb that is no regular file, saying what the folder must hold."""
+    if files.is_local(path) and os.path.isdir(path):
+        # The parameter takes a folder, so "pass the file inside it" would mislead.
+        raise InputError(
+            f"{parameter}: {path!r} is a folder, not a file; {parameter} takes the output "
+            f"folder of StatisticsGen (or Transform), whose {STATS_FILE} are files: pass that "
+            "folder as the component wrote it, or leave it out."
+        )
+    files.check_regular_file(path, parameter, f"{STATS_FILE} file")
+
+
 def read_counts(folder: str, parameter: str = "statistics") -> StatisticsCounts:
     """Reads a statistics artifact folder, in either layout.
 
@@ -84,13 +96,13 @@ def read_counts(folder: str, parameter: str = "statistics") -> StatisticsCounts:
         )
     root_file = os.path.join(folder, STATS_FILE)
     if fileio.exists(root_file):
-        files.check_regular_file(root_file, parameter, "FeatureStats.pb file")
+        _check_stats_file(root_file, parameter)
         return StatisticsCounts(TRANSFORM, root_file, total=num_examples(root_file, parameter))
     by_split = {}
     for split, split_dir in files.split_dirs(folder).items():
         path = os.path.join(split_dir, STATS_FILE)
         if fileio.exists(path):
-            files.check_regular_file(path, parameter, "FeatureStats.pb file")
+            _check_stats_file(path, parameter)
             by_split[split] = (path, num_examples(path, parameter))
     if not by_split:
         raise InputError(

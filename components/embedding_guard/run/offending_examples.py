@@ -109,7 +109,11 @@ def copy_split_examples(split_dirs: Mapping[str, str], target: str) -> int:
         fileio.makedirs(destination)
         for name in sorted(fileio.listdir(source)):
             temporary = os.path.join(destination, f".{uuid.uuid4().hex}.tmp")
-            fileio.copy(os.path.join(source, name), temporary, overwrite=True)
-            fileio.rename(temporary, os.path.join(destination, name), overwrite=True)
+            try:
+                fileio.copy(os.path.join(source, name), temporary, overwrite=True)
+                fileio.rename(temporary, os.path.join(destination, name), overwrite=True)
+            finally:
+                if fileio.exists(temporary):
+                    fileio.remove(temporary)
             copied += 1
     return copied

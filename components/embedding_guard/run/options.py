@@ -57,6 +57,7 @@ CLI_FLAGS = {
     "model": "--model",
     "schema": "--schema",
     "statistics": "--statistics",
+    "transform_graph": "--transform-graph",
 }
 
 

@@ -232,7 +232,7 @@ def validate(
             for feature, description in unchecked_lookups
             for finding in findings.model_lookup_unchecked(split_uris, feature, description)
         ),
-        statistics=_statistics_counts(statistics, transform_graph, option_names),
+        statistics=_statistics_counts(statistics, transform_graph, option_names, split_uris),
         all_splits=tuple(all_splits or split_uris),
     )
     plan = remap_plan.with_remaps(
@@ -266,15 +266,31 @@ def validate(
 
 
 def _statistics_counts(
-    statistics: str | None, transform_graph: str | None, option_names: Mapping[str, str] | None
+    statistics: str | None,
+    transform_graph: str | None,
+    option_names: Mapping[str, str] | None,
+    splits: Iterable[str] = (),
 ) -> Any:
-    """The example counts to check the examples read against, or None when none are at hand."""
+    """The example counts to check the examples read against, or None when none are at hand.
+
+    Raises:
+      InputError: The given statistics cannot be read, or are per split and
+        have none of the validated splits (they would be silently unused).
+    """
     from embedding_guard.read import statistics as statistics_io
+    from embedding_guard.verdict import example_count
 
     if statistics is not None:
-        return statistics_io.read_counts(
-            statistics, (option_names or {}).get("statistics", "statistics")
-        )
+        setting = (option_names or {}).get("statistics", "statistics")
+        counts = statistics_io.read_counts(statistics, setting)
+        splits = sorted(splits)
+        if counts.source == example_count.STATISTICS and not set(counts.by_split) & set(splits):
+            raise InputError(
+                f"{setting} {statistics!r} has statistics of splits {sorted(counts.by_split)!r}, "
+                f"and none of the validated splits {splits!r}; pass the statistics of these "
+                "examples (StatisticsGen's output for them), or leave it out."
+            )
+        return counts
     if transform_graph is not None:
         return statistics_io.transform_statistics(transform_graph)
     return None

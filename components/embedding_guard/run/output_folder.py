@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import tempfile
 import uuid
@@ -22,6 +23,7 @@ from embedding_guard.errors import InputError
 from embedding_guard.read import files
 from embedding_guard.reports import report_io
 from embedding_guard.reports.text import printable
+from embedding_guard.run.offending_examples import OFFENDING_EXAMPLES_DIR
 
 STAGING_PREFIX = ".staging-"
 
@@ -66,8 +68,53 @@ def check_apart_from_inputs(output: str, inputs: Mapping[str, str | None], name:
             )
 
 
+def check_split_entries(folder: str, splits: Iterable[str], name: str) -> None:
+    """Refuses a folder whose Split-<name> entries this run could not own.
+
+    A run writes each split's files into folder/Split-<name>/ and replaces its
+    offending_examples/ there. A link would carry those writes (and that
+    removal) wherever it points, an input included; a file would fail the run
+    halfway. Both are refused before anything is read.
+
+    Args:
+      folder: The output folder (--output, --offending-examples).
+      splits: The splits the run writes.
+      name: How messages name the folder.
+
+    Raises:
+      InputError: The folder is a file, or an entry is a link or not a folder.
+    """
+    if not files.is_local(folder):
+        return
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise InputError(f"{name} {folder!r} is a file, not a folder; pass a folder.")
+    for split in splits:
+        entry = os.path.join(folder, f"{files.SPLIT_DIR_PREFIX}{split}")
+        for path in (entry, os.path.join(entry, OFFENDING_EXAMPLES_DIR)):
+            if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+                kind = "a link" if os.path.islink(path) else "not a folder"
+                raise InputError(
+                    f"{name} {folder!r} holds {os.path.relpath(path, folder)!r}, which is "
+                    f"{kind}; this run writes split {split!r} there. Remove it or pick "
+                    f"another {name}."
+                )
+
+
+def remove_entry(path: str) -> None:
+    """Removes a file, a folder, or a link itself (never what a link points to)."""
+    from tfx.dsl.io import fileio
+
+    if files.is_local(path):
+        if os.path.islink(path) or not os.path.isdir(path):
+            os.unlink(path)
+        else:
+            shutil.rmtree(path)
+    else:
+        fileio.rmtree(path)
+
+
 @contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
+def signals_deferred() -> Iterator[None]:
     """Holds Ctrl-C and SIGTERM until the block ends, then delivers them.
 
     Only the main thread can set handlers; elsewhere the block runs as it is.
@@ -124,21 +171,6 @@ class OutputFolder:
         self._lock_handle: int | None = None
         self._created = False
 
-    def _check_split_entries(self, output: str) -> None:
-        """Refuses a Split-<name> in the output that is a file or leads into an input."""
-        if not files.is_local(output):
-            return
-        for split in self.splits:
-            entry = os.path.join(output, f"{files.SPLIT_DIR_PREFIX}{split}")
-            if os.path.lexists(entry) and not os.path.isdir(entry):
-                raise InputError(
-                    f"{self.name} {output!r} holds {os.path.basename(entry)!r}, which is not "
-                    "a folder; the reports of split "
-                    f"{split!r} go there. Remove it or pick another {self.name}."
-                )
-            if os.path.islink(entry):
-                check_apart_from_inputs(entry, self.inputs, f"{self.name}'s link")
-
     def __enter__(self) -> OutputFolder:
         from tfx.dsl.io import fileio
 
@@ -146,7 +178,7 @@ class OutputFolder:
             self.staging = tempfile.mkdtemp(prefix="embedding-guard-")
             return self
         check_apart_from_inputs(self.output, self.inputs, self.name)
-        self._check_split_entries(self.output)
+        check_split_entries(self.output, self.splits, self.name)
         try:
             self._created = not fileio.exists(self.output)
             fileio.makedirs(self.output)
@@ -190,7 +222,9 @@ class OutputFolder:
         for entry in fileio.listdir(output):
             entry = entry.rstrip("/")
             if entry.startswith(STAGING_PREFIX):
-                fileio.rmtree(os.path.join(output, entry))
+                # A link named so is removed itself: rmtree through it emptied the
+                # folder it pointed to, an input included.
+                remove_entry(os.path.join(output, entry))
 
     def split_dirs(self) -> dict[str, str]:
         """Each split's staging folder, where the run writes its reports."""
@@ -205,7 +239,7 @@ class OutputFolder:
 
         if self.output is None:
             return
-        with _signals_deferred():
+        with signals_deferred():
             for staged in self.split_dirs().values():
                 final = os.path.join(self.output, os.path.basename(staged))
                 report_io.discard_report(final)

@@ -98,6 +98,19 @@ def with_remaps(
     remaps = remap_sources.remaps(
         [b for b in plan.bounds if b.feature in set(vocabulary_features)], graph.derivations, old
     )
+    if baseline_transform_graph is not None and vocabulary_features and not remaps:
+        # Another pipeline's graph (a wrong Resolver) would leave the row order
+        # unverified while the user believes it checked.
+        theirs = sorted(
+            feature
+            for feature, derivation in old.derivations.items()
+            if derivation.kind is DerivationKind.VOCABULARY
+        )
+        raise InputError(
+            f"{setting} {baseline_transform_graph!r} has none of the vocabularies of the "
+            f"checked features {sorted(vocabulary_features)!r} (it has {theirs!r}); pass the "
+            "previous Transform's transform_graph of this pipeline."
+        )
     for feature in vocabulary_features:
         if feature in remaps:
             remap = remaps[feature]

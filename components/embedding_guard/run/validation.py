@@ -19,6 +19,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from embedding_guard.bounds import resolve as bounds_lib
 from embedding_guard.bounds.graph_derivation import DerivationKind
+from embedding_guard.errors import InputError
 from embedding_guard.read import files, places, reader
 from embedding_guard.reports import report_io
 from embedding_guard.run import offending_examples, raw_mode
@@ -416,6 +417,13 @@ def plan(
         raw_schema,
         (option_names or {}).get("examples_kind", "examples_kind"),
     )
+    _check_locator_feature(
+        options.locator_feature,
+        kind,
+        schema if kind is raw_mode.ExamplesKind.TRANSFORMED else raw_schema,
+        present,
+        (option_names or {}).get("locator_feature", "locator_feature"),
+    )
     if kind is raw_mode.ExamplesKind.TRANSFORMED:
         return Plan(feature_bounds, kind, None, unchecked, gate=gate)
     raw_sources = {}
@@ -449,6 +457,36 @@ def plan(
         if hashed_range is not None
     )
     return Plan(feature_bounds, kind, transformer, unchecked, gate=gate, hashed=hashed)
+
+
+def _check_locator_feature(
+    locator_feature: str | None,
+    kind: raw_mode.ExamplesKind,
+    schema: schema_pb2.Schema | None,
+    present: set[str] | None,
+    setting: str,
+) -> None:
+    """Refuses a locator feature the examples read cannot hold: a misspelt name locates nothing.
+
+    Valid names are those of the schema of the examples read (the raw schema in
+    raw mode) and those of their first record, since a user schema may list only
+    the checked features.
+
+    Raises:
+      InputError: locator_feature names neither.
+    """
+    if locator_feature is None:
+        return
+    valid = set(present or ()) | {proto.name for proto in (schema.feature if schema else ())}
+    if locator_feature in valid:
+        return
+    raw = kind is raw_mode.ExamplesKind.RAW
+    raise InputError(
+        f"{setting} {locator_feature!r} is not a feature of the {kind.value} examples read; "
+        f"their features: {sorted(valid)!r}. Name one of them"
+        + (" (raw examples are located by a raw feature)" if raw else "")
+        + ", or leave it out."
+    )
 
 
 def _hashed_range(derivation: Any) -> hash_load.HashedRange | None:

@@ -136,6 +136,15 @@ def compare(
             if split in counts.by_split:
                 path, in_statistics = counts.by_split[split]
                 checks[split] = ExampleCountCheck(STATISTICS, path, (split,), number, in_statistics)
+            else:
+                # Given statistics that skip a split must say so, not fall silent.
+                note = (
+                    f"they have no Split-{split}/FeatureStats.pb, only splits "
+                    f"{_names(sorted(counts.by_split))}"
+                )
+                checks[split] = ExampleCountCheck(
+                    STATISTICS, counts.path, (split,), number, None, note
+                )
         return checks
     splits = tuple(sorted(counted))
     total = sum(counted.values())
