@@ -226,7 +226,6 @@ def run(
       Split name -> the split's report, read back from its output folder.
     """
     options = options or ValidatorOptions()
-    policy = options.oov_policy([job.name for job in jobs])
     bounds = plan.bounds
     with pipeline:
         split_counts = []
@@ -263,12 +262,8 @@ def run(
                 validation.write_reports,
                 {job.name: job.output_dir for job in jobs},
                 baseline,
-                policy,
-                plan.unchecked,
-                plan.run_findings,
-                plan.gate,
-                options.unchecked_severity,
-                **plan.proof_settings(options),
+                plan,
+                options,
             )
         )
     return validation.read_reports(jobs)

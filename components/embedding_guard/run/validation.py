@@ -150,44 +150,29 @@ def write_reports(
     split_counts: list[tuple[str, core.SplitAccumulator]],
     output_dirs: dict[str, str],
     baseline: schema_pb2.Schema | None,
-    policy: findings.OovPolicy,
-    unchecked_features: Sequence[UncheckedFeature],
-    run_findings: Sequence[Finding],
-    gate: str = "Trainer",
-    unchecked_severity: str = "INFO",
-    *,
-    statistics: example_count.StatisticsCounts | None = None,
-    all_splits: Sequence[str] = (),
-    raw_examples: bool = False,
-    max_hash_collision_share: float | None = proof_findings.DEFAULT_MAX_HASH_COLLISION_SHARE,
-    vocabulary_remapped_severity: str = "ERROR",
+    plan: Plan,
+    options: ValidatorOptions,
 ) -> None:
     """Builds every split's report from its combined counts and writes its files.
 
     Args:
       split_counts: (split, its combined counts) for every split.
-      output_dirs: Split name -> the folder its files go to.
+      output_dirs: Split name -> the folder its files go to; its keys are the
+        run's splits (the OOV drift's baseline is chosen among them).
       baseline: The schema written into each Anomalies proto.
-      policy: The OOV thresholds.
-      unchecked_features: The integer features that were not checked, with roles.
-      run_findings: Findings about the run's configuration, by split.
-      gate: The stage the run gates: "Trainer", or "Pusher" with a model.
-      unchecked_severity: The unchecked_severity setting ("INFO", "WARNING",
-        "ERROR").
-      statistics: Statistics of the same examples, whose counts the examples
-        read are checked against; None when none are at hand.
-      all_splits: Every split the examples hold, read or not; default: those read.
-      raw_examples: The examples are raw (the transform graph applied first).
-      max_hash_collision_share: The max_hash_collision_share setting.
-      vocabulary_remapped_severity: The vocabulary_remapped_severity setting.
+      plan: The run's plan: unchecked features, run findings, the gate, the
+        statistics to compare with, the examples kind.
+      options: The run's settings (OOV thresholds and the severities).
     """
+    policy = options.oov_policy(list(output_dirs))
+    statistics = plan.statistics
     reports = findings.build_reports(
         dict(split_counts),
         policy,
-        unchecked_features=unchecked_features,
-        run_findings=run_findings,
-        gate=gate,
-        unchecked_severity=Severity(unchecked_severity),
+        unchecked_features=plan.unchecked,
+        run_findings=plan.run_findings,
+        gate=plan.gate,
+        unchecked_severity=Severity(options.unchecked_severity),
     )
     # The records framed in every shard (read_counts), as statistics count examples.
     counted = {
@@ -200,16 +185,21 @@ def write_reports(
         reports,
         {}
         if statistics is None
-        else example_count.compare(statistics, counted, all_splits or list(counted), raw_examples),
+        else example_count.compare(
+            statistics,
+            counted,
+            plan.all_splits or list(counted),
+            plan.examples_kind is raw_mode.ExamplesKind.RAW,
+        ),
         {
             split: counts.hash_load_results()
             for split, counts in split_counts
             if isinstance(counts, hash_load.SplitCounts)
         },
-        max_hash_collision_share,
+        options.max_hash_collision_share,
     )
     reports = remap_findings.with_remaps(
-        reports, dict(split_counts), Severity(vocabulary_remapped_severity)
+        reports, dict(split_counts), Severity(options.vocabulary_remapped_severity)
     )
     reports = provenance.with_provenance(reports, dict(split_counts))
     # index_report.json, written last, marks a split's report as complete. Dropping
@@ -246,7 +236,6 @@ def run_in_process(
       Split name -> the split's report, read back from its output folder.
     """
     options = options or ValidatorOptions()
-    policy = options.oov_policy([job.name for job in jobs])
     split_counts: list[tuple[str, core.SplitAccumulator]] = []
     for job in jobs:
         merged = hash_load.SplitCounts(plan.bounds, plan.hashed)
@@ -262,17 +251,7 @@ def run_in_process(
         ):
             merged.merge(accumulator)
         split_counts.append((job.name, merged))
-    write_reports(
-        split_counts,
-        {job.name: job.output_dir for job in jobs},
-        baseline,
-        policy,
-        plan.unchecked,
-        plan.run_findings,
-        plan.gate,
-        options.unchecked_severity,
-        **plan.proof_settings(options),
-    )
+    write_reports(split_counts, {job.name: job.output_dir for job in jobs}, baseline, plan, options)
     return read_reports(jobs)
 
 
@@ -335,16 +314,6 @@ class Plan:
     hashed: tuple[hash_load.HashedRange, ...] = ()
     statistics: example_count.StatisticsCounts | None = None
     all_splits: tuple[str, ...] = ()
-
-    def proof_settings(self, options: ValidatorOptions) -> dict[str, Any]:
-        """write_reports' keyword arguments for the count check and the hash load."""
-        return {
-            "statistics": self.statistics,
-            "all_splits": self.all_splits,
-            "raw_examples": self.examples_kind is raw_mode.ExamplesKind.RAW,
-            "max_hash_collision_share": options.max_hash_collision_share,
-            "vocabulary_remapped_severity": options.vocabulary_remapped_severity,
-        }
 
 
 def plan(
