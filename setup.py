@@ -41,6 +41,10 @@ INSTALL_REQUIRES = [
     "numpy>=1.22,<2",
     "absl-py>=0.9,<2",
     "protobuf>=3.20.3,<5",
+    # The transform graph's protos, compiled, without importing TensorFlow.
+    "tensorboard>=2.16,<2.17",
+    # TFRecord checksums for the offending examples, without TensorFlow.
+    "google-crc32c>=1.5,<2",
     # check's progress bars.
     "rich>=13,<16",
 ]

@@ -32,6 +32,8 @@ import synthetic_data
 
 from embedding_guard.read import files, places
 from embedding_guard.run import validation
+from embedding_guard.run.examples_kind import ExamplesKind
+from embedding_guard.run.options import ValidatorOptions
 from embedding_guard.verdict import core
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -55,11 +57,12 @@ def _bounds() -> list[core.FeatureBounds]:
 
 def _count(shards: list[str], mode: str) -> tuple[float, float, core.SplitAccumulator]:
     bounds = _bounds()
-    kwargs = {}
+    plan = validation.Plan(tuple(bounds), ExamplesKind.TRANSFORMED, None)
+    options = ValidatorOptions()
     if mode == "examples":
-        kwargs = {"examples_limit": 10}
+        options = ValidatorOptions(offending_examples_limit=10)
     elif mode == "locator_feature":
-        kwargs = {"locator_feature": synthetic_data.STRING_FEATURE}
+        options = ValidatorOptions(locator_feature=synthetic_data.STRING_FEATURE)
     patch = (
         mock.patch.object(places, "batch_place", lambda *args, **kw: None)
         if mode == "off"
@@ -68,7 +71,7 @@ def _count(shards: list[str], mode: str) -> tuple[float, float, core.SplitAccumu
     merged = core.SplitAccumulator(bounds)
     wall, cpu = time.perf_counter(), time.process_time()
     with patch:
-        for _, accumulator in validation.count_shards(shards, bounds, **kwargs):
+        for _, accumulator in validation.count_shards(shards, plan, options):
             merged.merge(accumulator)
     return time.perf_counter() - wall, time.process_time() - cpu, merged
 

@@ -30,9 +30,10 @@ import time
 START = time.perf_counter()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+
+import atomic_files  # noqa: E402
 
 SPLIT = "train"
 DECODE_BATCH_SIZE = 50_000
@@ -291,9 +292,7 @@ def main(argv=None) -> int:
             "work_cpu_s": done_cpu - imported_cpu,
         }
     )
-    with open(args.result + ".tmp", "w") as f:
-        json.dump(result, f)
-    os.replace(args.result + ".tmp", args.result)
+    atomic_files.write_json(args.result, result)
     return 0
 
 

@@ -11,17 +11,17 @@ repetition runs, interleaved and each in a fresh process:
   the floor of any reader of these files;
 - `limit`: TensorFlow's parse-only reader on every CPU (measure.py `limit`);
 - `cli`: `check --schema` in-process, records parsed by the compiled parser;
-- `cli_tf_parse`: the same with the compiled parser off (TensorFlow parses);
+- `cli_tf_parse`: the same with the compiled parser off (TensorFlow parses,
+  imported on the first batch: its import falls in the work);
 
 and on the 3-split test data (tests/component/testdata), each the console
 script from start to exit, or a bare interpreter:
 
 - `tiny`: `embedding-guard check --transform-graph ... --examples ...`;
 - `import_tf`: `python -c "import tensorflow"`;
-- `light_imports`: what a check without TensorFlow would import (numpy, absl,
-  protobuf, tensorflow_metadata's Schema, tensorboard's GraphDef protos, TFX's
-  local filesystem and the compiled parser): the start-up left if TensorFlow
-  were imported only where it is needed.
+- `light_imports`: the main imports of a check, which imports no TensorFlow
+  (numpy, absl, protobuf, tensorflow_metadata's Schema, tensorboard's GraphDef
+  protos, TFX's local filesystem and the compiled parser).
 
 Every figure goes with the 1-minute load average read just before it. Ratios
 are taken against measurements of the same repetition, then their median.

@@ -29,6 +29,8 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
+import atomic_files  # noqa: E402
+
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PINNED = ("taskset", "-c", "0")
 # issue 30: raw-mode work on 2 CPUs at least 1.6x faster than on 1.
@@ -61,8 +63,7 @@ def child(examples: str, graph: str, output: str, result_path: str) -> None:
         "work_cpu_s": done_cpu - imported_cpu,
         "company": [feature["counts"]["in_vocab"], feature["counts"]["oov"]],
     }
-    with open(result_path, "w") as f:
-        json.dump(result, f)
+    atomic_files.write_json(result_path, result)
 
 
 def measure(examples: str, graph: str, prefix: tuple[str, ...], components: str) -> dict:
@@ -163,17 +164,16 @@ def main(argv=None) -> int:
             f"{TARGET_SPEEDUP}); per pair: {', '.join(f'{p:.2f}' for p in pairs)}"
         )
     if args.json_output:
-        with open(args.json_output, "w") as f:
-            json.dump(
-                {
-                    "runs": {f"{c}/{k}": rs for (c, k), rs in runs.items()},
-                    "speedups": speedups,
-                    "load_before": load_before,
-                    "load_after": load_after,
-                },
-                f,
-                indent=1,
-            )
+        atomic_files.write_json(
+            args.json_output,
+            {
+                "runs": {f"{c}/{k}": rs for (c, k), rs in runs.items()},
+                "speedups": speedups,
+                "load_before": load_before,
+                "load_after": load_after,
+            },
+            indent=1,
+        )
     return 0
 
 

@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 
+import atomic_files
 import numpy as np
 import synthetic_data
 
@@ -179,12 +180,10 @@ RATIO_METRICS = ("work_s", "work_cpu_s", "wall_s")
 
 def write_results(output: str, markdown_path: str | None, document: dict, text: str) -> None:
     """Writes a bench script's JSON document and its Markdown table, and prints the table."""
-    with open(output, "w") as f:
-        json.dump(document, f, indent=1, sort_keys=True)
+    atomic_files.write_json(output, document, indent=1, sort_keys=True)
     print(text)
     if markdown_path:
-        with open(markdown_path, "w") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
+        atomic_files.write_text(markdown_path, text if text.endswith("\n") else text + "\n")
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -743,21 +742,17 @@ def main(argv=None) -> int:
     }
     results["total_s"] = time.perf_counter() - started
     results["targets"] = _targets(results)
-    with open(args.output + ".tmp", "w") as f:
-        json.dump(results, f, indent=1, sort_keys=True)
-    os.replace(args.output + ".tmp", args.output)
+    atomic_files.write_json(args.output, results, indent=1, sort_keys=True)
     table = markdown(results)
     print()
     print(table)
     if markdown_path:
-        with open(markdown_path + ".tmp", "w") as f:
-            f.write("# embedding-guard benchmark results\n\n")
-            f.write(
-                "Produced by `bench/run_bench.py`; see bench/README.md for what each run "
-                "measures.\n\n"
-            )
-            f.write(table)
-        os.replace(markdown_path + ".tmp", markdown_path)
+        atomic_files.write_text(
+            markdown_path,
+            "# embedding-guard benchmark results\n\n"
+            "Produced by `bench/run_bench.py`; see bench/README.md for what each run "
+            "measures.\n\n" + table,
+        )
         print(f"Tables written to {markdown_path}")
     print(f"All runs written to {args.output}")
     return 0

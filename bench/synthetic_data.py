@@ -20,6 +20,7 @@ import os
 import shutil
 from collections.abc import Callable
 
+import atomic_files
 import numpy as np
 import pyarrow as pa
 
@@ -102,13 +103,6 @@ def transformed_schema(categorical=CATEGORICAL_FEATURES, others: bool = True):
     return schema
 
 
-def _write_text(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def write_transform_graph(root: str, categorical=CATEGORICAL_FEATURES, others: bool = True) -> dict:
     """Writes a transform_graph folder: transformed schema, asset_map and vocabularies.
 
@@ -134,13 +128,17 @@ def write_transform_graph(root: str, categorical=CATEGORICAL_FEATURES, others: b
         return paths
     shutil.rmtree(root, ignore_errors=True)
     schema_text = text_format.MessageToString(transformed_schema(categorical, others))
-    _write_text(paths["schema"], schema_text)
+    atomic_files.write_text(paths["schema"], schema_text)
     asset_map = {spec.vocabulary: spec.vocabulary for spec in categorical}
-    _write_text(os.path.join(root, "transformed_metadata", "asset_map"), json.dumps(asset_map))
+    atomic_files.write_text(
+        os.path.join(root, "transformed_metadata", "asset_map"), json.dumps(asset_map)
+    )
     for spec in categorical:
         tokens = "\n".join(f"{spec.vocabulary}_{i}" for i in range(spec.vocab_size))
-        _write_text(os.path.join(root, "transform_fn", "assets", spec.vocabulary), tokens + "\n")
-    _write_text(marker, json.dumps(identity))
+        atomic_files.write_text(
+            os.path.join(root, "transform_fn", "assets", spec.vocabulary), tokens + "\n"
+        )
+    atomic_files.write_text(marker, json.dumps(identity))
     return paths
 
 
@@ -292,8 +290,8 @@ def _write_cached_split(
                     _add_truth(truth, chunk_truth)
                     for record in encoder.encode(batch):
                         writer.write(record)
-        _write_text(truth_path, json.dumps(truth, indent=1, sort_keys=True))
-        _write_text(marker, json.dumps(identity))
+        atomic_files.write_text(truth_path, json.dumps(truth, indent=1, sort_keys=True))
+        atomic_files.write_text(marker, json.dumps(identity))
     with open(truth_path) as f:
         truth = json.load(f)
     size = sum(os.path.getsize(os.path.join(split_dir, name)) for name in os.listdir(split_dir))

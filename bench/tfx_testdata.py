@@ -60,6 +60,8 @@ def _company_counts(stdout: str) -> dict:
     reports = json.loads(stdout)
     counts = {}
     for split, report in sorted(reports.items()):
+        if split.startswith("_"):
+            continue  # the run's verdict (`_verdict`), not a split
         feature = next(f for f in report["features"] if f["feature"] == "company_xf")
         counts[split] = (feature["counts"]["in_vocab"], feature["counts"]["oov"])
     return counts

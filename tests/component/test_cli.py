@@ -319,9 +319,10 @@ def test_the_console_script_pauses_the_collector_for_start_up_only(tmp_path):
 
     assert seen["code"] == cli.EXIT_BLOCKED
     assert seen["paused_at_start_up"]
-    # The run itself collects, with TensorFlow's and TFT's objects frozen.
+    # The run itself collects, with the imports' objects frozen (some 37,000 of
+    # them: a check of transformed examples imports no TensorFlow).
     assert seen["enabled_in_run"]
-    assert seen["frozen_in_run"] > 100_000, seen
+    assert seen["frozen_in_run"] > 10_000, seen
     # The teardown leaves what the run made alive to the exit as well.
     assert seen["frozen_at_exit"] > seen["frozen_in_run"], seen
 

@@ -24,10 +24,15 @@ def test_reports_are_byte_identical_whichever_parser_reads_the_examples(tmp_path
     monkeypatch.setattr(example_parsing, "parse_problem", counted)
     compiled = _check_outputs(tmp_path / "compiled", monkeypatch, 2)
     # One batch per shard: three parsed in C, and the test split's, where
-    # product_xf holds a float, handed back to TensorFlow.
-    assert sorted(reasons, key=str) == [example_parsing.NOT_INT64, None, None, None]
+    # product_xf holds a float: handed back, then its int64 features read in C
+    # and product_xf in Python.
+    assert sorted(reasons, key=str) == [example_parsing.NOT_INT64, None, None, None, None]
+    # The test split's float batch parsed by TensorFlow, the rest in C.
+    monkeypatch.setattr(example_parsing, "PYTHON_PARSE_MAX_RECORDS", 0)
+    float_batch_by_tensorflow = _check_outputs(tmp_path / "float-by-tf", monkeypatch, 2)
     monkeypatch.setattr(example_parsing, "_tfrecord_framing", None)
     tensorflow = _check_outputs(tmp_path / "tensorflow", monkeypatch, 2)
 
     assert len(tensorflow) == 12
     assert compiled == tensorflow
+    assert float_batch_by_tensorflow == tensorflow

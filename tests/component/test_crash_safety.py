@@ -4,7 +4,7 @@ Runs are killed with SIGKILL, so no `finally` or cleanup code runs, in a
 subprocess: the command line or the executor. Two ways:
 
 * A harness (written to tmp_path; product code has no test hooks) wraps the
-  `fileio` module of report_io so that the Nth report file write writes half
+  `storage` module of report_io so that the Nth report file write writes half
   its data, flushes it and SIGKILLs its own process: a crash mid-write, at a
   known point.
 * The plain command line, killed from outside while it writes reports, at
@@ -57,8 +57,7 @@ import os
 import signal
 import sys
 
-from tfx.dsl.io import fileio
-
+from embedding_guard.read import storage
 from embedding_guard.reports import report_io
 
 kill_at, command, arguments = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
@@ -81,13 +80,13 @@ class DyingFile:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class FileioWithDyingWrite:
+class StorageWithDyingWrite:
     def __getattr__(self, name):
-        return getattr(fileio, name)
+        return getattr(storage, name)
 
-    def open(self, path, mode="r"):
+    def open_file(self, path, mode="rb"):
         global writes
-        file = fileio.open(path, mode)
+        file = storage.open_file(path, mode)
         if "w" in mode:
             writes += 1
             if writes == kill_at:
@@ -95,7 +94,7 @@ class FileioWithDyingWrite:
         return file
 
 
-report_io.fileio = FileioWithDyingWrite()
+report_io.storage = StorageWithDyingWrite()
 if command == "cli":
     from embedding_guard.cli import main as cli
 

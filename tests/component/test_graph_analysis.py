@@ -9,8 +9,11 @@ import collections
 import contextlib
 import io
 import json
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -627,3 +630,94 @@ def test_taxi_preprocessing_fn_with_zero_configuration(taxi_tft):
     assert company["top_raw_oov_values"] == [{"value": "", "count": company["oov_bucket"]}]
     for feature in ("pickup_latitude_xf", "dropoff_longitude_xf"):
         assert _features(reports["eval"])[feature]["bounds"]["upper_bound"] == 10
+
+
+# --- Issue 30: the graph read without TensorFlow ---------------------------------------
+
+GRAPH_SOURCES = {"testdata": TESTDATA / "transform_graph", "tfx_taxi": TAXI / "transform_graph"}
+HEAVY_MODULES = ("tensorflow", "tensorflow_transform", "keras", "tf_keras", "apache_beam")
+
+
+def _tensorflow_read_saved_model(transform_fn_dir):
+    """read_saved_model as it was: TensorFlow's own SavedModel proto."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(pathlib.Path(transform_fn_dir) / graph_analysis.SAVED_MODEL_FILE, "rb") as f:
+        return saved_model_pb2.SavedModel.FromString(f.read())
+
+
+def _bounds_per_feature(uri):
+    graph = transform_graph.load_transform_graph(str(uri))
+    resolved = bounds.resolve_bounds(
+        graph.schema, graph.vocabulary_sizes, derivations=graph.derivations
+    )
+    return dict(graph.derivations), {b.feature: b for b in resolved}
+
+
+@pytest.mark.parametrize("source", ["testdata", "tfx_taxi", "tf1", "tf2"])
+def test_analysis_of_tensorflow_s_protos_equals_the_tensorflow_free_one(
+    source, graphs, monkeypatch
+):
+    uri = GRAPH_SOURCES[source] if source in GRAPH_SOURCES else graphs[source]
+    ours = _bounds_per_feature(uri)
+    read = []
+
+    def tensorflow_reader(transform_fn_dir):
+        read.append(transform_fn_dir)
+        return _tensorflow_read_saved_model(transform_fn_dir)
+
+    # TensorFlow's MetaGraphDef through the same tracer, as model code hands it over.
+    monkeypatch.setattr(graph_analysis, "read_saved_model", tensorflow_reader)
+    reference = _bounds_per_feature(uri)
+
+    assert read
+    assert ours == reference
+    assert ours[1]
+
+
+def test_analysing_a_transform_graph_imports_no_tensorflow():
+    script = (
+        "import json, sys\n"
+        "from embedding_guard.bounds import resolve, transform_graph\n"
+        "graph = transform_graph.load_transform_graph(sys.argv[1])\n"
+        "found = resolve.resolve_bounds(graph.schema, graph.vocabulary_sizes,"
+        " derivations=graph.derivations)\n"
+        "heavy = [m for m in json.loads(sys.argv[2]) if m in sys.modules]\n"
+        "print(json.dumps({'bounds': sorted((b.feature, b.upper_bound) for b in found),"
+        " 'heavy': heavy}))\n"
+    )
+    components = pathlib.Path(__file__).resolve().parents[2] / "components"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(TESTDATA / "transform_graph"),
+            json.dumps(HEAVY_MODULES),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(components), TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    ran = json.loads(done.stdout.strip().splitlines()[-1])
+    assert ran["heavy"] == []
+    assert ran["bounds"] == [["age_xf", 5], ["city_xf", 25], ["product_xf", 42]]
+
+
+def test_trainer_helpers_take_a_tft_output_and_read_it_by_folder():
+    import tensorflow_transform as tft
+
+    output = tft.TFTransformOutput(str(TAXI / "transform_graph"))
+
+    assert transform_graph.is_tft_output(output)
+    assert not transform_graph.is_tft_output(str(TAXI / "transform_graph"))
+    assert transform_graph.embedding_input_dims(output) == transform_graph.embedding_input_dims(
+        str(TAXI / "transform_graph")
+    )
+    assert transform_graph.embedding_input_dim(output, "company_xf") == 63
+    with pytest.raises(transform_graph.TransformGraphError, match=r"tft.TFTransformOutput or"):
+        transform_graph.embedding_input_dim(object(), "company_xf")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+import tfx
 from component_testlib import (
     COUNT_KEYS,
     EXAMPLES_DIR,
@@ -1673,3 +1674,100 @@ def test_a_model_without_tables_says_so_in_the_verdict_and_the_json(capsys):
     assert verdict["model"] == str(model)
     assert verdict["model_sized_features"] == []
     assert verdict["coverage"].endswith("; no model table sizes any of them")
+
+
+def test_a_report_file_for_an_unknown_filesystem_is_refused_not_written_here(
+    tmp_path, monkeypatch, capsys
+):
+    # "foo://j.xml" split into the folder "foo:", a local path: the report was
+    # written to ./foo:/j.xml and the run said nothing.
+    monkeypatch.chdir(tmp_path)
+
+    result = check(capsys, EXAMPLES_DIR, "--junit-xml", "foo://j.xml")
+
+    assert_usage_error(result, "--junit-xml 'foo://j.xml' cannot be written", "'foo'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reports_whose_paths_would_pass_path_max_are_a_usage_error(tmp_path, capsys):
+    # The output folder itself fits in PATH_MAX (4,096 bytes); the files under
+    # Split-eval/offending_examples/ do not. It was exit 3, "internal error".
+    deep = tmp_path
+    while len(str(deep)) < 3_900:
+        deep /= "d" * 200
+    deep.mkdir(parents=True)
+    output = deep / ("o" * (4_030 - len(str(deep))))
+
+    result = check(capsys, EXAMPLES_DIR, "--output", output)
+
+    assert_usage_error(result, f"--output {str(output)!r} cannot be written", "File name too long")
+
+
+TFX_TAXI = Path(tfx.__file__).parent / "components" / "testdata" / "transform"
+
+
+def _damaged_graph(tmp_path: Path, damage: str) -> tuple[Path, Path]:
+    """(a copy of a graph whose saved_model.pb is damaged as damage says, its examples)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    if damage == "constant_bytes":
+        # TFX's TF1 taxi graph: its first Const holds the bucket boundaries of
+        # a bucketized feature, as float32 tensor_content.
+        graph, examples = tmp_path / damage, TFX_TAXI / "transformed_examples"
+        shutil.copytree(TFX_TAXI / "transform_graph", graph)
+    else:
+        graph, examples = copy_graph(tmp_path, damage), EXAMPLES_DIR
+    path = graph / "transform_fn" / "saved_model.pb"
+    if damage == "end_group_tag":
+        # protobuf warns of it before the parse gives nothing.
+        path.write_bytes(b"\x0c")
+        return graph, examples
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    graph_def = saved_model.meta_graphs[0].graph_def
+    if damage == "constant_bytes":
+        tensor = next(node for node in graph_def.node if node.name == "Const").attr["value"]
+        tensor.tensor.tensor_content = tensor.tensor.tensor_content[:-1]
+    else:
+        function = next(f for f in graph_def.library.function if "pruned" in f.signature.name)
+        name = "compute_and_apply_vocabulary/apply_vocab/None_Lookup/hash_bucket"
+        next(node for node in function.node_def if node.name == name).attr["num_buckets"].i = -5
+    path.write_bytes(saved_model.SerializeToString())
+    return graph, examples
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        ("constant_bytes", "holds a damaged constant behind 'dropoff_longitude_xf'"),
+        ("oov_buckets", "gives 'product_xf' -5 OOV buckets"),
+        ("end_group_tag", "is not a SavedModel"),
+    ],
+)
+def test_a_damaged_saved_model_is_one_line_naming_the_graph(tmp_path, damage, fragment):
+    # The first two were exit 3 (a numpy or a bounds ValueError); the third
+    # printed protobuf's RuntimeWarning and its source line before the error
+    # (the console script shows it: pytest would capture the warning).
+    graph, examples = _damaged_graph(tmp_path, damage)
+
+    done = _console_check(graph, examples)
+
+    assert_usage_error(CliResult(done.returncode, done.stdout, done.stderr), fragment)
+    assert "e-run Transform" in done.stderr
+
+
+def test_a_record_protobuf_warns_about_is_read_without_its_warning_on_stderr(tmp_path):
+    # b"\x0c", an end-group tag, parses as an empty tf.Example (TensorFlow's
+    # parser reads it so too), and protobuf printed a RuntimeWarning and its
+    # source line on stderr while the first-record check read it. The console
+    # script shows it: pytest would capture the warning.
+    from embedding_guard.run.offending_examples import tfrecord_bytes
+
+    split = tmp_path / "examples" / "Split-train"
+    split.mkdir(parents=True)
+    (split / "shard.tfrecord").write_bytes(tfrecord_bytes([b"\x0c"]))
+
+    done = _console_check(TRANSFORM_GRAPH_DIR, tmp_path / "examples")
+
+    assert done.returncode == cli.EXIT_BLOCKED
+    assert "FEATURE_MISSING_FROM_SPLIT" in done.stdout
+    assert done.stderr == ""

@@ -376,7 +376,7 @@ def test_a_check_lists_each_split_folder_once_and_opens_each_shard_once(
     tmp_path, monkeypatch, capsys
 ):
     # On GCS or S3 each listing and each open is a round trip before any reading.
-    from tfx.dsl.io import fileio
+    from embedding_guard.read import storage
 
     listed: list[str] = []
     opened: list[str] = []
@@ -386,9 +386,9 @@ def test_a_check_lists_each_split_folder_once_and_opens_each_shard_once(
         lambda uri, list_=files.list_shards: listed.append(uri) or list_(uri),
     )
     monkeypatch.setattr(
-        fileio,
-        "open",
-        lambda path, *args, open_=fileio.open: opened.append(path) or open_(path, *args),
+        storage,
+        "open_file",
+        lambda path, *args, open_=storage.open_file: opened.append(path) or open_(path, *args),
     )
     examples = _copy_examples(tmp_path)
     shards = sorted(str(path) for path in (examples / "Split-eval").iterdir())
@@ -407,7 +407,7 @@ def test_on_a_remote_filesystem_the_split_entries_are_checked_at_once(tmp_path, 
     # all of them run at the same time; one after another, the first times out.
     import threading
 
-    from tfx.dsl.io import fileio
+    from embedding_guard.read import storage
 
     split = tmp_path / "Split-train"
     split.mkdir()
@@ -417,13 +417,13 @@ def test_on_a_remote_filesystem_the_split_entries_are_checked_at_once(tmp_path, 
     entries = {str(path) for path in split.iterdir()}
     together = threading.Barrier(len(entries), timeout=10)
 
-    def isdir_all_at_once(path, isdir=fileio.isdir):
+    def isdir_all_at_once(path, isdir=storage.isdir):
         if path in entries:
             together.wait()
         return isdir(path)
 
     monkeypatch.setattr(files, "is_local", lambda path: False)
-    monkeypatch.setattr(fileio, "isdir", isdir_all_at_once)
+    monkeypatch.setattr(storage, "isdir", isdir_all_at_once)
 
     with pytest.raises(files.ShardError, match=r"'beam-temp' \(a folder\)"):
         files.list_shards(str(split))

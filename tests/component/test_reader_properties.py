@@ -24,7 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from embedding_guard.read import example_parsing, framing, reader
-from embedding_guard.run import beam_pipeline
+from embedding_guard.run import beam_pipeline, validation
+from embedding_guard.run.examples_kind import ExamplesKind
+from embedding_guard.run.options import ValidatorOptions
 from embedding_guard.verdict import core
 
 INT64 = np.iinfo(np.int64)
@@ -210,7 +212,10 @@ def test_reader_and_core_count_like_a_python_decode(
                     writer.write(_to_example(row).SerializeToString())
             paths.append(path)
         count_shards = beam_pipeline._CountShard(
-            bounds, batch_size, max_batch_bytes=max_batch_bytes, parallelism=parallelism
+            validation.Plan(tuple(bounds), ExamplesKind.TRANSFORMED, None),
+            ValidatorOptions(parallelism=parallelism),
+            batch_size,
+            max_batch_bytes=max_batch_bytes,
         )
         counted = [accumulator for _, accumulator in count_shards.count(paths)]
 
@@ -355,7 +360,7 @@ def test_first_record_frames_one_small_window_not_the_whole_shard_start(
 def test_reading_a_shard_opens_it_once(monkeypatch, tmp_path, compression, name):
     # On GCS or S3 every open is a round trip; deciding the compression (by the
     # name, then by the other guess) must reuse the bytes the read starts with.
-    from tfx.dsl.io import fileio
+    from embedding_guard.read import storage
 
     records = [
         _to_example({"a_xf": ("int64", [index])}).SerializeToString() for index in range(500)
@@ -366,9 +371,9 @@ def test_reading_a_shard_opens_it_once(monkeypatch, tmp_path, compression, name)
             writer.write(record)
     opened: list[str] = []
     monkeypatch.setattr(
-        fileio,
-        "open",
-        lambda path, *args, open_=fileio.open: opened.append(path) or open_(path, *args),
+        storage,
+        "open_file",
+        lambda path, *args, open_=storage.open_file: opened.append(path) or open_(path, *args),
     )
 
     read = [
@@ -377,3 +382,53 @@ def test_reading_a_shard_opens_it_once(monkeypatch, tmp_path, compression, name)
 
     assert read == records
     assert opened == [str(path)]
+
+
+# --- the first-record check reads records as TensorFlow's protos do ------------------------
+
+
+def _first_record_verdict(path: str, features: list[str]) -> tuple[str, object]:
+    """("ok", the first example's feature names) or ("refused", the ShardError's message)."""
+    try:
+        return "ok", reader.check_record_format({"train": [path]}, features)
+    except framing.ShardError as error:
+        return "refused", str(error)
+
+
+def _sequence_example_record(context: list[str], lists: list[str], kind: str) -> bytes:
+    proto = tf.train.SequenceExample()
+    for name in context:
+        getattr(proto.context.feature[name], kind).value.extend([1] if kind == "int64_list" else [])
+    for name in lists:
+        proto.feature_lists.feature_list[name].feature.add().int64_list.value.append(2)
+    return proto.SerializeToString()
+
+
+_names = st.lists(st.sampled_from(["a_xf", "b_xf", "other", "é"]), max_size=3, unique=True)
+_first_records = st.one_of(
+    st.binary(max_size=40),
+    st.builds(
+        _sequence_example_record,
+        _names,
+        _names,
+        st.sampled_from(["int64_list", "float_list", "bytes_list"]),
+    ),
+    st.builds(lambda example: example.SerializeToString(), st.just(tf.train.Example())),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(record=_first_records, cut=st.integers(0, 60), junk=st.sampled_from([b"", b"\x80", b"\x1c"]))
+def test_the_first_record_check_accepts_and_refuses_as_with_tensorflows_protos(record, cut, junk):
+    from embedding_guard.read import example_protos
+
+    record = record[: max(0, len(record) - cut % 4)] + junk
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "shard")
+        with tf.io.TFRecordWriter(path) as writer:
+            writer.write(record)
+        ours = _first_record_verdict(path, ["a_xf", "b_xf"])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(example_protos, "message_class", lambda name: getattr(tf.train, name))
+            theirs = _first_record_verdict(path, ["a_xf", "b_xf"])
+    assert ours == theirs

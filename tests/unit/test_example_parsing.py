@@ -13,6 +13,8 @@ Features messages in one record.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -229,27 +231,36 @@ def test_damaged_records_never_parse_otherwise_than_tensorflow(batch, data):
         assert columns == tensorflow_columns(batch)
 
 
-@BOUNDED
-@given(
-    rows=st.lists(
+def example_rows(floats: st.SearchStrategy[list[float]]) -> st.SearchStrategy[list[dict]]:
+    """Rows of feature name -> (kind, values), a checked name holding any kind."""
+    return st.lists(
         st.dictionaries(
             st.sampled_from(["a", "b_xf", "other"]),
             st.one_of(
                 st.tuples(st.just("int64_list"), st.lists(int64s, max_size=4)),
-                st.tuples(st.just("float_list"), st.lists(st.floats(width=32), max_size=2)),
+                st.tuples(st.just("float_list"), floats),
                 st.tuples(st.just("bytes_list"), st.lists(st.binary(max_size=3), max_size=2)),
             ),
         ),
         max_size=8,
     )
-)
-def test_what_tensorflow_serializes_is_never_handed_back_but_for_floats_or_bytes(rows):
+
+
+def tensorflow_serialized(rows: list[dict]) -> list[bytes]:
+    """The rows as tf.train.Example serializes them."""
     batch = []
     for row in rows:
         proto = tf.train.Example()
         for name, (kind, values) in row.items():
             getattr(proto.features.feature[name], kind).value.extend(values)
         batch.append(proto.SerializeToString())
+    return batch
+
+
+@BOUNDED
+@given(rows=example_rows(st.lists(st.floats(width=32), max_size=2)))
+def test_what_tensorflow_serializes_is_never_handed_back_but_for_floats_or_bytes(rows):
+    batch = tensorflow_serialized(rows)
     not_int64 = [
         index
         for index, row in enumerate(rows)
@@ -311,3 +322,147 @@ def _serialized_batch(records: list[bytes]):
 
     lengths = np.array([len(record) for record in records], dtype=np.int64)
     return SerializedBatch(b"".join(records), np.cumsum(lengths) - lengths, lengths)
+
+
+# --- floats and bytes of a small batch, read without TensorFlow ------------------------------
+
+
+def float_feature(values: list[float], form: str = "packed") -> bytes:
+    data = np.asarray(values, dtype="<f4").tobytes()
+    if form == "packed":
+        return field(2, field(1, data))
+    if form == "unpacked":
+        return field(
+            2, b"".join(varint(1 << 3 | 5) + data[i : i + 4] for i in range(0, len(data), 4))
+        )
+    return field(2, field(1, data[:-1]))  # a packed run cut short
+
+
+def bytes_feature(values: list[bytes]) -> bytes:
+    return field(1, b"".join(field(1, value) for value in values))
+
+
+def _comparable(value: object) -> object:
+    # A float by its bits, so that a NaN equals itself; its type stays apart from an int's.
+    return ("float", struct.pack("<d", value)) if isinstance(value, float) else value
+
+
+def _as_compared(columns: dict) -> dict:
+    # Bytes of numeric arrays, so that a NaN equals itself; the dtype too: the
+    # core counts a float32 column as non-integer values.
+    return {
+        name: (
+            str(values.dtype),
+            [_comparable(v) for v in values.tolist()]
+            if values.dtype == object
+            else values.tobytes(),
+            lengths.tolist(),
+        )
+        for name, (values, lengths) in columns.items()
+    }
+
+
+def parse_both(batch: list[bytes]) -> tuple[dict | None, dict | None]:
+    """(columns_without_tensorflow's columns or None, reader.parse_batch's or None if it fails)."""
+    buffer = b"".join(batch)
+    lengths = np.array([len(record) for record in batch], dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    ours = example_parsing.columns_without_tensorflow(buffer, starts, lengths, CHECKED)
+    try:
+        theirs = reader.parse_batch(batch, CHECKED).columns
+    except (tf.errors.InvalidArgumentError, reader.InputError):
+        theirs = None
+    return (
+        None if ours is None else _as_compared(ours),
+        None if theirs is None else _as_compared(theirs),
+    )
+
+
+float32s = st.floats(width=32, allow_nan=True)
+any_features = st.one_of(
+    features,
+    st.builds(
+        float_feature,
+        st.lists(float32s, max_size=4),
+        st.sampled_from(["packed", "packed", "unpacked", "cut"]),
+    ),
+    st.builds(bytes_feature, st.lists(st.binary(max_size=4), max_size=3)),
+    st.just(field(2, b"")),
+    st.just(field(1, b"")),
+    st.just(bytes_feature([b"x"]) + FLOAT_FEATURE),
+    st.just(field(1, field(1, b"x") + varint(2 << 3) + varint(1))),
+)
+any_entries = st.builds(
+    entry, st.sampled_from([b"a", b"b_xf", b"unchecked"]), any_features, st.booleans()
+)
+any_records = st.lists(
+    st.one_of(st.lists(any_entries, max_size=5).map(lambda e: example(*e)), unknown_fields),
+    max_size=3,
+).map(b"".join)
+
+
+@BOUNDED
+@given(batch=st.lists(any_records, max_size=8))
+def test_a_small_batch_with_floats_or_bytes_parses_as_tensorflow_parses_it_or_is_handed_back(
+    batch,
+):
+    ours, theirs = parse_both(batch)
+    if ours is not None:
+        assert ours == theirs
+
+
+@BOUNDED
+@given(rows=example_rows(st.lists(float32s, min_size=1, max_size=2)))
+def test_what_tensorflow_serializes_is_read_without_it_unless_a_list_is_empty(rows):
+    # A few floats among integers (kinds mixed across records) are read without
+    # TensorFlow. Left to it: a feature of another kind with no value at all,
+    # and mixed kinds with an empty list of some kind.
+    batch = tensorflow_serialized(rows)
+    ours, theirs = parse_both(batch)
+
+    assert theirs is not None
+    lists = {name: [row[name] for row in rows if name in row] for name in CHECKED}
+    kinds = {name: {kind for kind, _ in lists[name]} for name in CHECKED}
+    handed_back = any(
+        (kinds[name] - {"int64_list"} and not any(values for _, values in lists[name]))
+        or (len(kinds[name]) > 1 and not all(values for _, values in lists[name]))
+        for name in CHECKED
+    )
+    assert (ours is None) == handed_back
+    if ours is not None:
+        assert ours == theirs
+
+
+def test_a_large_batch_with_floats_is_left_to_tensorflow(monkeypatch):
+    batch = [
+        example(entry(b"a", float_feature([2.5]))),
+        example(entry(b"b_xf", int64_feature([1]))),
+    ]
+    ours, theirs = parse_both(batch)
+    assert ours == theirs
+    assert ours["a"][0] == "float32"
+    monkeypatch.setattr(example_parsing, "PYTHON_PARSE_MAX_RECORDS", 1)
+    assert parse_both(batch) == (None, theirs)
+
+
+def test_a_read_parses_floats_in_python_up_to_its_allowance_then_with_tensorflow(monkeypatch):
+    monkeypatch.setattr(example_parsing, "PYTHON_PARSE_MAX_RECORDS", 4)
+    by_tensorflow = []
+    parse_batch = reader.parse_batch
+    monkeypatch.setattr(
+        reader,
+        "parse_batch",
+        lambda serialized, names: (
+            by_tensorflow.append(len(serialized)) or parse_batch(serialized, names)
+        ),
+    )
+    records = [example(entry(b"a", float_feature([float(i)]))) for i in range(2)]
+    parser = reader._Parser(CHECKED, None)
+    # Two batches of two records use up the allowance of 4; the third is TensorFlow's,
+    # and so is a batch of only int64s in C whatever is left.
+    columns = [_as_compared(parser("shard", _serialized_batch(records)).columns) for _ in range(3)]
+    int64_only = parser("shard", _serialized_batch([example(entry(b"a", int64_feature([1])))]))
+
+    assert by_tensorflow == [2]
+    assert columns[0] == columns[1] == columns[2] == parse_both(records)[1]
+    assert int64_only.columns["a"][0].tolist() == [1]

@@ -18,6 +18,7 @@ PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2] / "components" / "embe
 # not listed here are faces.
 LEVELS = {
     "errors": 0,
+    "heavy_imports": 0,
     "spec": 0,
     "verdict": 1,
     "read": 2,

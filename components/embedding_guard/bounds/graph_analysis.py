@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import cast
+from typing import Any, cast
 
-from tensorflow.core.framework import types_pb2
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2, struct_pb2
-from tfx.dsl.io import fileio
+from tensorboard.compat.proto import struct_pb2, types_pb2
 
+from embedding_guard.bounds import graph_protos
 from embedding_guard.bounds.graph_derivation import (
     DerivationKind,
     FeatureDerivation,
     GraphAnalysisError,
 )
-from embedding_guard.bounds.graph_refs import GraphRef
+from embedding_guard.bounds.graph_refs import DamagedConstantError, GraphRef
 from embedding_guard.bounds.graph_tracer import TransformTracer, Value, not_traced
 from embedding_guard.bounds.vocabulary_files import (
     ASSETS_DIR,
@@ -46,6 +45,7 @@ from embedding_guard.bounds.vocabulary_files import (
     vocabulary_entries,
     vocabulary_name_of_asset,
 )
+from embedding_guard.read import storage
 
 # Callers import the analysis's results and file helpers from here, the module they call.
 __all__ = [
@@ -72,22 +72,21 @@ _TF2_TRANSFORM_FN = "transform_fn"
 _INT_DTYPES = frozenset({"DT_INT8", "DT_INT16", "DT_INT32", "DT_INT64", "DT_UINT8", "DT_UINT16"})
 
 
-def read_saved_model(transform_fn_dir: str) -> saved_model_pb2.SavedModel:
-    """Parses transform_fn/saved_model.pb.
+def read_saved_model(transform_fn_dir: str) -> Any:
+    """Parses transform_fn/saved_model.pb, without TensorFlow (graph_protos.SavedModel).
 
     Raises:
       GraphAnalysisError: The file is missing or not a SavedModel proto.
     """
     path = os.path.join(transform_fn_dir, SAVED_MODEL_FILE)
-    if not fileio.exists(path) or fileio.isdir(path):
+    if not storage.exists(path) or storage.isdir(path):
         raise GraphAnalysisError(
             f"Transform graph file {path!r} does not exist or is not a file. Pass the "
             "`transform_graph` output of a Transform component, or re-run Transform."
         )
-    saved_model = saved_model_pb2.SavedModel()
     try:
-        with fileio.open(path, "rb") as f:
-            saved_model.ParseFromString(f.read())
+        with storage.open_file(path, "rb") as f:
+            saved_model = graph_protos.parse_saved_model(f.read())
     except Exception as error:  # noqa: BLE001 - protobuf raises DecodeError or others.
         raise GraphAnalysisError(
             f"Transform graph file {path!r} is not a SavedModel ({type(error).__name__}: "
@@ -101,9 +100,7 @@ def read_saved_model(transform_fn_dir: str) -> saved_model_pb2.SavedModel:
     return saved_model
 
 
-def _outputs_tf1(
-    analyzer: TransformTracer, meta_graph: meta_graph_pb2.MetaGraphDef
-) -> dict[str, tuple[GraphRef, bool]]:
+def _outputs_tf1(analyzer: TransformTracer, meta_graph: Any) -> dict[str, tuple[GraphRef, bool]]:
     signature = meta_graph.signature_def[_TF1_SIGNATURE]
     for name, info in signature.inputs.items():
         if info.WhichOneof("encoding") == "coo_sparse":
@@ -128,9 +125,7 @@ def _outputs_tf1(
     return outputs
 
 
-def _outputs_tf2(
-    analyzer: TransformTracer, meta_graph: meta_graph_pb2.MetaGraphDef
-) -> dict[str, tuple[GraphRef, bool]]:
+def _outputs_tf2(analyzer: TransformTracer, meta_graph: Any) -> dict[str, tuple[GraphRef, bool]]:
     objects = meta_graph.object_graph_def
     root = {child.local_name: child.node_id for child in objects.nodes[0].children}
     if _TF2_TRANSFORM_FN not in root:
@@ -156,7 +151,7 @@ def _outputs_tf2(
     return outputs
 
 
-def _flatten_spec(value: struct_pb2.StructuredValue, prefix: str = "") -> list[tuple[str, str]]:
+def _flatten_spec(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     """(feature, dtype) per flat tensor, in `tf.nest.flatten(expand_composites=True)` order."""
     kind = value.WhichOneof("kind")
     if kind == "dict_value":
@@ -231,7 +226,13 @@ def analyze_transform_fn(
     derivations = {}
     for feature in sorted(outputs):
         ref, integer = outputs[feature]
-        value = analyzer.value(ref)
+        try:
+            value = analyzer.value(ref)
+        except DamagedConstantError as error:
+            raise GraphAnalysisError(
+                f"Transform graph {transform_fn_dir!r} holds a damaged constant behind "
+                f"{feature!r} ({error}); re-run Transform to rewrite saved_model.pb."
+            ) from error
         raw = tuple(sorted(analyzer.raw_features(ref)))
         derivations[feature] = _derivation(
             feature, raw, integer, value, transform_fn_dir, asset_map, sizes
@@ -250,6 +251,16 @@ def _derivation(
 ) -> FeatureDerivation:
     if not integer and value.kind is not DerivationKind.NOT_TRACED:
         value = not_traced("it does not hold integers")
+    # TensorFlow refuses such a graph when it runs; no bound can be read from it.
+    for what, count, least in (
+        ("OOV buckets", value.num_oov_buckets, 0),
+        ("buckets", value.num_buckets, 1),
+    ):
+        if count is not None and count < least:
+            raise GraphAnalysisError(
+                f"Transform graph {transform_fn_dir!r} gives {feature!r} {count} {what}, "
+                f"fewer than {least}: saved_model.pb is damaged. Re-run Transform."
+            )
     if value.kind is DerivationKind.VOCABULARY:
         table = value.table
         if table is None or table.asset is None:
@@ -261,7 +272,7 @@ def _derivation(
             assets_dir = os.path.join(transform_fn_dir, ASSETS_DIR)
             asset, file_format = table.asset, table.file_format
             if (
-                not fileio.exists(os.path.join(assets_dir, asset))
+                not storage.exists(os.path.join(assets_dir, asset))
                 and asset_map is not None
                 and asset_map.get(name)
             ):
@@ -276,7 +287,7 @@ def _derivation(
             size_key = asset if plain else f"{asset}\0{layout!r}"
             file_entries = None
             if size_key not in sizes:
-                if not fileio.exists(path):
+                if not storage.exists(path):
                     raise GraphAnalysisError(
                         f"Vocabulary {name!r} of the transform graph has no file in "
                         f"{assets_dir!r} (its lookup table reads {asset!r}). Re-run "

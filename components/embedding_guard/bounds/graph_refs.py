@@ -15,8 +15,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tensorflow.core.framework import tensor_pb2
-from tensorflow.core.protobuf import meta_graph_pb2
+from embedding_guard.bounds import graph_protos
 
 # Ops that change a tensor's shape but keep its values in order.
 _SHAPE_ONLY = frozenset({"Reshape", "ExpandDims", "Squeeze", "EnsureShape"})
@@ -72,11 +71,20 @@ class Unresolved:
 Resolved = Produced | RawInput | Capture | Unresolved
 
 
-def tensor_values(tensor: tensor_pb2.TensorProto) -> list[Any]:
-    """The values of a TensorProto, flattened."""
-    from tensorflow.python.framework import tensor_util  # noqa: PLC0415
+class DamagedConstantError(ValueError):
+    """A constant's TensorProto does not hold what its dtype and shape say."""
 
-    values: list[Any] = tensor_util.MakeNdarray(tensor).reshape(-1).tolist()
+
+def tensor_values(tensor: Any) -> list[Any]:
+    """The values of a TensorProto (TensorBoard's or TensorFlow's), flattened.
+
+    Raises:
+      DamagedConstantError: Its bytes or values do not fit its dtype and shape.
+    """
+    try:
+        values: list[Any] = graph_protos.tensor_ndarray(tensor).reshape(-1).tolist()
+    except (ValueError, IndexError) as error:
+        raise DamagedConstantError(str(error)) from error
     return values
 
 
@@ -99,9 +107,14 @@ class GraphView:
 
 
 class GraphIndex:
-    """The graphs of one MetaGraph, and how references resolve across them."""
+    """The graphs of one MetaGraph, and how references resolve across them.
 
-    def __init__(self, meta_graph: meta_graph_pb2.MetaGraphDef) -> None:
+    Args:
+      meta_graph: A MetaGraphDef, TensorBoard's (graph_protos) or TensorFlow's:
+        only its fields are read.
+    """
+
+    def __init__(self, meta_graph: Any) -> None:
         self._meta_graph = meta_graph
         graph_def = meta_graph.graph_def
         self.views = [GraphView(0, graph_def.node, name="<graph>")]
@@ -114,6 +127,7 @@ class GraphIndex:
         self.input_args: dict[tuple[int, int], str] = {}
         self.placeholders: dict[str, str] = {}
         self.captures: dict[tuple[int, int], int] = {}
+        self._output_args: dict[str, list[str] | None] = {}
 
     def function_view(self, name: str) -> GraphView:
         if name not in self._function_views:
@@ -159,18 +173,12 @@ class GraphIndex:
             port = self._port_offset(node.op, parts[1]) + port
         return GraphRef(view.index, parts[0], port, stack)
 
-    @staticmethod
-    def _port_offset(op: str, output_arg: str) -> int:
+    def _port_offset(self, op: str, output_arg: str) -> int:
         # Output arguments with one tensor each cover every op this walk reads.
-        from tensorflow.python.framework import op_def_registry  # noqa: PLC0415
-
-        op_def = op_def_registry.get(op)
-        if op_def is None:
-            return 0
-        for i, arg in enumerate(op_def.output_arg):
-            if arg.name == output_arg:
-                return i
-        return 0
+        if op not in self._output_args:
+            self._output_args[op] = graph_protos.op_output_args(self._meta_graph, op)
+        names = self._output_args[op]
+        return names.index(output_arg) if names is not None and output_arg in names else 0
 
     def node(self, ref: GraphRef) -> Any:
         return self.views[ref.graph].nodes.get(ref.node)

@@ -13,8 +13,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tensorflow.core.protobuf import meta_graph_pb2
-
+from embedding_guard.bounds import graph_protos
 from embedding_guard.bounds.graph_derivation import DerivationKind
 from embedding_guard.bounds.graph_refs import (
     Capture,
@@ -103,7 +102,7 @@ def not_traced(detail: str) -> Value:
 class TransformTracer(GraphIndex):
     """The backward walk over one transform MetaGraph, memoised per reference."""
 
-    def __init__(self, meta_graph: meta_graph_pb2.MetaGraphDef) -> None:
+    def __init__(self, meta_graph: Any) -> None:
         super().__init__(meta_graph)
         self._assets_by_tensor = {}
         for asset in self._asset_file_defs():
@@ -116,9 +115,7 @@ class TransformTracer(GraphIndex):
         collection = self._meta_graph.collection_def.get("saved_model_assets")
         if collection is not None:
             for packed in collection.any_list.value:
-                asset = meta_graph_pb2.AssetFileDef()
-                packed.Unpack(asset)
-                defs.append(asset)
+                defs.append(graph_protos.unpack_asset_file_def(packed))
         return defs
 
     # -- tables --------------------------------------------------------------------------

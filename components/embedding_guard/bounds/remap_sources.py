@@ -15,8 +15,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tfx.dsl.io import fileio
-
 from embedding_guard.bounds import graph_analysis
 from embedding_guard.bounds.graph_derivation import DerivationKind, FeatureDerivation
 from embedding_guard.bounds.graph_refs import CALL_OPS, GraphRef, GraphView
@@ -26,6 +24,7 @@ from embedding_guard.bounds.vocabulary_files import (
     table_keys,
     vocabulary_entries,
 )
+from embedding_guard.read import storage
 from embedding_guard.verdict.core import FeatureBounds
 from embedding_guard.verdict.remap import VocabularyRemap
 
@@ -251,5 +250,5 @@ def _comparable(new: FeatureDerivation, old: FeatureDerivation) -> bool:
         and new.offset == old.offset == 0
         and new.vocabulary_file is not None
         and old.vocabulary_file is not None
-        and fileio.exists(old.vocabulary_file)
+        and storage.exists(old.vocabulary_file)
     )

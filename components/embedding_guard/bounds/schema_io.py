@@ -23,17 +23,16 @@ def read_schema(path: str, parameter: str) -> Any:
     """
     from google.protobuf import message, text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx.dsl.io import fileio
 
-    from embedding_guard.read import files
+    from embedding_guard.read import files, storage
 
     files.check_regular_file(path, parameter, "schema.pbtxt file")
     try:
-        with fileio.open(path, "rb") as f:
+        with storage.open_file(path, "rb") as f:
             data = f.read()
     except Exception as error:  # noqa: BLE001 - an unknown filesystem, a missing plugin, I/O
         raise InputError(
-            f"{parameter} {path!r} cannot be read ({_first_line(error)}); pass a "
+            f"{parameter} {path!r} cannot be read ({storage.error_text(error)}); pass a "
             "schema.pbtxt on a filesystem TensorFlow reads."
         ) from None
     if not data.strip():
@@ -57,9 +56,3 @@ def read_schema(path: str, parameter: str) -> Any:
             "as SchemaGen writes."
         ) from None
     return schema
-
-
-def _first_line(error: Exception) -> str:
-    # TensorFlow's OpError keeps its text in .message; others in str().
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    return text.strip().splitlines()[0]

@@ -8,27 +8,53 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Iterator, Mapping
+from typing import Any
 
-import tensorflow as tf
-import tensorflow_transform as tft
 from absl import logging
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.dsl.io import fileio
 
 from embedding_guard.bounds import graph_analysis
 from embedding_guard.bounds import resolve as bounds_lib
 from embedding_guard.errors import InputError
-from embedding_guard.read import files
+from embedding_guard.read import files, storage
 
 _ASSETS_DIR = graph_analysis.ASSETS_DIR
 _TFRECORD_GZIP_SUFFIX = graph_analysis.TFRECORD_GZIP_SUFFIX
 _SCHEMA_FILE = "schema.pbtxt"
+# The folders of a Transform output, as tft.TFTransformOutput names them
+# (TRANSFORM_FN_DIR, TRANSFORMED_METADATA_DIR, RAW_METADATA_DIR); read here by
+# name, so that reading them needs no TensorFlow.
+TRANSFORM_FN_DIR = "transform_fn"
+TRANSFORMED_METADATA_DIR = "transformed_metadata"
+RAW_METADATA_DIR = "metadata"
 
 
 class TransformGraphError(InputError):
     """A transform_graph directory cannot be used; the message names the path."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformOutputFolders:
+    """The folders of one Transform output (what tft.TFTransformOutput reads).
+
+    Attributes:
+      uri: The transform_graph folder.
+    """
+
+    uri: str
+
+    @property
+    def transform_savedmodel_dir(self) -> str:
+        """transform_fn/: saved_model.pb, assets/, variables/."""
+        return os.path.join(self.uri, TRANSFORM_FN_DIR)
+
+    @property
+    def transformed_metadata_dir(self) -> str:
+        """transformed_metadata/: schema.pbtxt and asset_map."""
+        return os.path.join(self.uri, TRANSFORMED_METADATA_DIR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,26 +82,24 @@ class TransformGraphInfo:
 
 def _asset_files(transform_savedmodel_dir: str) -> list[str]:
     assets = os.path.join(transform_savedmodel_dir, _ASSETS_DIR)
-    if not fileio.isdir(assets):
+    if not storage.isdir(assets):
         return []
-    return sorted(name.rstrip("/") for name in fileio.listdir(assets))
+    return sorted(storage.listdir(assets))
 
 
-def _vocabulary_files(tf_transform_output: tft.TFTransformOutput) -> dict[str, str]:
+def _vocabulary_files(output: TransformOutputFolders) -> dict[str, str]:
     """Vocabulary name -> asset file name.
 
     From transformed_metadata/asset_map where it names any; TFT itself falls back
     to the asset file names when asset_map is absent or empty, and so does this,
     so an emptied asset_map cannot drop vocabularies silently.
     """
-    asset_map = graph_analysis.read_asset_map(
-        tf_transform_output._transformed_metadata_dir  # noqa: SLF001
-    )
+    asset_map = graph_analysis.read_asset_map(output.transformed_metadata_dir)
     if asset_map:
         return dict(asset_map)
     return {
         graph_analysis.vocabulary_name_of_asset(name, None): name
-        for name in _asset_files(tf_transform_output.transform_savedmodel_dir)
+        for name in _asset_files(output.transform_savedmodel_dir)
     }
 
 
@@ -87,16 +111,19 @@ class VocabularySizes(Mapping):
     from is an error here too.
 
     Args:
-      tf_transform_output: The transform output holding the vocabularies.
+      tf_transform_output: The transform output holding the vocabularies: its
+        folders, or a tft.TFTransformOutput.
       derivations: The graph's derivations, kept here so that callers given only
         this mapping (validation.plan) still see what the graph says.
     """
 
     def __init__(
         self,
-        tf_transform_output: tft.TFTransformOutput,
+        tf_transform_output: Any,
         derivations: Mapping[str, graph_analysis.FeatureDerivation] | None = None,
     ) -> None:
+        if not isinstance(tf_transform_output, TransformOutputFolders):
+            tf_transform_output = TransformOutputFolders(_output_uri(tf_transform_output))
         self._output = tf_transform_output
         self._files = _vocabulary_files(tf_transform_output)
         self._names = sorted(self._files)
@@ -117,7 +144,7 @@ class VocabularySizes(Mapping):
     def _read_size(self, name: str) -> int:
         assets = os.path.join(self._output.transform_savedmodel_dir, _ASSETS_DIR)
         path = self.file(name)
-        if not fileio.exists(path):
+        if not storage.exists(path):
             raise TransformGraphError(
                 f"Vocabulary {name!r} of the transform graph has no file {path!r} in "
                 f"{assets!r} (looked up through transformed_metadata/asset_map, then by "
@@ -147,13 +174,13 @@ class VocabularySizes(Mapping):
 
 
 def _read_schema(path: str, what: str) -> schema_pb2.Schema:
-    if fileio.isdir(path):
+    if storage.isdir(path):
         raise TransformGraphError(
             f"The {what} {path!r} is a folder, not a text Schema proto; the transform graph "
             "is damaged: re-run Transform."
         )
     try:
-        with fileio.open(path, "rb") as f:
+        with storage.open_file(path, "rb") as f:
             text = f.read().decode("utf-8")
         if not text.strip():
             raise TransformGraphError(
@@ -171,7 +198,9 @@ def _read_schema(path: str, what: str) -> schema_pb2.Schema:
             "is damaged: re-run Transform."
         ) from error
     except OSError as error:
-        raise TransformGraphError(f"The {what} {path!r} cannot be read: {error}.") from error
+        raise TransformGraphError(
+            f"The {what} {path!r} cannot be read: {storage.error_text(error)}."
+        ) from error
 
 
 def load_transform_graph(uri: str) -> TransformGraphInfo:
@@ -190,15 +219,15 @@ def load_transform_graph(uri: str) -> TransformGraphInfo:
       graph_analysis.GraphAnalysisError: transform_fn/saved_model.pb is damaged.
     """
     files.check_regular_files(uri, "transform graph")
-    output = tft.TFTransformOutput(uri)
-    schema_path = os.path.join(output._transformed_metadata_dir, _SCHEMA_FILE)  # noqa: SLF001
+    output = TransformOutputFolders(uri)
+    schema_path = os.path.join(output.transformed_metadata_dir, _SCHEMA_FILE)
     try:
-        schema_exists = fileio.exists(schema_path)
-    except tf.errors.OpError as error:
+        schema_exists = storage.exists(schema_path)
+    except OSError as error:
         # An unknown scheme (foo://) or an unreachable bucket: bad input, not a bug.
         raise TransformGraphError(
             f"The transform graph folder {uri!r} cannot be read "
-            f"({files.op_error_text(error)}); pass a local folder or a path on a filesystem "
+            f"({storage.error_text(error)}); pass a local folder or a path on a filesystem "
             "TensorFlow reads (gs://, or s3:// and hdfs:// with tensorflow-io)."
         ) from None
     if not schema_exists:
@@ -208,18 +237,16 @@ def load_transform_graph(uri: str) -> TransformGraphInfo:
             "transformed_metadata/)."
         )
     schema = _read_schema(schema_path, "transformed schema")
-    raw_schema_path = os.path.join(uri, tft.TFTransformOutput.RAW_METADATA_DIR, _SCHEMA_FILE)
+    raw_schema_path = os.path.join(uri, RAW_METADATA_DIR, _SCHEMA_FILE)
     raw_schema = (
-        _read_schema(raw_schema_path, "raw schema") if fileio.exists(raw_schema_path) else None
+        _read_schema(raw_schema_path, "raw schema") if storage.exists(raw_schema_path) else None
     )
     derivations = {}
     saved_model = os.path.join(output.transform_savedmodel_dir, graph_analysis.SAVED_MODEL_FILE)
-    if fileio.exists(saved_model):
+    if storage.exists(saved_model):
         derivations = graph_analysis.analyze_transform_fn(
             output.transform_savedmodel_dir,
-            asset_map=graph_analysis.read_asset_map(
-                output._transformed_metadata_dir  # noqa: SLF001
-            ),
+            asset_map=graph_analysis.read_asset_map(output.transformed_metadata_dir),
         )
     else:
         logging.warning(
@@ -233,11 +260,24 @@ def load_transform_graph(uri: str) -> TransformGraphInfo:
     )
 
 
-def _graph_info(
-    tf_transform_output: tft.TFTransformOutput | str | os.PathLike[str], function: str
-) -> TransformGraphInfo:
-    if isinstance(tf_transform_output, tft.TFTransformOutput):
-        uri = os.path.dirname(tf_transform_output.transform_savedmodel_dir.rstrip("/"))
+def is_tft_output(value: object) -> bool:
+    """Whether value is a tft.TFTransformOutput, told without importing tensorflow_transform.
+
+    An object of that class exists only once the caller imported the module.
+    """
+    tft = sys.modules.get("tensorflow_transform")
+    output_class = getattr(tft, "TFTransformOutput", None)
+    return output_class is not None and isinstance(value, output_class)
+
+
+def _output_uri(tf_transform_output: Any) -> str:
+    """The transform_graph folder of a tft.TFTransformOutput (its transform_fn's parent)."""
+    return os.path.dirname(tf_transform_output.transform_savedmodel_dir.rstrip("/"))
+
+
+def _graph_info(tf_transform_output: Any, function: str) -> TransformGraphInfo:
+    if is_tft_output(tf_transform_output):
+        uri = _output_uri(tf_transform_output)
     elif isinstance(tf_transform_output, (str, os.PathLike)):
         uri = os.fspath(tf_transform_output)
     else:
@@ -245,7 +285,7 @@ def _graph_info(
             f"{function}(tf_transform_output=...) must be a tft.TFTransformOutput or the "
             f"transform_graph path, got a {type(tf_transform_output).__name__}."
         )
-    if not fileio.isdir(uri):
+    if not storage.isdir(uri):
         raise TransformGraphError(
             f"{function}(tf_transform_output={uri!r}): no such folder; pass "
             "fn_args.transform_output (the Transform component's transform_graph)."
@@ -254,7 +294,7 @@ def _graph_info(
 
 
 def embedding_input_dims(
-    tf_transform_output: tft.TFTransformOutput | str | os.PathLike[str],
+    tf_transform_output: Any,
 ) -> dict[str, int]:
     """Returns every checked feature's Embedding input_dim, as the validator checks it.
 
@@ -280,7 +320,7 @@ def embedding_input_dims(
 
 
 def embedding_input_dim(
-    tf_transform_output: tft.TFTransformOutput | str | os.PathLike[str],
+    tf_transform_output: Any,
     feature: str,
     vocabulary: str | None = None,
 ) -> int:

@@ -12,9 +12,8 @@ import json
 import os
 from collections.abc import Mapping
 
-from tfx.dsl.io import fileio
-
 from embedding_guard.bounds.graph_derivation import GraphAnalysisError
+from embedding_guard.read import storage
 
 ASSETS_DIR = "assets"
 TFRECORD_GZIP_SUFFIX = ".tfrecord.gz"
@@ -33,14 +32,14 @@ def read_asset_map(transformed_metadata_dir: str | None) -> dict[str, str] | Non
     if transformed_metadata_dir is None:
         return None
     path = os.path.join(transformed_metadata_dir, "asset_map")
-    if not fileio.exists(path):
+    if not storage.exists(path):
         return None
-    if fileio.isdir(path):
+    if storage.isdir(path):
         raise GraphAnalysisError(
             f"{path!r} is a folder, not Transform's asset_map JSON file; re-run Transform."
         )
     try:
-        with fileio.open(path, "rb") as f:
+        with storage.open_file(path, "rb") as f:
             mapping = json.loads(f.read().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise GraphAnalysisError(
@@ -89,7 +88,7 @@ def vocabulary_entries(path: str, file_format: str) -> list[bytes]:
       GraphAnalysisError: The file cannot be read, or TensorFlow could not build a
         table from it (an empty line).
     """
-    if fileio.isdir(path):
+    if storage.isdir(path):
         raise GraphAnalysisError(
             f"Vocabulary file {path!r} is a folder; the transform graph is damaged: restore "
             "the transform_fn/assets folder, or re-run Transform."
@@ -107,7 +106,7 @@ def vocabulary_entries(path: str, file_format: str) -> list[bytes]:
                 f"({error.message.splitlines()[0]}); re-run Transform."
             ) from error
         return entries
-    with fileio.open(path, "rb") as f:
+    with storage.open_file(path, "rb") as f:
         lines = f.read().split(b"\n")
     if lines[-1] == b"":
         lines.pop()

@@ -31,7 +31,7 @@ from embedding_guard.cli.usage import (
     EXIT_USAGE,
     UsageError,
 )
-from embedding_guard.errors import InputError
+from embedding_guard.errors import InputError, first_line
 from embedding_guard.reports.text import printable
 
 # Callers and tests reach the exit codes and the console script's steps here.
@@ -178,10 +178,8 @@ def _crash_log(error: BaseException) -> str:
 
 
 def _one_line(error: BaseException) -> str:
-    # Library messages repeat paths and may carry data bytes: keep the first line,
-    # with control characters escaped.
-    lines = str(error).strip().splitlines() or [type(error).__name__]
-    return printable(lines[0])
+    # Library messages may carry data bytes: control characters escaped.
+    return printable(first_line(error))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

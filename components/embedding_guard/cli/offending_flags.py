@@ -61,8 +61,7 @@ def check_target(
     Refused: empty text, a folder that overlaps an input, a file, a Split-<name>
     in it that is a link or a file, and a folder that cannot be made.
     """
-    from tfx.dsl.io import fileio
-
+    from embedding_guard.read import storage
     from embedding_guard.run import output_folder
 
     target = args.offending_examples
@@ -76,10 +75,11 @@ def check_target(
     output_folder.check_apart_from_inputs(target, inputs, flag)
     output_folder.check_split_entries(target, splits, flag)
     try:
-        fileio.makedirs(target)
-    except Exception as error:  # noqa: BLE001 - every I/O failure means the same here
+        storage.makedirs(target)
+    except OSError as error:
         raise UsageError(
-            f"{flag} {target!r} cannot be made ({printable(error)}); pass a writable folder."
+            f"{flag} {target!r} cannot be made ({printable(storage.error_text(error))}); pass "
+            "a writable folder."
         ) from None
 
 

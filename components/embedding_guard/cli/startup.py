@@ -8,6 +8,8 @@ from __future__ import annotations
 import ctypes
 import gc
 
+from embedding_guard import heavy_imports
+
 # mallopt parameters of glibc's malloc.h.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -46,6 +48,7 @@ def console_start_up() -> None:
     """
     global _collector_paused
     keep_freed_memory()
+    heavy_imports.own_process()
     gc.disable()
     _collector_paused = True
 

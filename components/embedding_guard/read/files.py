@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import re
 import stat
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import tensorflow as tf
-from tfx.dsl.io import fileio
-
 from embedding_guard.errors import InputError
+from embedding_guard.read import storage
 
 # Calls to a remote filesystem (GCS, S3) made at once where each is a round trip.
 _REMOTE_CALLS_AT_ONCE = 16
 # TFX stores each split of an artifact in a folder named Split-<name>.
 SPLIT_DIR_PREFIX = "Split-"
-# TensorFlow wraps eager errors in "{{function_node ...}} ... [Op:...]"; only the
-# middle is meant for people.
-_OP_ERROR_NOISE = re.compile(r"^\{\{[^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$")
 _SPECIAL_KINDS = (
     (stat.S_ISFIFO, "FIFO (named pipe)"),
     (stat.S_ISSOCK, "socket"),
@@ -43,7 +37,7 @@ class ShardError(InputError):
 
 def is_local(path: str) -> bool:
     """Whether path is on the local filesystem (no `scheme://`), where os.stat works."""
-    return "://" not in path
+    return storage.is_local(path)
 
 
 def _stat_mode(path: str, error: Callable[[str | None], Exception]) -> int:
@@ -127,16 +121,15 @@ def _refuse_special_file(path: str, what: str) -> None:
 
 def split_dirs(examples_dir: str) -> dict[str, str]:
     """Maps split name -> folder for every Split-<name> folder of an examples dir."""
-    if not fileio.isdir(examples_dir):
+    if not storage.isdir(examples_dir):
         raise ShardError(
             f"Examples folder {examples_dir!r} does not exist; pass the folder that "
             "holds the Split-<name> folders."
         )
     splits = {}
-    for name in sorted(fileio.listdir(examples_dir)):
-        name = name.rstrip("/")
+    for name in sorted(storage.listdir(examples_dir)):
         path = os.path.join(examples_dir, name)
-        if name.startswith(SPLIT_DIR_PREFIX) and fileio.isdir(path):
+        if name.startswith(SPLIT_DIR_PREFIX) and storage.isdir(path):
             splits[name[len(SPLIT_DIR_PREFIX) :]] = path
     return splits
 
@@ -171,7 +164,7 @@ def _entry_kind(path: str) -> str | None:
     """
     if not is_local(path):
         # Remote filesystems hold files and folders only.
-        return "a folder" if fileio.isdir(path) else None
+        return "a folder" if storage.isdir(path) else None
     mode = _stat_mode(
         path,
         lambda why: ShardError(
@@ -186,8 +179,8 @@ def list_shards(split_uri: str) -> list[str]:
     """Lists the files TFX's Trainer reads from a split folder, sorted.
 
     That is `tfx.utils.io_utils.all_files_pattern(split_uri)` through
-    `fileio.glob`: every file, `_`- and `.`-prefixed ones too. Folders inside the
-    split are no shards (TensorFlow fails on them).
+    TensorFlow's glob (`storage.entries`): every file, `_`- and `.`-prefixed
+    ones too. Folders inside the split are no shards (TensorFlow fails on them).
 
     Args:
       split_uri: A `Split-<name>` folder.
@@ -198,13 +191,12 @@ def list_shards(split_uri: str) -> list[str]:
     Raises:
       ShardError: The folder does not exist, or holds a FIFO, socket or device.
     """
-    if not fileio.isdir(split_uri):
+    if not storage.isdir(split_uri):
         raise ShardError(
             f"Split folder {split_uri!r} does not exist; the examples artifact does not "
             "hold this split. Check the artifact's split_names or exclude_splits."
         )
-    # Same as tfx.utils.io_utils.all_files_pattern, without importing tfx.utils.
-    matched = sorted(path.rstrip("/") for path in fileio.glob(os.path.join(split_uri, "*")))
+    matched = storage.entries(split_uri)
     remote = [path for path in matched if not is_local(path)]
     remote_kinds = dict(zip(remote, call_at_once(_entry_kind, remote), strict=True))
     shards, special = [], []
@@ -223,10 +215,9 @@ def list_shards(split_uri: str) -> list[str]:
     return shards
 
 
-def op_error_text(error: tf.errors.OpError) -> str:
-    """The first line of a TensorFlow error without its function-node and op decoration."""
-    lines = (error.message or "").splitlines() or [type(error).__name__]
-    return _OP_ERROR_NOISE.sub("", lines[0]) or lines[0]
+def op_error_text(error: BaseException) -> str:
+    """The first line of a file error (`storage.error_text`), e.g. "No such file or directory"."""
+    return storage.error_text(error)
 
 
 def file_size(path: str) -> int:
@@ -236,12 +227,12 @@ def file_size(path: str) -> int:
       ShardError: It cannot be stat'ed (missing, unreadable, a broken link).
     """
     try:
-        return int(fileio.stat(path).length)
-    except tf.errors.OpError as error:
+        return storage.size(path)
+    except OSError as error:
         raise cannot_open(path, error) from error
 
 
-def cannot_open(path: str, error: tf.errors.OpError) -> ShardError:
+def cannot_open(path: str, error: BaseException) -> ShardError:
     """The error for a shard that could not be opened or stat'ed, naming it and the fix."""
     return ShardError(
         f"Shard {path!r} cannot be opened ({op_error_text(error)}). Check that it exists "

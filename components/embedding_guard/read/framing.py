@@ -13,7 +13,8 @@ framing here also measured twice as fast as
 shard is framed by a small C extension without the GIL, or by
 `_find_records_in_python` where the install had no C compiler, with the same
 results. Framing only notes where records lie: a batch is spans of one buffer,
-which TensorFlow cuts out without the GIL.
+which the compiled parser reads in place, or TensorFlow, imported only then,
+cuts out without the GIL.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ import itertools
 import struct
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import google_crc32c
 import numpy as np
-import tensorflow as tf
 from absl import logging
-from tfx.dsl.io import fileio
 
-from embedding_guard.read import files
+from embedding_guard.read import files, storage
 from embedding_guard.read.files import ShardError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 try:
     from embedding_guard.read import _tfrecord_framing
@@ -93,8 +95,8 @@ def _not_tfrecords(path: str) -> ShardError:
 
 def _open(path: str) -> Any:
     try:
-        return fileio.open(path, "rb")
-    except tf.errors.OpError as error:
+        return storage.open_file(path, "rb")
+    except OSError as error:
         raise files.cannot_open(path, error) from error
 
 
@@ -102,7 +104,7 @@ def _read(f: Any, size: int, path: str) -> bytes:
     """Reads up to size bytes of an open shard; a read error names the shard."""
     try:
         return f.read(size)
-    except tf.errors.OpError as error:
+    except OSError as error:
         raise ShardError(
             f"Shard {path!r} cannot be read ({files.op_error_text(error)}). Check that it is "
             "readable, or remove it from the split folder."
@@ -224,6 +226,8 @@ class SerializedBatch(Sequence[bytes]):
 
     def tensor(self) -> tf.Tensor:
         """The records as a 1-D string tensor."""
+        import tensorflow as tf  # noqa: PLC0415 - only for a TensorFlow parse
+
         # Inside a list, bytes convert to a tensor five times faster than alone.
         return tf.strings.substr(tf.constant([self.buffer]), self.starts, self.lengths)
 

@@ -2,8 +2,10 @@
 
 `batch_place` turns a reader batch into the `BatchPlace` the core locates
 offending values with; `shard_read` turns a finished shard's tally into the
-`ShardRead` of the report. The locator feature is parsed only from the records
-that hold a value the core locates for the first time: a handful per shard.
+`ShardRead` of the report. A default run locates by shard and record number
+alone and parses nothing here. The locator feature (`--locator-feature`) is
+parsed only from the records that hold a value the core locates for the first
+time, a handful per shard, by TensorFlow, imported then.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from embedding_guard.read.framing import ReadTally, SerializedBatch
 from embedding_guard.read.reader import Batch, parse_any_column
@@ -39,6 +40,10 @@ class _Locator:
     def __call__(self, rows: list[int]) -> list[str | None]:
         if not rows:
             return []
+        # Kinds are tried as TensorFlow parses them (parse_any_column); only a
+        # run with a locator feature comes here.
+        import tensorflow as tf  # noqa: PLC0415
+
         serialized = tf.constant([self._records[row] for row in rows], dtype=tf.string)
         values, lengths = parse_any_column(serialized, self._feature)
         splits = np.concatenate([[0], np.cumsum(lengths)]).tolist()

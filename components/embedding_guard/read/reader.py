@@ -1,10 +1,10 @@
 """Reads the checked features of TFRecord shards of tf.Examples, on every core.
 
-Shards are framed (`framing`) and their batches parsed on a pool of threads:
-TensorFlow cuts the records out and parses only the checked features, without
-the GIL, so every core works. The first record of each split is checked to be a
-tf.Example the run can check before the split is read, and every record is
-checked as it is read (`sequence_example_error`): a tf.SequenceExample parses
+Shards are framed (`framing`) and their batches parsed on a pool of threads
+by the compiled parser (`example_parsing`), or by TensorFlow, imported only
+for a batch that parser hands back. The first record of each split is checked
+to be a tf.Example before the split is read (`example_protos`), and every
+record as it is read (`sequence_example_error`): a tf.SequenceExample parses
 as a tf.Example of its context, so checked features in its feature_lists would
 silently count as missing.
 """
@@ -18,20 +18,22 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 from google.protobuf import message
 
 from embedding_guard.errors import InputError
-from embedding_guard.read import example_parsing, files, framing
+from embedding_guard.read import example_parsing, example_protos, files, framing
 from embedding_guard.read.files import ShardError
 from embedding_guard.read.framing import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_BYTES,
     SerializedBatch,
 )
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +93,8 @@ def check_record_format(
             continue
         shard, record = found
         try:
-            sequence_example = tf.train.SequenceExample.FromString(record)
+            # TensorFlow's tf.train.SequenceExample, without importing TensorFlow.
+            sequence_example = example_protos.parse("SequenceExample", record)
         except message.DecodeError as error:
             raise ShardError(
                 f"The first record of shard {shard!r} is not a serialized tf.Example "
@@ -222,7 +225,7 @@ def sequence_example_error(
         if not lists or not any(encoded in lists for _, encoded in names):
             continue
         try:
-            held = set(tf.train.FeatureLists.FromString(lists).feature_list)
+            held = set(example_protos.parse("FeatureLists", lists).feature_list)
         except message.DecodeError:
             continue
         in_lists = [name for name, _ in names if name in held]
@@ -241,6 +244,8 @@ def sequence_example_error(
 
 @functools.lru_cache(maxsize=256)
 def _string_tensor(strings: tuple[str, ...]) -> tf.Tensor:
+    import tensorflow as tf  # noqa: PLC0415 - only batches the compiled parser hands back
+
     # Python lists, an empty one above all, send the op down TensorFlow's slow
     # path, which converts every argument again on each call, holding the GIL.
     # Made eagerly even inside a trace, so that the cache never holds a graph's tensor.
@@ -256,6 +261,8 @@ def _parse_columns(
     The raw op, because tf.io.parse_example builds and validates a RaggedTensor
     per feature in Python, a dozen small ops each, all holding the GIL.
     """
+    import tensorflow as tf  # noqa: PLC0415 - only batches the compiled parser hands back
+
     no_keys = _string_tensor(())
     parsed = tf.raw_ops.ParseExampleV2(
         serialized=serialized,
@@ -278,35 +285,13 @@ def _parse_columns(
     }
 
 
-def _parse_feature_per_example(
-    serialized: Sequence[bytes], feature: str
-) -> tuple[np.ndarray, np.ndarray]:
-    # Only reached when one batch mixes int64 with other kinds in a feature.
-    values, lengths = [], []
-    for index, record in enumerate(serialized):
-        try:
-            example = tf.train.Example.FromString(record)
-        except message.DecodeError as error:
-            raise InputError(
-                f"record {index} of a batch is not a serialized tf.Example ({error}); the "
-                "shard holds other data. Pass Examples artifacts of tf.Example only."
-            ) from error
-        kind = example.features.feature.get(feature)
-        row = (
-            []
-            if kind is None
-            else list(getattr(kind, kind.WhichOneof("kind") or "int64_list").value)
-        )
-        values.extend(row)
-        lengths.append(len(row))
-    if all(isinstance(v, int) for v in values):
-        return np.asarray(values, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
-    return np.asarray(values, dtype=object), np.asarray(lengths, dtype=np.int64)
+def _parse_errors() -> tuple[type[Exception], ...]:
+    """The errors of a TensorFlow parse that a parse of another kind may avoid."""
+    import tensorflow as tf  # noqa: PLC0415 - only batches the compiled parser hands back
 
-
-# TensorFlow quotes the bad record in its error message, and fails to decode that
-# message when the record is not UTF-8.
-_PARSE_ERRORS = (tf.errors.InvalidArgumentError, UnicodeDecodeError)
+    # TensorFlow quotes the bad record in its error message, and fails to decode
+    # that message when the record is not UTF-8.
+    return (tf.errors.InvalidArgumentError, UnicodeDecodeError)
 
 
 # A locator feature's kind, by name, as the last batch found it: an id is text or an int.
@@ -318,15 +303,18 @@ def parse_any_column(serialized: tf.Tensor, feature: str) -> tuple[np.ndarray, n
 
     The kind the last batch had is tried first, so a batch costs one parse.
     """
+    import tensorflow as tf  # noqa: PLC0415 - serialized is a tensor: loaded already
+
+    parse_errors = _parse_errors()
     last = _LOCATOR_KINDS.get(feature, tf.string)
     for dtype in dict.fromkeys((last, tf.string, tf.int64, tf.float32)):
         try:
             column = _parse_columns(serialized, [feature], dtype)[feature]
-        except _PARSE_ERRORS:
+        except parse_errors:
             continue
         _LOCATOR_KINDS[feature] = dtype
         return column
-    return _parse_feature_per_example(serialized.numpy(), feature)
+    return example_parsing.column_per_example(serialized.numpy(), feature)
 
 
 def parse_batch(serialized: Any, features: Sequence[str]) -> Batch:
@@ -339,23 +327,26 @@ def parse_batch(serialized: Any, features: Sequence[str]) -> Batch:
     Returns:
       The parsed batch; a feature absent from an example has no values there.
     """
+    import tensorflow as tf  # noqa: PLC0415 - only batches the compiled parser hands back
+
+    parse_errors = _parse_errors()
     if not tf.is_tensor(serialized):
         serialized = tf.constant(serialized, dtype=tf.string, shape=[len(serialized)])
     num_examples = int(serialized.shape[0])
     try:
         return Batch(num_examples, _parse_columns(serialized, features, tf.int64))
-    except _PARSE_ERRORS:
+    except parse_errors:
         pass
     columns = {}
     for name in features:
         for dtype in (tf.int64, tf.float32, tf.string):
             try:
                 columns.update(_parse_columns(serialized, [name], dtype))
-            except _PARSE_ERRORS:
+            except parse_errors:
                 continue
             break
         else:
-            columns[name] = _parse_feature_per_example(serialized.numpy(), name)
+            columns[name] = example_parsing.column_per_example(serialized.numpy(), name)
     return Batch(num_examples, columns)
 
 
@@ -374,6 +365,15 @@ class _Parser:
         self._keep_records = keep_records
         self._warm = parse is None
         self._lock = threading.Lock()
+        self._python_records_left = example_parsing.PYTHON_PARSE_MAX_RECORDS
+
+    def _take_python_records(self, records: int) -> bool:
+        """Whether a batch of records may be parsed in Python, out of this read's allowance."""
+        with self._lock:
+            if records > self._python_records_left:
+                return False
+            self._python_records_left -= records
+            return True
 
     def __call__(self, path: str, records: SerializedBatch, first_number: int = 1) -> Batch:
         """_batch, with where the batch lies and, when kept, its records."""
@@ -396,9 +396,14 @@ class _Parser:
             raise error
         try:
             if self._parse is None:
-                # In C when every record allows; TensorFlow parses the rest.
-                columns = example_parsing.int64_columns(
-                    records.buffer, records.starts, records.lengths, self._features
+                # In C (floats and bytes of a small batch in Python) when every
+                # record allows; TensorFlow parses the rest.
+                columns = example_parsing.columns_without_tensorflow(
+                    records.buffer,
+                    records.starts,
+                    records.lengths,
+                    self._features,
+                    self._take_python_records,
                 )
                 if columns is not None:
                     return Batch(len(records), columns)

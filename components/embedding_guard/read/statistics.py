@@ -20,10 +20,9 @@ import os
 import warnings
 
 from absl import logging
-from tfx.dsl.io import fileio
 
 from embedding_guard.errors import InputError
-from embedding_guard.read import files
+from embedding_guard.read import files, storage
 from embedding_guard.verdict.example_count import STATISTICS, TRANSFORM, StatisticsCounts
 
 STATS_FILE = "FeatureStats.pb"
@@ -42,7 +41,7 @@ def num_examples(path: str, parameter: str) -> int:
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     try:
-        with fileio.open(path, "rb") as stats_file:
+        with storage.open_file(path, "rb") as stats_file:
             data = stats_file.read()
         with warnings.catch_warnings():
             # protobuf warns about some garbage before raising; the error says it all.
@@ -89,19 +88,19 @@ def read_counts(folder: str, parameter: str = "statistics") -> StatisticsCounts:
     Raises:
       InputError: The folder holds neither layout, or a file cannot be read.
     """
-    if not fileio.isdir(folder):
+    if not storage.isdir(folder):
         raise InputError(
             f"{parameter} {folder!r} is not a folder; pass StatisticsGen's statistics "
             "folder or Transform's post_transform_stats folder."
         )
     root_file = os.path.join(folder, STATS_FILE)
-    if fileio.exists(root_file):
+    if storage.exists(root_file):
         _check_stats_file(root_file, parameter)
         return StatisticsCounts(TRANSFORM, root_file, total=num_examples(root_file, parameter))
     by_split = {}
     for split, split_dir in files.split_dirs(folder).items():
         path = os.path.join(split_dir, STATS_FILE)
-        if fileio.exists(path):
+        if storage.exists(path):
             _check_stats_file(path, parameter)
             by_split[split] = (path, num_examples(path, parameter))
     if not by_split:
@@ -133,7 +132,7 @@ def transform_statistics(transform_graph: str) -> StatisticsCounts | None:
         )
     for path in candidates:
         try:
-            found = fileio.exists(path)
+            found = storage.exists(path)
         except Exception:  # noqa: BLE001 - an unknown file system: nothing to compare.
             found = False
         if not found:

@@ -3,7 +3,7 @@
 Each split folder gets `SchemaDiff.pb`, the standard `Anomalies` proto that
 ExampleValidator writes and TFDV displays, `index_report.json` with every count,
 and `index_report.html`, the same report as a self-contained page. All I/O goes
-through `tfx.dsl.io.fileio`, so GCS and S3 URIs work too.
+through `read.storage` (TFX's filesystem plugins), so GCS and S3 URIs work too.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import re
 import stat
 import uuid
 
-import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
-from tfx.dsl.io import fileio
 
 from embedding_guard.errors import InputError
-from embedding_guard.read import files
+from embedding_guard.read import files, storage
 from embedding_guard.reports import html_report
 from embedding_guard.reports.text import printable
 from embedding_guard.verdict.reasons import REASONS, Severity
@@ -140,16 +138,16 @@ def write_atomically(path: str, data: bytes | str) -> None:
         with open(path, mode) as f:
             f.write(data)
         return
-    directory, name = os.path.split(path)
-    fileio.makedirs(directory)
+    directory, name = storage.split(path)
+    storage.makedirs(directory)
     temporary = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
     try:
-        with fileio.open(temporary, mode) as f:
+        with storage.open_file(temporary, mode) as f:
             f.write(data)
-        fileio.rename(temporary, path, overwrite=True)
+        storage.rename(temporary, path, overwrite=True)
     finally:
-        if fileio.exists(temporary):
-            fileio.remove(temporary)
+        if storage.exists(temporary):
+            storage.remove(temporary)
 
 
 def _is_special_path(path: str) -> bool:
@@ -171,15 +169,9 @@ def write_named_file(parameter: str, path: str, data: bytes | str) -> None:
     """
     try:
         write_atomically(path, data)
-    except (OSError, tf.errors.OpError) as error:
-        # A local device or pipe is written with open(), anything else through fileio.
-        reason = (
-            files.op_error_text(error)
-            if isinstance(error, tf.errors.OpError)
-            else error.strerror or str(error)
-        )
+    except OSError as error:
         raise InputError(
-            f"{parameter} {path!r} cannot be written ({printable(reason)}); "
+            f"{parameter} {path!r} cannot be written ({printable(storage.error_text(error))}); "
             "free space or fix its permissions, or pass another path."
         ) from error
 
@@ -191,8 +183,8 @@ def discard_report(split_dir: str) -> None:
     complete report, whatever other files an interrupted run left there.
     """
     path = os.path.join(split_dir, REPORT_JSON_FILE)
-    if fileio.exists(path):
-        fileio.remove(path)
+    if storage.exists(path):
+        storage.remove(path)
 
 
 def write_split_report(
@@ -236,15 +228,15 @@ def read_report_json(split_dir: str) -> dict:
       report_model.ReportFormatError: The file is not complete JSON.
     """
     path = os.path.join(split_dir, REPORT_JSON_FILE)
-    if not fileio.exists(path):
+    if not storage.exists(path):
         raise ReportNotFoundError(
             f"{path!r} does not exist, so the folder holds no complete report: it was "
             "deleted, or not written by EmbeddingIndexValidator."
         )
-    if fileio.isdir(path):
+    if storage.isdir(path):
         raise ReportFormatError(f"{path!r} is a folder, not an index_report.json file.")
     try:
-        with fileio.open(path, "rb") as f:
+        with storage.open_file(path, "rb") as f:
             data = f.read()
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -252,9 +244,10 @@ def read_report_json(split_dir: str) -> dict:
             f"{path!r} is not complete JSON ({printable(error)}): the file is truncated or "
             "damaged; re-run the validator to rewrite it."
         ) from None
-    except Exception as error:
-        # fileio raises TensorFlow's and the OS's errors for unreadable files.
-        raise ReportFormatError(f"{path!r} cannot be read: {printable(error)}") from None
+    except OSError as error:
+        raise ReportFormatError(
+            f"{path!r} cannot be read: {printable(storage.error_text(error))}"
+        ) from None
 
 
 def read_split_report(split_dir: str) -> SplitReport:
@@ -290,21 +283,21 @@ def read_split_reports(uri: str, split_names: list[str] | None = None) -> dict[s
         unknown format_version.
     """
     if split_names is None:
-        if not fileio.isdir(uri):
+        if not storage.isdir(uri):
             raise ReportNotFoundError(
                 f"Anomalies folder {uri!r} does not exist; pass the URI of an "
                 "EmbeddingIndexValidator `anomalies` artifact."
             )
         split_names = sorted(
-            name.rstrip("/")[len(files.SPLIT_DIR_PREFIX) :]
-            for name in map(os.fsdecode, fileio.listdir(uri))
+            name[len(files.SPLIT_DIR_PREFIX) :]
+            for name in storage.listdir(uri)
             if name.startswith(files.SPLIT_DIR_PREFIX)
         )
     reports = {}
     for split in split_names:
         split_dir = os.path.join(uri, f"{files.SPLIT_DIR_PREFIX}{split}")
         path = os.path.join(split_dir, REPORT_JSON_FILE)
-        if not fileio.exists(path):
+        if not storage.exists(path):
             raise ReportNotFoundError(
                 f"{path!r} does not exist, so the artifact holds no report for split "
                 f"{split!r}: it was deleted, or not written by EmbeddingIndexValidator."

@@ -10,7 +10,7 @@ pipeline, so the same code runs on DirectRunner, Dataflow, Flink and Spark.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -33,38 +33,25 @@ class _CountShard(beam.DoFn):
     shards to one bundle, and any runner's worker use all their CPUs.
 
     Args:
-      bounds: Bounds of the checked features.
+      plan: What to check and how to read it (validation.plan).
+      options: The run's settings; `parallelism` is the threads per worker
+        (default: the CPUs the worker may use).
       batch_size: Most examples per parsed batch.
-      parse: In raw mode, the transform-graph applier; None for transformed
-        examples.
       max_batch_bytes: Most serialized bytes per parsed batch.
-      parallelism: Threads per worker; default: the CPUs the worker may use.
-      hashed: In raw mode, the hashed ranges whose bucket load is counted.
-      locator_feature: The feature whose value names a located record.
-      examples_limit: Whole offending records to keep per feature.
     """
 
     def __init__(
         self,
-        bounds: Sequence[core.FeatureBounds],
+        plan: Plan,
+        options: ValidatorOptions,
         batch_size: int,
-        parse: Callable[[Any], reader.Batch] | None = None,
         *,
         max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
-        parallelism: int | None = None,
-        hashed: Sequence[hash_load.HashedRange] = (),
-        locator_feature: str | None = None,
-        examples_limit: int = 0,
     ) -> None:
-        self._bounds = tuple(bounds)
-        self._hashed = tuple(hashed)
-        self._locator_feature = locator_feature
-        self._examples_limit = examples_limit
-        self._features = [b.feature for b in bounds]
+        self._plan = plan
+        self._options = options
         self._batch_size = batch_size
-        self._parse = parse
         self._max_batch_bytes = max_batch_bytes
-        self._parallelism = parallelism
         self._shards: list[str] = []
 
     def start_bundle(self) -> None:
@@ -89,14 +76,10 @@ class _CountShard(beam.DoFn):
         """Counts shards; returns (shard, its accumulator) in the order of shards."""
         return validation.count_shards(
             shards,
-            self._bounds,
+            self._plan,
+            self._options,
             batch_size=self._batch_size,
             max_batch_bytes=self._max_batch_bytes,
-            parallelism=self._parallelism,
-            parse=self._parse,
-            hashed=self._hashed,
-            locator_feature=self._locator_feature,
-            examples_limit=self._examples_limit,
         )
 
 
@@ -235,18 +218,7 @@ def run(
                 | f"ListShards[{job.name}]" >> beam.Create(list(job.shards))
                 # Spreads shards over workers on distributed runners.
                 | f"Reshuffle[{job.name}]" >> beam.Reshuffle()
-                | f"CountShard[{job.name}]"
-                >> beam.ParDo(
-                    _CountShard(
-                        bounds,
-                        batch_size,
-                        plan.parse,
-                        parallelism=options.parallelism,
-                        hashed=plan.hashed,
-                        locator_feature=options.locator_feature,
-                        examples_limit=options.offending_examples_limit,
-                    )
-                )
+                | f"CountShard[{job.name}]" >> beam.ParDo(_CountShard(plan, options, batch_size))
                 | f"MergeSplit[{job.name}]"
                 >> beam.CombineGlobally(_MergeSplit(bounds, plan.hashed))
                 | f"Metrics[{job.name}]" >> beam.Map(_record_metrics, job.name)

@@ -11,15 +11,17 @@ name and then renamed, so a reader never sees half a file. At most
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
+import struct
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-import tensorflow as tf
-from tfx.dsl.io import fileio
+import google_crc32c
 
+from embedding_guard.read import storage
 from embedding_guard.verdict.core import SplitAccumulator
 
 OFFENDING_EXAMPLES_DIR = "offending_examples"
@@ -35,17 +37,36 @@ def file_name(feature: str) -> str:
     return safe + SUFFIX
 
 
+def _masked_crc(data: bytes) -> bytes:
+    """TFRecord's checksum: crc32c, rotated right by 15 bits plus a constant, little-endian."""
+    crc = google_crc32c.value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+def tfrecord_bytes(records: Iterable[bytes]) -> bytes:
+    """The records framed as a TFRecord file writes them (tf.io.TFRecordWriter's format).
+
+    Each record is its uint64 length, the length's masked crc32c, the data and
+    the data's masked crc32c; TensorFlow is not needed to write them.
+    """
+    framed = []
+    for record in records:
+        length = struct.pack("<Q", len(record))
+        framed += [length, _masked_crc(length), record, _masked_crc(record)]
+    return b"".join(framed)
+
+
 def write_records_atomically(path: str, records: list[bytes]) -> None:
     """Writes records as a gzip TFRecord file at path: to a temporary name, then renamed."""
-    temporary = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex}.tmp")
+    temporary = os.path.join(storage.split(path)[0], f".{uuid.uuid4().hex}.tmp")
     try:
-        with tf.io.TFRecordWriter(temporary, options="GZIP") as writer:
-            for record in records:
-                writer.write(record)
-        fileio.rename(temporary, path, overwrite=True)
+        with storage.open_file(temporary, "wb") as f:
+            # mtime 0: the same records give the same file.
+            f.write(gzip.compress(tfrecord_bytes(records), mtime=0))
+        storage.rename(temporary, path, overwrite=True)
     finally:
-        if fileio.exists(temporary):
-            fileio.remove(temporary)
+        if storage.exists(temporary):
+            storage.remove(temporary)
 
 
 def write_split(split_dir: str, accumulator: SplitAccumulator) -> dict[str, str]:
@@ -57,13 +78,13 @@ def write_split(split_dir: str, accumulator: SplitAccumulator) -> dict[str, str]
     """
     written = {}
     folder = os.path.join(split_dir, OFFENDING_EXAMPLES_DIR)
-    if fileio.isdir(folder):
-        fileio.rmtree(folder)
+    if storage.isdir(folder):
+        storage.rmtree(folder)
     for feature, counts in sorted(accumulator.features.items()):
         records = [record for _, _, record in counts.located.examples.records]
         if not records:
             continue
-        fileio.makedirs(folder)
+        storage.makedirs(folder)
         path = os.path.join(folder, file_name(feature))
         write_records_atomically(path, records)
         written[feature] = path
@@ -83,8 +104,8 @@ def count_files(split_dirs: Mapping[str, str]) -> int:
     total = 0
     for split_dir in split_dirs.values():
         folder = os.path.join(split_dir, OFFENDING_EXAMPLES_DIR)
-        if fileio.isdir(folder):
-            total += sum(name.endswith(SUFFIX) for name in fileio.listdir(folder))
+        if storage.isdir(folder):
+            total += sum(name.endswith(SUFFIX) for name in storage.listdir(folder))
     return total
 
 
@@ -102,18 +123,18 @@ def copy_split_examples(split_dirs: Mapping[str, str], target: str) -> int:
     for split, split_dir in sorted(split_dirs.items()):
         source = os.path.join(split_dir, OFFENDING_EXAMPLES_DIR)
         destination = os.path.join(target, f"Split-{split}", OFFENDING_EXAMPLES_DIR)
-        if fileio.isdir(destination):
-            fileio.rmtree(destination)
-        if not fileio.isdir(source):
+        if storage.isdir(destination):
+            storage.rmtree(destination)
+        if not storage.isdir(source):
             continue
-        fileio.makedirs(destination)
-        for name in sorted(fileio.listdir(source)):
+        storage.makedirs(destination)
+        for name in sorted(storage.listdir(source)):
             temporary = os.path.join(destination, f".{uuid.uuid4().hex}.tmp")
             try:
-                fileio.copy(os.path.join(source, name), temporary, overwrite=True)
-                fileio.rename(temporary, os.path.join(destination, name), overwrite=True)
+                storage.copy(os.path.join(source, name), temporary, overwrite=True)
+                storage.rename(temporary, os.path.join(destination, name), overwrite=True)
             finally:
-                if fileio.exists(temporary):
-                    fileio.remove(temporary)
+                if storage.exists(temporary):
+                    storage.remove(temporary)
             copied += 1
     return copied

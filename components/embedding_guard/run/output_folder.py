@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 
 from embedding_guard.errors import InputError
-from embedding_guard.read import files
+from embedding_guard.read import files, storage
 from embedding_guard.reports import report_io
 from embedding_guard.reports.text import printable
 from embedding_guard.run.offending_examples import OFFENDING_EXAMPLES_DIR
@@ -102,15 +102,13 @@ def check_split_entries(folder: str, splits: Iterable[str], name: str) -> None:
 
 def remove_entry(path: str) -> None:
     """Removes a file, a folder, or a link itself (never what a link points to)."""
-    from tfx.dsl.io import fileio
-
     if files.is_local(path):
         if os.path.islink(path) or not os.path.isdir(path):
             os.unlink(path)
         else:
             shutil.rmtree(path)
     else:
-        fileio.rmtree(path)
+        storage.rmtree(path)
 
 
 @contextlib.contextmanager
@@ -172,29 +170,27 @@ class OutputFolder:
         self._created = False
 
     def __enter__(self) -> OutputFolder:
-        from tfx.dsl.io import fileio
-
         if self.output is None:
             self.staging = tempfile.mkdtemp(prefix="embedding-guard-")
             return self
         check_apart_from_inputs(self.output, self.inputs, self.name)
         check_split_entries(self.output, self.splits, self.name)
         try:
-            self._created = not fileio.exists(self.output)
-            fileio.makedirs(self.output)
+            self._created = not storage.exists(self.output)
+            storage.makedirs(self.output)
             if files.is_local(self.output):
                 self._lock(self.output)
                 self._remove_stale_staging(self.output)
             self.staging = os.path.join(self.output, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
-            fileio.makedirs(self.staging)
+            storage.makedirs(self.staging)
         except InputError:
             self._release()
             raise
         except Exception as error:  # noqa: BLE001 - every I/O failure means the same here
             self._release()
             raise InputError(
-                f"{self.name} {self.output!r} cannot be written ({printable(error)}); pass a "
-                "writable folder."
+                f"{self.name} {self.output!r} cannot be written "
+                f"({printable(storage.error_text(error))}); pass a writable folder."
             ) from None
         return self
 
@@ -217,10 +213,7 @@ class OutputFolder:
     def _remove_stale_staging(output: str) -> None:
         # With the folder locked, no other run can be writing: a staging folder
         # left there belongs to a run that was killed.
-        from tfx.dsl.io import fileio
-
-        for entry in fileio.listdir(output):
-            entry = entry.rstrip("/")
+        for entry in storage.listdir(output):
             if entry.startswith(STAGING_PREFIX):
                 # A link named so is removed itself: rmtree through it emptied the
                 # folder it pointed to, an input included.
@@ -235,23 +228,21 @@ class OutputFolder:
 
     def publish(self) -> None:
         """Moves each split's reports from staging into the output, the JSON report last."""
-        from tfx.dsl.io import fileio
-
         if self.output is None:
             return
         with signals_deferred():
             for staged in self.split_dirs().values():
                 final = os.path.join(self.output, os.path.basename(staged))
                 report_io.discard_report(final)
-                fileio.makedirs(final)
+                storage.makedirs(final)
                 names = sorted(
-                    fileio.listdir(staged), key=lambda f: f == report_io.REPORT_JSON_FILE
+                    storage.listdir(staged), key=lambda f: f == report_io.REPORT_JSON_FILE
                 )
                 for file_name in names:
                     # A folder (offending_examples/) replaces the last run's whole.
-                    if fileio.isdir(os.path.join(final, file_name)):
-                        fileio.rmtree(os.path.join(final, file_name))
-                    fileio.rename(
+                    if storage.isdir(os.path.join(final, file_name)):
+                        storage.rmtree(os.path.join(final, file_name))
+                    storage.rename(
                         os.path.join(staged, file_name),
                         os.path.join(final, file_name),
                         overwrite=True,
@@ -259,15 +250,13 @@ class OutputFolder:
             self.published = True
 
     def _release(self) -> None:
-        from tfx.dsl.io import fileio
-
         with contextlib.suppress(Exception):
-            if self.staging and fileio.exists(self.staging):
-                fileio.rmtree(self.staging)
+            if self.staging and storage.exists(self.staging):
+                storage.rmtree(self.staging)
         with contextlib.suppress(Exception):
             # A folder this run made and left empty (it failed before publishing).
-            if self._created and self.output and not fileio.listdir(self.output):
-                fileio.rmtree(self.output)
+            if self._created and self.output and not storage.listdir(self.output):
+                storage.rmtree(self.output)
         if self._lock_handle is not None:
             os.close(self._lock_handle)
             self._lock_handle = None
@@ -282,3 +271,16 @@ class OutputFolder:
             state = PUBLISHED if self.published else KEPT_BEFORE
             exc.output_state = state.format(name=self.name)  # type: ignore[attr-defined]
         self._release()
+        if self.output is not None and isinstance(exc, OSError) and self._under_staging(exc):
+            # A report or offending-examples file the run could not write under
+            # the output folder: a path too long, a full disk. Bad input, not a bug.
+            raise InputError(
+                f"{self.name} {self.output!r} cannot be written "
+                f"({printable(storage.error_text(exc))}); free space, or pass a "
+                "writable folder with a shorter path."
+            ) from exc
+
+    def _under_staging(self, exc: OSError) -> bool:
+        """Whether exc names a file under this run's staging folder, where it writes."""
+        paths = [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
+        return bool(self.staging) and any(path.startswith(self.staging) for path in paths)

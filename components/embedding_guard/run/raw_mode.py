@@ -2,130 +2,22 @@
 
 New data often meets an old vocabulary: a new span, a backfill, a serving log.
 Applying the trained transform graph to it gives the exact indices the Trainer or
-the serving model would see, with the raw value behind each one.
+the serving model would see, with the raw value behind each one. Only raw
+examples import this module, and TensorFlow with it (`examples_kind` decides).
 """
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_metadata.proto.v0 import schema_pb2
 
-from embedding_guard.bounds import resolve as bounds_lib
-from embedding_guard.errors import InputError
-from embedding_guard.read import files, reader
+from embedding_guard.errors import InputError, first_line
+from embedding_guard.read import reader, storage
 from embedding_guard.reports import text
-
-
-class ExamplesKind(str, enum.Enum):
-    """What the examples hold: Transform's output, or ExampleGen's raw examples."""
-
-    AUTO = "auto"
-    TRANSFORMED = "transformed"
-    RAW = "raw"
-
-
-class ExamplesKindError(InputError):
-    """The examples match neither the transformed nor the raw schema."""
-
-
-def raw_source_feature(
-    feature: str, vocabulary: str | None, raw_schema: schema_pb2.Schema | None
-) -> str | None:
-    """Names the raw feature a transformed feature was made from, or None.
-
-    TFT does not record it; a vocabulary is usually named after its raw feature,
-    and transformed names usually add a suffix to the raw name (`city_xf`).
-    """
-    if raw_schema is None:
-        return None
-    raw_names = {proto.name for proto in raw_schema.feature}
-    if vocabulary in raw_names:
-        return vocabulary
-    if feature in raw_names:
-        return feature
-    stripped = bounds_lib.infer_vocabulary(feature, raw_names)
-    return stripped
-
-
-def detect_kind(
-    requested: ExamplesKind | str,
-    present: set[str] | None,
-    transformed_schema: schema_pb2.Schema,
-    raw_schema: schema_pb2.Schema | None,
-    setting: str = "examples_kind",
-) -> ExamplesKind:
-    """Decides whether the examples are transformed or raw.
-
-    A feature only the raw schema has (`city`, not `city_xf`) in the sample
-    example means raw examples; none means transformed examples.
-
-    Args:
-      requested: The examples_kind parameter; AUTO decides from the features.
-      present: Feature names of a sample example; None when every split is empty.
-        A sample with no features decides as no sample does: TRANSFORMED.
-      transformed_schema: The transformed schema.
-      raw_schema: The transform graph's raw schema, if it has one.
-      setting: How the caller spells examples_kind (`--examples-kind` in the CLI).
-
-    Returns:
-      TRANSFORMED or RAW.
-
-    Raises:
-      ExamplesKindError: The examples hold features of neither schema, or RAW is
-        requested but the graph has no raw schema or the examples are transformed.
-    """
-    requested = ExamplesKind(requested)
-
-    def spelt(kind: str) -> str:
-        return f"{setting} {kind}" if setting.startswith("--") else f"{setting}={kind!r}"
-
-    if requested is ExamplesKind.RAW and raw_schema is None:
-        raise ExamplesKindError(
-            f"{spelt('raw')} needs the transform graph's raw schema "
-            "(metadata/schema.pbtxt), which this graph lacks; pass transformed examples."
-        )
-    transformed_names = {proto.name for proto in transformed_schema.feature}
-    raw_names = {proto.name for proto in raw_schema.feature} if raw_schema else set()
-    raw_only = raw_names - transformed_names
-    if requested is ExamplesKind.RAW and present is not None:
-        transformed_only = transformed_names - raw_names
-        # Applied to transformed examples, the graph finds none of its inputs and
-        # maps every row to its default or OOV bucket: a verdict on nothing.
-        if present & transformed_only and not present & raw_only:
-            raise ExamplesKindError(
-                f"{spelt('raw')}, but the examples are transformed: they hold "
-                f"{sorted(present & transformed_only)!r} and none of the raw features "
-                f"{sorted(raw_only)!r}. Pass the raw examples (ExampleGen's output), or "
-                f"{spelt('auto')}."
-            )
-    if requested is not ExamplesKind.AUTO:
-        return requested
-    # An example with no features at all (every value null) says nothing of either
-    # schema; its features are then counted as missing, as in any later example.
-    if not present:
-        return ExamplesKind.TRANSFORMED
-    if raw_only & present:
-        return ExamplesKind.RAW
-    if transformed_names & present:
-        return ExamplesKind.TRANSFORMED
-    if raw_schema is None:
-        raise ExamplesKindError(
-            f"The examples hold none of the schema's features: they have {sorted(present)!r}, "
-            f"the schema has {sorted(transformed_names)!r}. Pass the examples this schema "
-            "describes."
-        )
-    raise ExamplesKindError(
-        "The examples hold neither the transformed nor the raw features of this transform "
-        f"graph: they have {sorted(present)!r}, the transformed schema has "
-        f"{sorted(transformed_names)!r} and the raw schema {sorted(raw_names)!r}. Pass the "
-        "examples this transform graph was made for."
-    )
 
 
 def _column(tensor: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +122,7 @@ class RawExamplesTransformer:
 
         transform_fn = os.path.join(self._uri, tft.TFTransformOutput.TRANSFORM_FN_DIR)
         for name in ("saved_model.pb", "variables"):
-            if not tf.io.gfile.exists(os.path.join(transform_fn, name)):
+            if not storage.exists(os.path.join(transform_fn, name)):
                 raise self._graph_error(
                     f"{os.path.join(transform_fn, name)!r} is missing. Restore the "
                     "transform_fn folder, or re-run Transform."
@@ -241,7 +133,7 @@ class RawExamplesTransformer:
             layer = output.transform_features_layer()
         except Exception as error:  # noqa: BLE001 - TF and TFT raise many kinds here.
             raise self._graph_error(
-                f"{type(error).__name__}: {_first_line(error)}. Re-run Transform, or pass "
+                f"{type(error).__name__}: {first_line(error)}. Re-run Transform, or pass "
                 "the transform_graph these examples were made for."
             ) from error
         wanted = self._needed if self._needed is not None else self._present
@@ -346,7 +238,7 @@ class RawExamplesTransformer:
         except tf.errors.InvalidArgumentError as error:
             raise InputError(
                 "Raw examples do not match the transform graph's raw schema "
-                f"({text.printable(files.op_error_text(error))}). Pass examples made for "
+                f"({text.printable(storage.error_text(error))}). Pass examples made for "
                 "this transform graph, or give the missing features defaults in the raw "
                 "schema."
             ) from error
@@ -362,7 +254,7 @@ class RawExamplesTransformer:
             transformed = self._applied(raw)
         except Exception as error:  # noqa: BLE001 - any failure inside the graph.
             raise self._graph_error(
-                f"{type(error).__name__}: {text.printable(_first_line(error))}. Check that "
+                f"{type(error).__name__}: {text.printable(first_line(error))}. Check that "
                 "the examples hold every raw feature the preprocessing_fn reads."
             ) from error
         missing = sorted(set(self._features) - set(transformed))
@@ -402,9 +294,3 @@ def _fill_missing(
         filled[lengths == 1] = values
         return filled, np.ones(len(lengths), dtype=np.int64)
     return values, lengths
-
-
-def _first_line(error: BaseException) -> str:
-    message = getattr(error, "message", None) or str(error)
-    lines = message.strip().splitlines()
-    return lines[0] if lines else type(error).__name__

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from embedding_guard import heavy_imports
 from embedding_guard.bounds import resolve as bounds_lib
 from embedding_guard.bounds.graph_derivation import DerivationKind
 from embedding_guard.errors import InputError
 from embedding_guard.read import files, places, reader
 from embedding_guard.reports import report_io
-from embedding_guard.run import offending_examples, raw_mode
+from embedding_guard.run import examples_kind, offending_examples
 from embedding_guard.run.options import ValidatorOptions
 from embedding_guard.verdict import (
     core,
@@ -37,8 +38,8 @@ from embedding_guard.verdict.reasons import Severity
 from embedding_guard.verdict.report_model import Finding, SplitReport, UncheckedFeature
 
 if TYPE_CHECKING:
-    # Typing only: loading a transform graph imports TensorFlow Transform.
     from embedding_guard.bounds.transform_graph import TransformGraphInfo
+    from embedding_guard.run.raw_mode import RawExamplesTransformer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,30 +83,24 @@ def _notify(shard: str, num_examples: int, shard_done: bool = False) -> None:
 
 def count_shards(
     shards: Sequence[str],
-    bounds: Sequence[core.FeatureBounds],
+    plan: Plan,
+    options: ValidatorOptions,
     *,
     batch_size: int = reader.DEFAULT_BATCH_SIZE,
     max_batch_bytes: int = reader.DEFAULT_MAX_BATCH_BYTES,
-    parallelism: int | None = None,
-    parse: Callable[[Any], reader.Batch] | None = None,
-    hashed: Sequence[hash_load.HashedRange] = (),
-    locator_feature: str | None = None,
-    examples_limit: int = 0,
 ) -> list[tuple[str, hash_load.SplitCounts]]:
-    """Counts shards in this process on `parallelism` threads, without Beam.
+    """Counts shards in this process on `options.parallelism` threads, without Beam.
 
     Calls the progress listener for every batch and once per finished shard.
 
     Args:
       shards: The shard files.
-      bounds: Bounds of the checked features.
+      plan: What to check and how to read it: the bounds, the raw-mode
+        transform-graph applier and the hashed ranges whose bucket load is counted.
+      options: The run's settings: the threads, the locator feature and how
+        many whole offending records to keep per feature.
       batch_size: Most examples per parsed batch.
       max_batch_bytes: Most serialized bytes per parsed batch.
-      parallelism: Threads; default: the CPUs this process may use.
-      parse: In raw mode, the transform-graph applier.
-      hashed: In raw mode, the hashed ranges whose bucket load is counted.
-      locator_feature: The feature whose value names a located record.
-      examples_limit: Whole offending records to keep per feature.
 
     Returns:
       (shard, its accumulator) for every distinct shard, in the order of shards.
@@ -113,17 +108,18 @@ def count_shards(
     Raises:
       files.ShardError: A shard cannot be read.
     """
+    examples_limit, locator_feature = options.offending_examples_limit, options.locator_feature
     by_shard: dict[str, hash_load.SplitCounts] = {}
     for shard in shards:
-        by_shard[shard] = hash_load.SplitCounts(tuple(bounds), hashed, examples_limit)
+        by_shard[shard] = hash_load.SplitCounts(plan.bounds, plan.hashed, examples_limit)
     tallies: dict[str, Any] = {}
     for shard, batch in reader.read_shards(
         list(by_shard),
-        [b.feature for b in bounds],
+        [b.feature for b in plan.bounds],
         batch_size=batch_size,
         max_batch_bytes=max_batch_bytes,
-        parallelism=parallelism,
-        parse=parse,
+        parallelism=options.parallelism,
+        parse=plan.parse,
         keep_records=bool(examples_limit or locator_feature),
         tallies=tallies,
     ):
@@ -189,7 +185,7 @@ def write_reports(
             statistics,
             counted,
             plan.all_splits or list(counted),
-            plan.examples_kind is raw_mode.ExamplesKind.RAW,
+            plan.examples_kind is examples_kind.ExamplesKind.RAW,
         ),
         {
             split: counts.hash_load_results()
@@ -239,16 +235,7 @@ def run_in_process(
     split_counts: list[tuple[str, core.SplitAccumulator]] = []
     for job in jobs:
         merged = hash_load.SplitCounts(plan.bounds, plan.hashed)
-        for _shard, accumulator in count_shards(
-            job.shards,
-            plan.bounds,
-            batch_size=batch_size,
-            parallelism=options.parallelism,
-            parse=plan.parse,
-            hashed=plan.hashed,
-            locator_feature=options.locator_feature,
-            examples_limit=options.offending_examples_limit,
-        ):
+        for _shard, accumulator in count_shards(job.shards, plan, options, batch_size=batch_size):
             merged.merge(accumulator)
         split_counts.append((job.name, merged))
     write_reports(split_counts, {job.name: job.output_dir for job in jobs}, baseline, plan, options)
@@ -306,8 +293,8 @@ class Plan:
     """
 
     bounds: tuple[core.FeatureBounds, ...]
-    examples_kind: raw_mode.ExamplesKind
-    parse: raw_mode.RawExamplesTransformer | None
+    examples_kind: examples_kind.ExamplesKind
+    parse: RawExamplesTransformer | None
     unchecked: tuple[UncheckedFeature, ...] = ()
     run_findings: tuple[Finding, ...] = ()
     gate: str = "Trainer"
@@ -379,7 +366,7 @@ def plan(
     )
     gate = "Trainer" if looked_up is None else "Pusher"
     present = reader.check_record_format(split_shards, [b.feature for b in feature_bounds])
-    kind = raw_mode.detect_kind(
+    kind = examples_kind.detect_kind(
         options.examples_kind,
         present,
         schema,
@@ -389,20 +376,26 @@ def plan(
     _check_locator_feature(
         options.locator_feature,
         kind,
-        schema if kind is raw_mode.ExamplesKind.TRANSFORMED else raw_schema,
+        schema if kind is examples_kind.ExamplesKind.TRANSFORMED else raw_schema,
         present,
         (option_names or {}).get("locator_feature", "locator_feature"),
     )
-    if kind is raw_mode.ExamplesKind.TRANSFORMED:
+    if kind is examples_kind.ExamplesKind.TRANSFORMED:
         return Plan(feature_bounds, kind, None, unchecked, gate=gate)
     raw_sources = {}
     for b in feature_bounds:
-        source = b.raw_feature or raw_mode.raw_source_feature(b.feature, b.vocabulary, raw_schema)
+        source = b.raw_feature or examples_kind.raw_source_feature(
+            b.feature, b.vocabulary, raw_schema
+        )
         if source is not None:
             raw_sources[b.feature] = source
     needed = None
     if all(b.raw_features for b in feature_bounds):
         needed = {name for b in feature_bounds for name in b.raw_features}
+    # Only raw examples need TensorFlow and TFT: imported here, not with this module.
+    heavy_imports.tensorflow_transform()
+    from embedding_guard.run import raw_mode  # noqa: PLC0415
+
     transformer = raw_mode.RawExamplesTransformer(
         # detect_kind says RAW only with a raw schema, and only a transform graph
         # gives one.
@@ -430,7 +423,7 @@ def plan(
 
 def _check_locator_feature(
     locator_feature: str | None,
-    kind: raw_mode.ExamplesKind,
+    kind: examples_kind.ExamplesKind,
     schema: schema_pb2.Schema | None,
     present: set[str] | None,
     setting: str,
@@ -449,7 +442,7 @@ def _check_locator_feature(
     valid = set(present or ()) | {proto.name for proto in (schema.feature if schema else ())}
     if locator_feature in valid:
         return
-    raw = kind is raw_mode.ExamplesKind.RAW
+    raw = kind is examples_kind.ExamplesKind.RAW
     raise InputError(
         f"{setting} {locator_feature!r} is not a feature of the {kind.value} examples read; "
         f"their features: {sorted(valid)!r}. Name one of them"
