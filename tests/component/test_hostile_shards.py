@@ -422,7 +422,7 @@ def test_on_a_remote_filesystem_the_split_entries_are_checked_at_once(tmp_path, 
             together.wait()
         return isdir(path)
 
-    monkeypatch.setattr(files, "is_local", lambda path: False)
+    monkeypatch.setattr(storage, "is_local", lambda path: False)
     monkeypatch.setattr(storage, "isdir", isdir_all_at_once)
 
     with pytest.raises(files.ShardError, match=r"'beam-temp' \(a folder\)"):

@@ -158,11 +158,13 @@ def test_floats_or_bytes_under_a_checked_name_hand_the_batch_back(record):
         example(entry(b"a", field(3, field(1, b"\xff" * 9 + b"\x7f")))),
         example(entry(b"a", int64_feature([1]) + b"\x00")),
         # And these TensorFlow refuses: an entry without a value, an unknown
-        # field in Features, an 11-byte varint, an unknown kind of Feature.
+        # field in Features, an 11-byte varint, an unknown kind of Feature, even
+        # in an entry a later one replaces (found by the damaged-records property).
         example(field(1, field(1, b"a"))),
         example(entry(b"a", int64_feature([1])) + varint(2 << 3) + varint(5)),
         example(entry(b"a", field(3, field(1, b"\xff" * 10 + b"\x01")))),
         example(entry(b"a", field(4, b""))),
+        example(entry(b"a", b"\x00\x03\x0a\x01x"), entry(b"a", int64_feature([1]))),
     ],
 )
 def test_records_read_otherwise_than_the_protobuf_says_hand_the_batch_back(record):

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from embedding_guard import heavy_imports
 from embedding_guard.cli import offending_flags, startup
 from embedding_guard.cli.progress import progress_on_tty
 from embedding_guard.cli.usage import (
@@ -449,15 +448,13 @@ def run(args: argparse.Namespace) -> int:
     )
     split_uris = {name: all_split_uris[name] for name in splits}
     offending_flags.check_target(args, inputs, splits)
-    # What the run imports on its way (TensorFlow to read a model, Beam to run
-    # a pipeline), imported while the start-up pause lasts. Raw examples import
-    # TensorFlow when the run finds them (heavy_imports).
+    # What the run imports on its way (the graph and model wings, Beam to run a
+    # pipeline), imported while the start-up pause lasts. TensorFlow comes when
+    # the run needs it (a model, raw examples), through heavy_imports.
     if args.transform_graph:
         from embedding_guard.bounds import transform_graph  # noqa: F401
     if args.model:
         from embedding_guard.bounds import model_analysis  # noqa: F401
-
-        heavy_imports.tensorflow()
     if args.beam_pipeline_arg:
         from embedding_guard.run import beam_pipeline  # noqa: F401
     startup.imports_done()

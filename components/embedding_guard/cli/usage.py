@@ -25,10 +25,10 @@ class UsageError(InputError):
 
 def is_remote(path: str) -> bool:
     """Whether path names a remote filesystem (`scheme://`, e.g. GCS or S3)."""
-    # Imported here: the read wing loads TensorFlow, which `--help` must not wait for.
-    from embedding_guard.read import files
+    # Imported here: TFX's filesystem plugins, which `--help` need not wait for.
+    from embedding_guard.read import storage
 
-    return not files.is_local(path)
+    return not storage.is_local(path)
 
 
 def existing_folder(flag: str, path: str, what: str) -> str:

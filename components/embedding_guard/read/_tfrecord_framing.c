@@ -111,7 +111,8 @@ static PyObject *find_records(PyObject *self, PyObject *args) {
  *     skipped; a Features is only map entries (field 1), each one key (field 1)
  *     and one Feature (field 2), in either order;
  *   - a feature named twice takes its last entry, even an empty one, and even
- *     across Features messages; earlier entries are not looked at;
+ *     across Features messages; of an earlier entry only the kind is read,
+ *     and an unknown kind fails the parse;
  *   - an empty Feature is a missing feature; a Feature's kind is its first tag;
  *   - an Int64List is packed (one field 1, length-delimited) or unpacked
  *     (field-1 varints); values are varints read as two's complement.
@@ -263,6 +264,11 @@ static int walk_example(const unsigned char *p, const unsigned char *end, Column
             if (keys != 1 || features != 1) return PROBLEM_UNREAD;
             const int index = find_column(table, columns, key, key_length);
             if (index >= 0) {
+                /* TensorFlow reads the kind of every Feature under a checked name, the
+                 * ones a later entry replaces too, and fails on an unknown one. */
+                if (feature_length > 0 && feature[0] != TAG_FIELD1_DELIMITED &&
+                    feature[0] != TAG_FIELD2_DELIMITED && feature[0] != TAG_FIELD3_DELIMITED)
+                    return PROBLEM_UNREAD;
                 columns[index].last = feature;
                 columns[index].last_length = (int64_t)feature_length;
                 columns[index].stamp = stamp;

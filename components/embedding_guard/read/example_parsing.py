@@ -82,6 +82,8 @@ def parse_problem(
 # for a larger batch, TensorFlow parses, faster than Python once imported.
 PYTHON_PARSE_MAX_RECORDS = 20_000
 _FIELD1_DELIMITED, _FIELD2_DELIMITED, _FIELD3_DELIMITED = 0x0A, 0x12, 0x1A
+# A Feature's kind: bytes_list, float_list, int64_list.
+_KIND_TAGS = (_FIELD1_DELIMITED, _FIELD2_DELIMITED, _FIELD3_DELIMITED)
 _FLOAT32 = np.dtype("<f4")
 
 
@@ -153,6 +155,11 @@ def _last_features(record: bytes, wanted: frozenset[bytes]) -> dict[bytes, tuple
             if len(keys) != 1 or len(features) != 1:
                 raise _HandBack
             if keys[0] in wanted:
+                start, end_ = features[0]
+                # TensorFlow reads the kind of every Feature under a checked name,
+                # the ones a later entry replaces too (the C parser's walk does so).
+                if start < end_ and record[start] not in _KIND_TAGS:
+                    raise _HandBack
                 last[keys[0]] = features[0]
     return last
 

@@ -35,11 +35,6 @@ class ShardError(InputError):
     """A shard cannot be read; the message names the shard."""
 
 
-def is_local(path: str) -> bool:
-    """Whether path is on the local filesystem (no `scheme://`), where os.stat works."""
-    return storage.is_local(path)
-
-
 def _stat_mode(path: str, error: Callable[[str | None], Exception]) -> int:
     """os.stat(path).st_mode, or error(why it failed) raised in one line, without the OSError."""
     try:
@@ -69,7 +64,7 @@ def check_regular_file(path: str, parameter: str, wanted: str) -> None:
     Raises:
       InputError: The local path is missing, a folder, or not a regular file.
     """
-    if not is_local(path):
+    if not storage.is_local(path):
         return
     if not os.path.exists(path):
         raise InputError(f"{parameter} {path!r} does not exist; pass a {wanted}.")
@@ -95,7 +90,7 @@ def check_regular_files(folder: str, what: str) -> None:
     Raises:
       InputError: A file under folder is not a regular file.
     """
-    if not is_local(folder) or not os.path.isdir(folder):
+    if not storage.is_local(folder) or not os.path.isdir(folder):
         return
     for directory, _, names in os.walk(folder):
         for name in sorted(names):
@@ -162,7 +157,7 @@ def _entry_kind(path: str) -> str | None:
     Raises:
       ShardError: A local entry cannot be stat'ed (a broken link, no permission).
     """
-    if not is_local(path):
+    if not storage.is_local(path):
         # Remote filesystems hold files and folders only.
         return "a folder" if storage.isdir(path) else None
     mode = _stat_mode(
@@ -197,7 +192,7 @@ def list_shards(split_uri: str) -> list[str]:
             "hold this split. Check the artifact's split_names or exclude_splits."
         )
     matched = storage.entries(split_uri)
-    remote = [path for path in matched if not is_local(path)]
+    remote = [path for path in matched if not storage.is_local(path)]
     remote_kinds = dict(zip(remote, call_at_once(_entry_kind, remote), strict=True))
     shards, special = [], []
     for path in matched:
@@ -215,11 +210,6 @@ def list_shards(split_uri: str) -> list[str]:
     return shards
 
 
-def op_error_text(error: BaseException) -> str:
-    """The first line of a file error (`storage.error_text`), e.g. "No such file or directory"."""
-    return storage.error_text(error)
-
-
 def file_size(path: str) -> int:
     """The size in bytes of the shard at path.
 
@@ -235,6 +225,6 @@ def file_size(path: str) -> int:
 def cannot_open(path: str, error: BaseException) -> ShardError:
     """The error for a shard that could not be opened or stat'ed, naming it and the fix."""
     return ShardError(
-        f"Shard {path!r} cannot be opened ({op_error_text(error)}). Check that it exists "
+        f"Shard {path!r} cannot be opened ({storage.error_text(error)}). Check that it exists "
         "and is readable, or remove it from the split folder."
     )

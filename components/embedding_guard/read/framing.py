@@ -106,7 +106,7 @@ def _read(f: Any, size: int, path: str) -> bytes:
         return f.read(size)
     except OSError as error:
         raise ShardError(
-            f"Shard {path!r} cannot be read ({files.op_error_text(error)}). Check that it is "
+            f"Shard {path!r} cannot be read ({storage.error_text(error)}). Check that it is "
             "readable, or remove it from the split folder."
         ) from error
 

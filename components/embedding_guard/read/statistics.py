@@ -63,7 +63,7 @@ def num_examples(path: str, parameter: str) -> int:
 
 def _check_stats_file(path: str, parameter: str) -> None:
     """Refuses a FeatureStats.pb that is no regular file, saying what the folder must hold."""
-    if files.is_local(path) and os.path.isdir(path):
+    if storage.is_local(path) and os.path.isdir(path):
         # The parameter takes a folder, so "pass the file inside it" would mislead.
         raise InputError(
             f"{parameter}: {path!r} is a folder, not a file; {parameter} takes the output "

@@ -14,12 +14,13 @@ catch one type and `error_text` gives its first line for a message.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from tfx.dsl.io import filesystem
 from tfx.dsl.io.plugins.local import LocalFilesystem
 
+from embedding_guard import heavy_imports
 from embedding_guard.errors import first_line
 
 
@@ -68,7 +69,8 @@ def _remote(call: Callable[..., Any], *args: Any) -> Any:
 def _fileio() -> Any:
     # Imported on the first remote path only: it imports TensorFlow, and
     # registers its gfile plugin for the remote schemes.
-    from tfx.dsl.io import fileio  # noqa: PLC0415
+    with heavy_imports.collector_paused():
+        from tfx.dsl.io import fileio  # noqa: PLC0415
 
     return fileio
 
@@ -176,16 +178,3 @@ def rmtree(path: str) -> None:
         LocalFilesystem.rmtree(path)
     else:
         _remote(_fileio().rmtree, path)
-
-
-def walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
-    """(folder, folder names, file names) for top and every folder under it."""
-    if is_local(top):
-        yield from os.walk(top)
-        return
-    for folder, folders, names in _remote(lambda: list(_fileio().walk(top))):
-        yield (
-            os.fsdecode(folder),
-            [os.fsdecode(name).rstrip("/") for name in folders],
-            [os.fsdecode(name) for name in names],
-        )

@@ -151,7 +151,7 @@ def write_atomically(path: str, data: bytes | str) -> None:
 
 
 def _is_special_path(path: str) -> bool:
-    if not files.is_local(path):
+    if not storage.is_local(path):
         return False
     try:
         mode = os.lstat(path).st_mode

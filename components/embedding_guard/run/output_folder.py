@@ -37,7 +37,7 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def _resolved(path: str) -> str:
-    return os.path.realpath(path) if files.is_local(path) else path.rstrip("/")
+    return os.path.realpath(path) if storage.is_local(path) else path.rstrip("/")
 
 
 def check_apart_from_inputs(output: str, inputs: Mapping[str, str | None], name: str) -> None:
@@ -84,7 +84,7 @@ def check_split_entries(folder: str, splits: Iterable[str], name: str) -> None:
     Raises:
       InputError: The folder is a file, or an entry is a link or not a folder.
     """
-    if not files.is_local(folder):
+    if not storage.is_local(folder):
         return
     if os.path.lexists(folder) and not os.path.isdir(folder):
         raise InputError(f"{name} {folder!r} is a file, not a folder; pass a folder.")
@@ -102,7 +102,7 @@ def check_split_entries(folder: str, splits: Iterable[str], name: str) -> None:
 
 def remove_entry(path: str) -> None:
     """Removes a file, a folder, or a link itself (never what a link points to)."""
-    if files.is_local(path):
+    if storage.is_local(path):
         if os.path.islink(path) or not os.path.isdir(path):
             os.unlink(path)
         else:
@@ -178,7 +178,7 @@ class OutputFolder:
         try:
             self._created = not storage.exists(self.output)
             storage.makedirs(self.output)
-            if files.is_local(self.output):
+            if storage.is_local(self.output):
                 self._lock(self.output)
                 self._remove_stale_staging(self.output)
             self.staging = os.path.join(self.output, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
